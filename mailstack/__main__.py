@@ -1,0 +1,5 @@
+import sys
+
+from mailstack.cli.main import main
+
+sys.exit(main())

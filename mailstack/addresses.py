@@ -1,0 +1,71 @@
+"""Mail addresses: parsing, normalising, and spotting relay tricks.
+
+Why a module of its own: the relay decision, the recipient lookup, the admin CLI and the
+alias table must agree on what an address *is*.  We store addresses lower-cased (local
+parts are case-insensitive at every ISP we know of, RFC 5321 §2.4 notwithstanding) and
+refuse the forms that open relays were historically tricked with: ``%``-hack and ``!``
+bang paths in the local part, source routes (``@a,@b:u@c``), quoted local parts that hide
+an ``@``, and IP-literal domains (RFC 5321 §4.1.3) that bypass domain checks.
+
+Standards: RFC 5321 §4.1.2, §3.6 (source routes), RFC 5322 §3.4.1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ATEXT = r"[A-Za-z0-9!#$&'*+/=?^_`{|}~-]"  # RFC 5322 atext minus '%' (the %-hack)
+_LOCAL = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_DOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+MAX_ADDRESS = 254
+MAX_LOCAL = 64
+
+
+class AddressError(ValueError):
+    """Not an address we accept; the message says why, for logs and CLI errors."""
+
+
+@dataclass(frozen=True)
+class Address:
+    local: str
+    domain: str
+
+    def __str__(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+
+def parse(text: str) -> Address:
+    """Parse and normalise ``local@domain``; raise ``AddressError`` for anything tricky."""
+    if not text or len(text) > MAX_ADDRESS:
+        raise AddressError("address is empty or too long")
+    if text.startswith("@"):
+        raise AddressError("source routes are not accepted")
+    if text.startswith('"'):
+        raise AddressError("quoted local parts are not accepted")
+    local, sep, domain = text.rpartition("@")
+    if not sep or not local:
+        raise AddressError("address has no domain")
+    if "%" in local or "!" in local:
+        raise AddressError("relay tricks (% or !) in the local part are not accepted")
+    if len(local) > MAX_LOCAL or not _LOCAL.match(local):
+        raise AddressError("invalid local part")
+    if domain.startswith("["):
+        raise AddressError("IP-literal domains are not accepted")
+    return Address(local.lower(), parse_domain(domain))
+
+
+def parse_domain(text: str) -> str:
+    domain = text.rstrip(".").lower()
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        raise AddressError("invalid domain") from None
+    if len(domain) > 253 or not _DOMAIN.match(domain):
+        raise AddressError("invalid domain")
+    return domain
+
+
+def normalise(text: str) -> str:
+    return str(parse(text))

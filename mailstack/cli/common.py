@@ -1,0 +1,102 @@
+"""What every admin command shares: config, database, passwords, errors, output."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailstack import clock as clocks, config as configs
+from mailstack.realm import hashing
+from mailstack.store.db import Database
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG, EXIT_DATABASE = 0, 1, 2, 3, 4
+DEFAULT_CONFIG = "mailstack.toml"
+
+
+class CommandError(Exception):
+    """A one-line error for the operator; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+def config_path(args) -> Path:
+    return Path(args.config or os.environ.get("MAILSTACK_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(args) -> configs.Config:
+    path = config_path(args)
+    try:
+        return configs.load(path)
+    except configs.ConfigError as e:
+        raise CommandError(str(e), EXIT_CONFIG) from None
+
+
+@dataclass
+class Context:
+    """The services a command runs against; business time is the wall clock here."""
+
+    config: configs.Config
+    db: Database
+    clock: object
+
+    def now(self):
+        return clocks.now(self.clock)
+
+    def hasher(self) -> hashing.PasswordHasher:
+        return hashing.PasswordHasher(hashing.make_context(self.config.auth.default_scheme))
+
+
+def open_context(args, *, check_schema: bool = True) -> Context:
+    from mailstack.store import migrations
+
+    config = load_config(args)
+    db = Database(config.database_url(), reactor=None, threads=1,
+                  busy_timeout_ms=config.database.busy_timeout_ms)
+    if check_schema:
+        try:
+            current = migrations.is_current(db.engine)
+        except Exception as e:  # cannot connect at all
+            raise CommandError(f"database unavailable: {type(e).__name__}", EXIT_DATABASE) from None
+        if not current:
+            raise CommandError("the database schema is not current: run `mailstack db upgrade`",
+                               EXIT_DATABASE)
+    return Context(config, db, clocks.WallClock())
+
+
+def read_password(args, *, confirm: bool = True) -> str:
+    """From ``--password-stdin`` or an interactive prompt; never from the command line."""
+    if getattr(args, "password_stdin", False):
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Repeat password: ") != password:
+            raise CommandError("the passwords do not match")
+    else:
+        raise CommandError("no terminal to prompt on: pass --password-stdin and write the "
+                           "password to standard input", EXIT_USAGE)
+    if not password:
+        raise CommandError("empty password")
+    return password
+
+
+def emit(args, rows: list[dict], columns: list[str]) -> None:
+    """Print rows as an aligned table or, with ``--format json``, as a JSON list."""
+    if getattr(args, "format", "table") == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        return
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(w) for c, w in zip(columns, widths)).rstrip())
+
+
+def add_format(parser) -> None:
+    parser.add_argument("--format", choices=["table", "json"], default="table")

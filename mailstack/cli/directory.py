@@ -1,0 +1,188 @@
+"""``mailstack domain|account|alias …``: manage who we host."""
+
+from __future__ import annotations
+
+from mailstack import addresses
+from mailstack.cli.common import CommandError, add_format, emit, open_context, read_password
+from mailstack.store import directory, logins
+from mailstack.store.errors import Conflict, NotFound
+
+
+def _address(text: str) -> str:
+    try:
+        return addresses.normalise(text)
+    except addresses.AddressError as e:
+        raise CommandError(f"{text!r} is not a valid address: {e}") from None
+
+
+def _domain(text: str) -> str:
+    try:
+        return addresses.parse_domain(text)
+    except addresses.AddressError:
+        raise CommandError(f"{text!r} is not a valid domain name") from None
+
+
+def _run(ctx, fn, *args):
+    try:
+        return ctx.db.run_sync(fn, *args)
+    except (NotFound, Conflict) as e:
+        raise CommandError(str(e)) from None
+
+
+def domain_add(args):
+    ctx = open_context(args)
+    name = _domain(args.domain)
+    _run(ctx, directory.add_domain, name, ctx.now())
+    print(f"domain {name} added")
+
+
+def domain_list(args):
+    ctx = open_context(args)
+    rows = [{"domain": name, "accounts": count}
+            for name, count in _run(ctx, directory.list_domains)]
+    emit(args, rows, ["domain", "accounts"])
+
+
+def account_add(args):
+    ctx = open_context(args)
+    address = _address(args.address)
+    password = read_password(args)
+    _run(ctx, directory.add_account, address, ctx.hasher().hash(password), ctx.now())
+    print(f"account {address} added")
+
+
+def account_list(args):
+    ctx = open_context(args)
+    domain = _domain(args.domain) if args.domain else None
+    rows = [{"address": a.address, "enabled": a.enabled, "created": a.created_at.isoformat()}
+            for a in _run(ctx, directory.list_accounts, domain)]
+    emit(args, rows, ["address", "enabled", "created"])
+
+
+def account_show(args):
+    ctx = open_context(args)
+    address = _address(args.address)
+
+    def gather(conn):
+        account = directory.require_account(conn, address)
+        count, size = directory.mailbox_usage(conn, account.id)
+        recent = logins.recent(conn, account_id=account.id, limit=5)
+        return account, count, size, recent
+
+    account, count, size, recent = _run(ctx, gather)
+    scheme = ctx.hasher().context.identify(account.password_hash) or "unknown"
+    row = {"address": account.address, "enabled": account.enabled,
+           "created": account.created_at.isoformat(), "hash_scheme": scheme,
+           "messages": count, "bytes": size,
+           "recent_logins": [{"at": e.at.isoformat(), "protocol": e.protocol, "ip": e.client_ip,
+                              "tls": e.tls, "success": e.success} for e in recent]}
+    if args.format == "json":
+        emit(args, row, [])
+        return
+    for key in ("address", "enabled", "created", "hash_scheme", "messages", "bytes"):
+        print(f"{key + ':':<13} {row[key]}")
+    for e in row["recent_logins"]:
+        outcome = "ok" if e["success"] else "FAILED"
+        print(f"login:        {e['at']} {e['protocol']} from {e['ip']} "
+              f"{'TLS' if e['tls'] else 'plaintext'} {outcome}")
+
+
+def account_passwd(args):
+    ctx = open_context(args)
+    address = _address(args.address)
+    password = read_password(args)
+    _run(ctx, directory.set_password_hash, address, ctx.hasher().hash(password))
+    print(f"password of {address} changed")
+
+
+def account_enable(args, enabled=True):
+    ctx = open_context(args)
+    address = _address(args.address)
+    _run(ctx, directory.set_enabled, address, enabled)
+    print(f"account {address} {'enabled' if enabled else 'disabled'}")
+
+
+def account_disable(args):
+    account_enable(args, enabled=False)
+
+
+def account_delete(args):
+    ctx = open_context(args)
+    address = _address(args.address)
+    if not args.yes:
+        raise CommandError(f"deleting {address} removes all its mail: repeat with --yes")
+    _run(ctx, directory.delete_account, address)
+    print(f"account {address} deleted")
+
+
+def alias_add(args):
+    ctx = open_context(args)
+    address, target = _address(args.address), _address(args.target)
+    _run(ctx, directory.add_alias, address, target)
+    print(f"alias {address} -> {target} added")
+
+
+def alias_list(args):
+    ctx = open_context(args)
+    domain = _domain(args.domain) if args.domain else None
+    rows = [{"alias": a, "target": t} for a, t in _run(ctx, directory.list_aliases, domain)]
+    emit(args, rows, ["alias", "target"])
+
+
+def alias_delete(args):
+    ctx = open_context(args)
+    address = _address(args.address)
+    target = _address(args.target) if args.target else None
+    removed = _run(ctx, directory.delete_alias, address, target)
+    print(f"{removed} alias entr{'y' if removed == 1 else 'ies'} of {address} deleted")
+
+
+def register(groups) -> None:
+    domain = groups.add_parser("domain", help="hosted domains").add_subparsers(
+        dest="verb", required=True)
+    p = domain.add_parser("add", help="host a new domain")
+    p.add_argument("domain")
+    p.set_defaults(func=domain_add)
+    p = domain.add_parser("list", help="list hosted domains")
+    add_format(p)
+    p.set_defaults(func=domain_list)
+
+    account = groups.add_parser("account", help="mail accounts").add_subparsers(
+        dest="verb", required=True)
+    for verb, func, helptext in (("add", account_add, "create an account"),
+                                 ("passwd", account_passwd, "set a new password")):
+        p = account.add_parser(verb, help=helptext)
+        p.add_argument("address")
+        p.add_argument("--password-stdin", action="store_true",
+                       help="read the password from standard input instead of prompting")
+        p.set_defaults(func=func)
+    p = account.add_parser("list", help="list accounts")
+    p.add_argument("--domain")
+    add_format(p)
+    p.set_defaults(func=account_list)
+    p = account.add_parser("show", help="an account's state, usage and recent logins")
+    p.add_argument("address")
+    add_format(p)
+    p.set_defaults(func=account_show)
+    for verb, func in (("enable", account_enable), ("disable", account_disable)):
+        p = account.add_parser(verb, help=f"{verb} logins and delivery")
+        p.add_argument("address")
+        p.set_defaults(func=func)
+    p = account.add_parser("delete", help="delete an account and all its mail")
+    p.add_argument("address")
+    p.add_argument("--yes", action="store_true", help="confirm")
+    p.set_defaults(func=account_delete)
+
+    alias = groups.add_parser("alias", help="aliases").add_subparsers(dest="verb", required=True)
+    p = alias.add_parser("add", help="deliver mail for ADDRESS to the account TARGET")
+    p.add_argument("address")
+    p.add_argument("target")
+    p.set_defaults(func=alias_add)
+    p = alias.add_parser("list", help="list aliases")
+    p.add_argument("--domain")
+    add_format(p)
+    p.set_defaults(func=alias_list)
+    p = alias.add_parser("delete", help="delete an alias (all its targets, or one)")
+    p.add_argument("address")
+    p.add_argument("target", nargs="?")
+    p.set_defaults(func=alias_delete)

@@ -1,0 +1,36 @@
+"""The ``mailstack`` command: parse, dispatch, turn errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mailstack.cli import common, directory, server
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailstack", description="Administer and run a mailstack mail server.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 usage, 3 configuration, 4 database.")
+    parser.add_argument("--config", help="configuration file (default: $MAILSTACK_CONFIG or "
+                                         "./mailstack.toml)")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    directory.register(groups)
+    server.register(groups)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except common.CommandError as e:
+        print(f"mailstack: error: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+    return common.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

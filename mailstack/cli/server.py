@@ -1,0 +1,151 @@
+"""``mailstack serve``, ``mailstack db upgrade`` and ``mailstack demo``: run the process."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+from mailstack import clock as clocks
+from mailstack.cli.common import EXIT_DATABASE, CommandError, load_config, open_context
+from mailstack.store import directory, migrations
+from mailstack.store.db import Database
+
+DEMO_DOMAIN = "example.test"
+DEMO_ACCOUNT = f"demo@{DEMO_DOMAIN}"
+DEMO_CONFIG = """\
+# mailstack demo configuration: SQLite, generated dev certificates, unprivileged ports.
+# Every setting is explained in docs/configuration.md.
+[server]
+hostname = "mail.example.test"
+
+[database]
+url = "sqlite:///mailstack.db"
+
+[tls]
+certificate = "certs/server.pem"
+private_key = "certs/server.key"
+ca_certificate = "certs/ca.pem"
+generate_dev = true
+
+[domains]
+hosted = ["example.test"]
+
+[[listeners]]
+name = "smtp"
+protocol = "smtp"
+address = "127.0.0.1"
+port = 2525
+tls = "starttls"
+
+[[listeners]]
+name = "pop3"
+protocol = "pop3"
+address = "127.0.0.1"
+port = 1110
+tls = "starttls"
+
+[[listeners]]
+name = "pop3s"
+protocol = "pop3"
+address = "127.0.0.1"
+port = 1995
+tls = "implicit"
+
+[[listeners]]
+name = "imap"
+protocol = "imap"
+address = "127.0.0.1"
+port = 1143
+tls = "starttls"
+
+[[listeners]]
+name = "imaps"
+protocol = "imap"
+address = "127.0.0.1"
+port = 1993
+tls = "implicit"
+"""
+
+
+def db_upgrade(args):
+    config = load_config(args)
+    db = Database(config.database_url(), reactor=None, threads=1)
+    try:
+        before = migrations.current_revision(db.engine)
+        migrations.upgrade(db.engine)
+        after = migrations.current_revision(db.engine)
+    except Exception as e:
+        raise CommandError(f"database upgrade failed: {type(e).__name__}: {e}",
+                           EXIT_DATABASE) from None
+    finally:
+        db.stop()
+    print(f"database schema at revision {after}" + ("" if before == after else
+                                                   f" (was {before or 'empty'})"))
+
+
+def serve(args):
+    from twisted.internet import reactor
+
+    from mailstack import logs, service
+
+    config = load_config(args)
+    logs.start_stdout_logging(args.log_level)
+    try:
+        root, parts = service.build(config, reactor)
+    except service.SchemaNotCurrent as e:
+        raise CommandError(str(e), EXIT_DATABASE) from None
+    except FileNotFoundError as e:
+        raise CommandError(str(e)) from None
+    failed = []
+
+    def bind_failed(failure):
+        failed.append(failure.getErrorMessage())
+        reactor.stop()
+
+    root.privilegedStartService()
+    root.startService()
+    for listener in parts.listeners:
+        listener.listening.addErrback(bind_failed)
+    reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    reactor.run()
+    if failed:
+        raise CommandError(f"cannot listen: {failed[0]}")
+
+
+def demo(args):
+    """Create a demo installation in ``--dir`` (config, database, certificates), then serve."""
+    directory_ = Path(args.dir)
+    directory_.mkdir(parents=True, exist_ok=True)
+    config_file = directory_ / "mailstack.toml"
+    if not config_file.exists():
+        config_file.write_text(DEMO_CONFIG, encoding="utf-8")
+    args.config = str(config_file)
+    db_upgrade(args)
+    ctx = open_context(args)
+    ctx.db.run_sync(directory.ensure_domains, [DEMO_DOMAIN], clocks.now(ctx.clock))
+    if ctx.db.run_sync(directory.get_account, DEMO_ACCOUNT) is None:
+        password = secrets.token_urlsafe(12)
+        ctx.db.run_sync(directory.add_account, DEMO_ACCOUNT, ctx.hasher().hash(password),
+                        ctx.now())
+        print(f"demo account {DEMO_ACCOUNT} created; its password (shown only this once): "
+              f"{password}")
+    ctx.db.stop()
+    print(f"config: {config_file}; SMTP 127.0.0.1:2525, POP3 1110/1995, IMAP 1143/1993; "
+          f"dev CA certificate: {directory_ / 'certs' / 'ca.pem'}")
+    sys.stdout.flush()
+    serve(args)
+
+
+def register(groups) -> None:
+    p = groups.add_parser("serve", help="run every configured listener in one process")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    p.set_defaults(func=serve)
+    db = groups.add_parser("db", help="database schema").add_subparsers(dest="verb", required=True)
+    p = db.add_parser("upgrade", help="create or upgrade the schema to the current revision")
+    p.set_defaults(func=db_upgrade)
+    p = groups.add_parser("demo", help="set up a demo installation (SQLite, dev certificates, "
+                                        "unprivileged ports, demo account) and serve it")
+    p.add_argument("--dir", default="var/demo", help="where the demo keeps its files")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    p.set_defaults(func=demo)

@@ -1,0 +1,253 @@
+"""Settings: one TOML file, loaded once into frozen, typed objects.
+
+Why: configuration flows one way (ARCHITECTURE C6) -- ``load()`` validates everything
+before any port is bound, so a typo stops start-up with a message naming the key instead
+of surfacing as a strange runtime failure.  Each part of the server receives only its own
+section.  Every setting is documented once, in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or invalid; the message names the key."""
+
+
+def _positive(value):
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+
+
+def _not_negative(value):
+    if value < 0:
+        raise ValueError("must not be negative")
+
+
+def _port(value):
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+
+
+def _ip(value):
+    ipaddress.ip_address(value)
+
+
+def _one_of(*choices):
+    def check(value):
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(map(repr, choices))}")
+    return check
+
+
+def _hostport(value):
+    host, _, port = value.rpartition(":")
+    if not host:
+        host, port = value, "53"
+    ipaddress.ip_address(host.strip("[]"))
+    _port(int(port))
+
+
+def setting(default=dataclasses.MISSING, check=None, each=None, factory=None):
+    meta = {"check": check, "each": each}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    hostname: str = "mail.example.test"
+    state_dir: str = "var"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/mailstack.db"
+    threads: int = setting(4, _positive)
+    busy_timeout_ms: int = setting(5000, _positive)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    hash_threads: int = setting(2, _positive)
+    default_scheme: str = setting("argon2", _one_of("argon2", "bcrypt_sha256", "sha512_crypt"))
+    cache_seconds: int = setting(300, _not_negative)
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    certificate: str = "certs/server.pem"
+    private_key: str = "certs/server.key"
+    ca_certificate: str = "certs/ca.pem"
+    generate_dev: bool = False
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    max_message_size: int = setting(25 * 1024 * 1024, _positive)
+    max_recipients: int = setting(100, _positive)
+    idle_timeout: int = setting(300, _positive)
+
+
+@dataclass(frozen=True)
+class POP3Config:
+    idle_timeout: int = setting(600, _positive)
+
+
+@dataclass(frozen=True)
+class IMAPConfig:
+    idle_timeout: int = setting(1800, _positive)
+    max_append_size: int = setting(25 * 1024 * 1024, _positive)
+
+
+@dataclass(frozen=True)
+class DNSConfig:
+    nameservers: tuple[str, ...] = setting(factory=tuple, each=_hostport)
+    timeout: int = setting(5, _positive)
+
+
+def _hostport_any(value):
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError("must be host:port")
+    _port(int(port))
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    smarthost: str = setting("", lambda v: v and _hostport_any(v))
+    remote_port: int = setting(25, _port)
+    max_queue_age: int = setting(5 * 24 * 3600, _positive)
+    retry_schedule: tuple[int, ...] = setting(
+        factory=lambda: (300, 900, 1800, 3600, 7200, 14400), each=_positive)
+    queue_interval: int = setting(60, _positive)
+    connect_timeout: int = setting(30, _positive)
+    concurrency: int = setting(10, _positive)
+
+
+@dataclass(frozen=True)
+class DomainsConfig:
+    hosted: tuple[str, ...] = setting(factory=tuple)
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    protocol: str = setting(dataclasses.MISSING, _one_of("smtp", "pop3", "imap"))
+    port: int = setting(dataclasses.MISSING, _port)
+    address: str = setting("127.0.0.1", _ip)
+    tls: str = setting("none", _one_of("none", "starttls", "implicit"))
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = setting(factory=ServerConfig)
+    database: DatabaseConfig = setting(factory=DatabaseConfig)
+    auth: AuthConfig = setting(factory=AuthConfig)
+    tls: TLSConfig = setting(factory=TLSConfig)
+    smtp: SMTPConfig = setting(factory=SMTPConfig)
+    pop3: POP3Config = setting(factory=POP3Config)
+    imap: IMAPConfig = setting(factory=IMAPConfig)
+    dns: DNSConfig = setting(factory=DNSConfig)
+    domains: DomainsConfig = setting(factory=DomainsConfig)
+    delivery: DeliveryConfig = setting(factory=DeliveryConfig)
+    listeners: tuple[ListenerConfig, ...] = setting(factory=tuple)
+    base_dir: str = "."  # the directory of the config file; relative paths resolve here
+
+    def path(self, relative: str) -> Path:
+        """Resolve a path setting against the config file's directory."""
+        p = Path(relative)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path resolved against ``base_dir``."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rest = url[len(prefix):]
+            if rest and rest != ":memory:":
+                return prefix + str(self.path(rest).resolve())
+        return url
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    if "base_dir" in raw:
+        raise ConfigError("base_dir: unknown setting")
+    raw["base_dir"] = str(path.resolve().parent)
+    return from_dict(raw)
+
+
+def from_dict(raw: dict) -> Config:
+    config = _build(Config, raw, "")
+    _check_listeners(config.listeners)
+    return config
+
+
+def _check_listeners(listeners):
+    seen = set()
+    for i, listener in enumerate(listeners):
+        key = (listener.address, listener.port)
+        if listener.port and key in seen:
+            raise ConfigError(f"listeners[{i}].port: {listener.address}:{listener.port} is used twice")
+        seen.add(key)
+
+
+def _build(cls, raw, where):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: must be a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"{_join(where, key)}: unknown setting")
+    values = {}
+    for f in dataclasses.fields(cls):
+        key = _join(where, f.name)
+        if f.name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{key}: required setting is missing")
+            continue
+        values[f.name] = _convert(hints[f.name], raw[f.name], key, f.metadata)
+    return cls(**values)
+
+
+def _convert(hint, value, key, meta):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: must be a list")
+        item = typing.get_args(hint)[0]
+        return tuple(
+            _convert(item, v, f"{key}[{i}]", {"check": meta.get("each")})
+            for i, v in enumerate(value)
+        )
+    expected = {int: int, str: str, bool: bool, float: (int, float)}[hint]
+    if not isinstance(value, expected) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{key}: must be of type {hint.__name__}, not {type(value).__name__}")
+    check = meta.get("check") if meta else None
+    if check is not None:
+        try:
+            check(value)
+        except ValueError as e:
+            raise ConfigError(f"{key}: {value!r} {e}") from None
+    return value
+
+
+def _join(where, key):
+    return f"{where}.{key}" if where else key

@@ -1,0 +1,163 @@
+"""DNS lookups as three plain outcomes: ``Found``, ``NotFound`` or ``TempFail``.
+
+Why a wrapper: twisted.names reports NXDOMAIN, SERVFAIL, REFUSED and timeouts as different
+exception types (a timeout is not even a ``DomainError``), and its ``MXCalculator`` returns a
+single MX, ignores null MX (RFC 7505) and falls back to A records even on NXDOMAIN.  Policy
+must tell "no such name" (a permanent fact: 5xx) from "could not ask" (never a 5xx), so
+every lookup here returns one of three values and never raises.
+
+Standards: RFC 5321 §5.1 (MX, implicit MX only on NODATA), RFC 7505 (null MX),
+RFC 5782 §2 (DNSBL queries and the 127.0.0.0/8 answer convention), RFC 1035.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Generic, TypeVar, Union
+
+from twisted.internet import defer
+from twisted.names import client, dns, error
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Found(Generic[T]):
+    value: T
+
+
+@dataclass(frozen=True)
+class NotFound:
+    """NXDOMAIN, or the name exists with no record of the type (NODATA)."""
+
+    nxdomain: bool = True
+
+
+@dataclass(frozen=True)
+class TempFail:
+    reason: str
+
+
+Outcome = Union[Found, NotFound, TempFail]
+
+
+def reverse_name(ip: str) -> str:
+    return ipaddress.ip_address(ip).reverse_pointer
+
+
+def dnsbl_name(ip: str, zone: str) -> str:
+    address = ipaddress.ip_address(ip)
+    if address.version == 4:
+        return ".".join(reversed(ip.split("."))) + "." + zone
+    nibbles = address.exploded.replace(":", "")
+    return ".".join(reversed(nibbles)) + "." + zone
+
+
+def parse_nameserver(spec: str) -> tuple[str, int]:
+    host, sep, port = spec.rpartition(":")
+    if not sep or not host:
+        return spec.strip("[]"), 53
+    return host.strip("[]"), int(port)
+
+
+class Resolver:
+    def __init__(self, nameservers, *, timeout: float, reactor):
+        servers = [parse_nameserver(s) for s in nameservers] or None
+        # Explicit servers skip resolv.conf and /etc/hosts (TWISTED-NOTES).
+        self._resolver = (client.Resolver(servers=servers, reactor=reactor) if servers
+                          else client.createResolver())
+        self.timeout = timeout
+        self.reactor = reactor
+
+    @defer.inlineCallbacks
+    def _query(self, name: str, type_: int):
+        """The answer records of ``type_`` for ``name`` as an Outcome."""
+        try:
+            qname = name.encode("ascii") if name.isascii() else name.encode("idna")
+        except UnicodeError:
+            return NotFound(nxdomain=True)
+        d = self._resolver.query(dns.Query(qname, type_, dns.IN), timeout=(self.timeout,))
+        d.addTimeout(self.timeout * 1.5, self.reactor)
+        try:
+            answers, _authority, _additional = yield d
+        except error.DNSNameError:
+            return NotFound(nxdomain=True)
+        except (error.DNSServerError, error.DNSQueryRefusedError, error.DNSFormatError,
+                error.DNSNotImplementedError, error.DNSUnknownError) as e:
+            return TempFail(type(e).__name__)
+        except (defer.TimeoutError, defer.CancelledError, error.DNSQueryTimeoutError):
+            return TempFail("timeout")
+        except Exception as e:  # network errors and the like are temporary by nature
+            return TempFail(type(e).__name__)
+        records = [a.payload for a in answers if a.type == type_]
+        return Found(records) if records else NotFound(nxdomain=False)
+
+    @defer.inlineCallbacks
+    def ptr(self, ip: str):
+        outcome = yield self._query(reverse_name(ip), dns.PTR)
+        if isinstance(outcome, Found):
+            return Found([r.name.name.decode("ascii").lower().rstrip(".") for r in outcome.value])
+        return outcome
+
+    @defer.inlineCallbacks
+    def addresses(self, host: str):
+        """A and AAAA records of ``host``; TempFail only when neither could be asked."""
+        results = yield defer.gatherResults([self._query(host, dns.A),
+                                             self._query(host, dns.AAAA)])
+        found = [ipaddress.ip_address(r.dottedQuad() if hasattr(r, "dottedQuad")
+                                      else r._address).compressed
+                 for outcome in results if isinstance(outcome, Found) for r in outcome.value]
+        if found:
+            return Found(found)
+        temp = [o for o in results if isinstance(o, TempFail)]
+        if temp:
+            return temp[0]
+        return NotFound(nxdomain=all(o.nxdomain for o in results))
+
+    @defer.inlineCallbacks
+    def forward_confirmed_ptr(self, ip: str):
+        """The first PTR name that resolves back to ``ip`` (FCrDNS)."""
+        names = yield self.ptr(ip)
+        if not isinstance(names, Found):
+            return names
+        temp = None
+        for name in names.value:
+            back = yield self.addresses(name)
+            if isinstance(back, Found) and ipaddress.ip_address(ip).compressed in back.value:
+                return Found(name)
+            if isinstance(back, TempFail):
+                temp = back
+        return temp or NotFound(nxdomain=False)
+
+    @defer.inlineCallbacks
+    def mx(self, domain: str):
+        """Mail exchangers by preference: ``Found([(pref, host), …])``; null MX → ``Found([])``.
+
+        With no MX record (NODATA) the domain itself is the implicit MX (RFC 5321 §5.1);
+        NXDOMAIN is ``NotFound``.
+        """
+        outcome = yield self._query(domain, dns.MX)
+        if isinstance(outcome, Found):
+            hosts = sorted((r.preference, r.name.name.decode("ascii").lower().rstrip("."))
+                           for r in outcome.value)
+            if any(host in ("", ".") for _, host in hosts):
+                return Found([])  # RFC 7505: this domain accepts no mail
+            return Found(hosts)
+        if isinstance(outcome, NotFound) and not outcome.nxdomain:
+            return Found([(0, domain.lower().rstrip("."))])
+        return outcome
+
+    @defer.inlineCallbacks
+    def dnsbl(self, ip: str, zone: str):
+        """``Found((codes, txt))`` when listed; ``NotFound`` when not."""
+        name = dnsbl_name(ip, zone)
+        outcome = yield self._query(name, dns.A)
+        if not isinstance(outcome, Found):
+            return outcome
+        codes = [r.dottedQuad() for r in outcome.value]
+        txt = yield self._query(name, dns.TXT)
+        text = ""
+        if isinstance(txt, Found):
+            text = " ".join(b"".join(r.data).decode("utf-8", "replace") for r in txt.value)
+        return Found((codes, text))

@@ -1,0 +1,128 @@
+"""Every reply the servers send, built once.
+
+Why: the text a customer sees, the text the log stores and the text the support desk
+searches for must be the same string (ARCHITECTURE C4).  A ``Reply`` renders itself for
+SMTP (code + RFC 3463 enhanced status + text), POP3 (``-ERR [RESP-CODE]``, RFC 2449/3206)
+and IMAP (``NO [CODE]``, RFC 3501 §7.1).  Client-facing text never carries exception
+strings or internal details.
+
+Standards: RFC 5321 §4.2, RFC 3463, RFC 2034, RFC 2449 §8, RFC 3206.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    status: str  # enhanced status code, "x.y.z"
+    text: str
+
+    @property
+    def is_temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        return self.code >= 500
+
+    def smtp(self) -> bytes:
+        """One or more reply lines without the final CRLF (Twisted's sendCode adds it)."""
+        return f"{self.code} {self.status} {self.text}".encode("utf-8")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+    def format(self, **values: str) -> "Reply":
+        return Reply(self.code, self.status, self.text.format(**values))
+
+
+# --- SMTP: session and syntax -------------------------------------------------------
+SERVICE_READY = Reply(220, "2.0.0", "{host} ESMTP mailstack ready")
+CLOSING = Reply(221, "2.0.0", "Bye")
+OK = Reply(250, "2.0.0", "OK")
+SENDER_OK = Reply(250, "2.1.0", "Sender OK")
+RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
+QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
+START_DATA = Reply(354, "2.0.0", "End data with <CR><LF>.<CR><LF>")
+READY_TLS = Reply(220, "2.0.0", "Ready to start TLS")
+SYNTAX_ERROR = Reply(500, "5.5.2", "Syntax error, command unrecognized")
+LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long")
+ARGUMENT_ERROR = Reply(501, "5.5.4", "Syntax error in parameters or arguments")
+BAD_ADDRESS = Reply(501, "5.1.3", "Bad address syntax")
+NOT_IMPLEMENTED = Reply(502, "5.5.1", "Command not implemented")
+BAD_SEQUENCE = Reply(503, "5.5.1", "Bad sequence of commands")
+NEED_HELO = Reply(503, "5.5.1", "Send HELO/EHLO first")
+NEED_MAIL = Reply(503, "5.5.1", "Need MAIL before RCPT")
+NEED_RCPT = Reply(503, "5.5.1", "Need RCPT before DATA")
+NESTED_MAIL = Reply(503, "5.5.1", "Sender already specified")
+TLS_ALREADY = Reply(503, "5.5.1", "TLS already active")
+TLS_UNAVAILABLE = Reply(454, "4.7.0", "TLS not available")
+NON_UTF8 = Reply(500, "5.6.7", "Command is not valid UTF-8")
+TIMEOUT = Reply(421, "4.4.2", "{host} Idle timeout, closing connection")
+TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
+SHUTTING_DOWN = Reply(421, "4.3.2", "{host} Service shutting down")
+
+# --- SMTP: recipients and delivery ----------------------------------------------------
+UNKNOWN_USER = Reply(550, "5.1.1", "<{address}>: Recipient address rejected: User unknown")
+RELAY_DENIED = Reply(554, "5.7.1", "<{address}>: Relay access denied")
+MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+SIZE_DECLARED_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+MESSAGE_INCOMPLETE = Reply(451, "4.3.0", "Message was not stored; please try again")
+STORE_UNAVAILABLE = Reply(451, "4.3.0", "Temporary local problem; please try again later")
+HEADER_LINE_TOO_LONG = Reply(552, "5.6.0", "Message has a line longer than 998 characters")
+BAD_DATA_LINE = Reply(500, "5.5.2", "Line too long")
+
+# --- SMTP: authentication -----------------------------------------------------------------
+AUTH_OK = Reply(235, "2.7.0", "Authentication successful")
+AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
+AUTH_MALFORMED = Reply(501, "5.5.2", "Cannot decode response")
+AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
+AUTH_MECHANISM_UNKNOWN = Reply(504, "5.5.4", "Unrecognized authentication type")
+AUTH_TEMPORARY = Reply(454, "4.7.0", "Temporary authentication failure")
+AUTH_ALREADY = Reply(503, "5.5.1", "Already authenticated")
+ENCRYPTION_REQUIRED = Reply(
+    538, "5.7.11", "Encryption required for requested authentication mechanism"
+)
+
+
+@dataclass(frozen=True)
+class PopReply:
+    """A POP3 error: ``-ERR [RESP-CODE] text`` (RFC 2449 §8, RFC 3206)."""
+
+    resp_code: str | None
+    text: str
+
+    def pop3(self) -> bytes:
+        code = f"[{self.resp_code}] " if self.resp_code else ""
+        return f"-ERR {code}{self.text}".encode("utf-8")
+
+
+POP_AUTH_FAILED = PopReply("AUTH", "Authentication failed")
+POP_IN_USE = PopReply("IN-USE", "Mailbox is locked by another session")
+POP_SYS_TEMP = PopReply("SYS/TEMP", "Temporary server problem; try again later")
+POP_SYS_PERM = PopReply("SYS/PERM", "Account unavailable")
+POP_LINE_TOO_LONG = PopReply(None, "Line too long")
+POP_BAD_COMMAND = PopReply(None, "Unknown command")
+POP_BAD_ARGUMENT = PopReply(None, "Bad argument")
+POP_NO_SUCH_MESSAGE = PopReply(None, "No such message")
+
+
+@dataclass(frozen=True)
+class ImapReply:
+    """An IMAP tagged/untagged status with a response code: ``NO [CODE] text`` (RFC 3501 §7.1)."""
+
+    code: str | None
+    text: str
+
+    def imap(self) -> bytes:
+        code = f"[{self.code}] " if self.code else ""
+        return f"{code}{self.text}".encode("utf-8")
+
+
+IMAP_AUTH_FAILED = ImapReply("AUTHENTICATIONFAILED", "Authentication failed")
+IMAP_UNAVAILABLE = ImapReply("UNAVAILABLE", "Temporary server problem; try again later")
+IMAP_SERVER_BUG = ImapReply("SERVERBUG", "Internal error; the command was not completed")
+IMAP_TOO_BIG = ImapReply("TOOBIG", "Message exceeds the size limit")

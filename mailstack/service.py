@@ -1,0 +1,156 @@
+"""The single wiring point: one reactor, every listener, the shared realm and store.
+
+Why one place: configuration flows one way (ARCHITECTURE C6).  ``build`` reads the frozen
+config, creates the database, the password hasher and the portal once, and hands each
+protocol factory only what it needs.  Only here is the real reactor passed as the business
+clock; tests pass ``twisted.internet.task.Clock`` instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from twisted.application import service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+
+from mailstack import clock as clocks, tls
+from mailstack.config import Config, ListenerConfig
+from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
+from mailstack.store import directory, migrations
+from mailstack.store.db import Database
+
+log = Logger(namespace="mailstack.service")
+
+
+class SchemaNotCurrent(RuntimeError):
+    pass
+
+
+@dataclass
+class Parts:
+    """What the protocol factories are built from; one instance per process."""
+
+    config: Config
+    reactor: object
+    clock: object
+    db: Database
+    hasher: hashing.PasswordHasher
+    realm: portals.MailRealm
+    portal: object
+    tls_options: object | None
+    listeners: list = field(default_factory=list)
+
+
+class PoolService(service.Service):
+    """Starts and stops the database and hashing thread pools with the process."""
+
+    def __init__(self, db: Database, hasher: hashing.PasswordHasher):
+        self.db, self.hasher = db, hasher
+
+    def startService(self):
+        self.db.start()
+        self.hasher.start()
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        self.hasher.stop()
+        self.db.stop()
+
+
+class ListenerService(service.Service):
+    """Listens on one endpoint; ``listening`` fires with the port (tests read port 0's number)."""
+
+    def __init__(self, listener: ListenerConfig, endpoint, factory):
+        self.listener, self.endpoint, self.factory = listener, endpoint, factory
+        self.port = None
+        self.listening = defer.Deferred()
+        self.setName(listener.name or f"{listener.protocol}-{listener.port}")
+
+    def privilegedStartService(self):
+        # Bind before twistd drops privileges, so 25/110/143/465/587/993/995 work as a user.
+        super().privilegedStartService()
+        d = self.endpoint.listen(self.factory)
+        d.addCallback(self._listening)
+        d.addErrback(self._failed)
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        log.info("listening: {name} on {host}:{port} (tls={tls})", name=self.name,
+                 host=address.host, port=address.port, tls=self.listener.tls)
+        self.listening.callback(port)
+
+    def _failed(self, failure):
+        log.failure("cannot listen: {name}", failure=failure, name=self.name)
+        self.listening.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            yield self.port.stopListening()
+            self.port = None
+
+
+def _endpoint(reactor, listener: ListenerConfig, tls_options):
+    v6 = ipaddress.ip_address(listener.address).version == 6
+    if listener.tls == "implicit":
+        return endpoints.SSL4ServerEndpoint(reactor, listener.port, tls_options,
+                                            interface=listener.address)
+    cls = endpoints.TCP6ServerEndpoint if v6 else endpoints.TCP4ServerEndpoint
+    return cls(reactor, listener.port, interface=listener.address)
+
+
+def _tls_options(config: Config):
+    t = config.tls
+    cert, key = config.path(t.certificate), config.path(t.private_key)
+    if t.generate_dev:
+        if tls.ensure_dev_certificates(cert, key, config.path(t.ca_certificate),
+                                       [config.server.hostname]):
+            log.info("generated development certificates in {dir}", dir=str(cert.parent))
+    if not cert.exists() or not key.exists():
+        needs = [l.name or l.protocol for l in config.listeners if l.tls != "none"]
+        if needs:
+            raise FileNotFoundError(f"tls.certificate/tls.private_key: {cert} or {key} is missing")
+        return None
+    return tls.server_options(cert, key)
+
+
+def build_parts(config: Config, reactor, clock=None) -> Parts:
+    clock = clock or reactor
+    db = Database(config.database_url(), reactor=reactor, threads=config.database.threads,
+                  busy_timeout_ms=config.database.busy_timeout_ms)
+    if not migrations.is_current(db.engine):
+        raise SchemaNotCurrent("the database schema is not current: run `mailstack db upgrade`")
+    db.run_sync(directory.ensure_domains, config.domains.hosted, clocks.now(clock))
+    hasher = hashing.PasswordHasher(hashing.make_context(config.auth.default_scheme),
+                                    reactor=reactor, threads=config.auth.hash_threads)
+    checker = checkers.AccountChecker(db, hasher, clock, throttle.FailureThrottle(clock),
+                                      reactor=reactor, cache_seconds=config.auth.cache_seconds)
+    realm = portals.MailRealm()
+    return Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
+                 _tls_options(config))
+
+
+def _protocol_modules():
+    """Each front end exposes ``build_factory(parts, listener)`` and ``register_avatars(parts)``."""
+    from mailstack.protocols import imap, pop3, smtp
+    return {"smtp": smtp, "pop3": pop3, "imap": imap}
+
+
+def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Parts]:
+    parts = build_parts(config, reactor, clock)
+    root = service.MultiService()
+    PoolService(parts.db, parts.hasher).setServiceParent(root)
+    modules = _protocol_modules()
+    for module in modules.values():
+        module.register_avatars(parts)
+    for listener in config.listeners:
+        factory = modules[listener.protocol].build_factory(parts, listener)
+        ls = ListenerService(listener, _endpoint(reactor, listener, parts.tls_options), factory)
+        ls.setServiceParent(root)
+        parts.listeners.append(ls)
+    return root, parts

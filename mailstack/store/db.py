@@ -1,0 +1,124 @@
+"""The database engine and the thread pool every unit of work runs in.
+
+Why: SQLAlchemy is synchronous.  The reactor must never wait on it (ARCHITECTURE C7), so
+``Database.run(fn, *args)`` runs ``fn(connection, *args)`` inside one transaction in a
+dedicated thread pool and returns a Deferred that fires only after the COMMIT.  A success
+reply sent from its callback is therefore durable.
+
+SQLite: pysqlite's implicit transactions silently lose concurrent read-then-write updates
+(TWISTED-NOTES), so we turn them off and issue ``BEGIN IMMEDIATE`` for writes ourselves.
+WAL lets readers proceed beside the writer; ``synchronous=FULL`` makes a commit survive a
+power cut, which is what "nothing acknowledged is lost" means.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, InterfaceError
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from mailstack.store.errors import Conflict, StoreUnavailable
+
+T = TypeVar("T")
+log = Logger(namespace="mailstack.store")
+_READONLY = "mailstack_readonly"
+
+
+def make_engine(url: str, *, threads: int = 4, busy_timeout_ms: int = 5000) -> Engine:
+    if url.startswith("sqlite"):
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            raise ValueError("an in-memory SQLite database cannot be shared by a thread pool")
+        engine = create_engine(url, pool_size=threads + 2, max_overflow=4,
+                               connect_args={"check_same_thread": False})
+        _configure_sqlite(engine, busy_timeout_ms)
+        return engine
+    engine = create_engine(url, pool_size=threads + 2, max_overflow=4, pool_pre_ping=True)
+    if engine.dialect.name == "postgresql":
+        _configure_postgresql(engine, busy_timeout_ms)
+    return engine
+
+
+def _configure_postgresql(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        # A lock held elsewhere becomes a temporary error instead of a hung session.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(busy_timeout_ms)}")
+        dbapi_connection.commit()
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        readonly = connection.info.get(_READONLY, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine plus the thread pool that runs its units of work."""
+
+    def __init__(self, url: str, *, reactor, threads: int = 4, busy_timeout_ms: int = 5000):
+        self.url = url
+        self.engine = make_engine(url, threads=threads, busy_timeout_ms=busy_timeout_ms)
+        self.reactor = reactor
+        self.pool = ThreadPool(minthreads=0, maxthreads=threads, name="mailstack-db")
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self.pool.start()
+            self._started = True
+
+    def stop(self) -> None:
+        if self._started:
+            self.pool.stop()
+            self._started = False
+        self.engine.dispose()
+
+    def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
+        """Run ``fn(conn, *args)`` in one write transaction, off the reactor thread."""
+        return deferToThreadPool(self.reactor, self.pool, self.run_sync, fn, *args, **kwargs)
+
+    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
+        """Like ``run`` but a read-only transaction (SQLite readers do not queue behind writers)."""
+        return deferToThreadPool(self.reactor, self.pool, self.read_sync, fn, *args, **kwargs)
+
+    def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self._transaction(False, fn, args, kwargs)
+
+    def read_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return self._transaction(True, fn, args, kwargs)
+
+    def _transaction(self, readonly, fn, args, kwargs):
+        try:
+            with self.engine.connect() as conn:
+                conn.info[_READONLY] = readonly
+                try:
+                    with conn.begin():
+                        return fn(conn, *args, **kwargs)
+                finally:
+                    conn.info.pop(_READONLY, None)
+        except IntegrityError as e:
+            raise Conflict(str(e.orig)) from e
+        except (OperationalError, InterfaceError) as e:
+            log.warn("database unavailable: {error}", error=str(e.orig).strip())
+            raise StoreUnavailable("database unavailable") from e
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise StoreUnavailable("database connection lost") from e
+            raise

@@ -1,0 +1,192 @@
+"""Domains, accounts and aliases: who we host and where their mail goes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mailstack.store import mailboxes
+from mailstack.store.errors import Conflict, NotFound
+from mailstack.store.schema import accounts, aliases, domains, folders, messages
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: int
+    address: str
+    enabled: bool
+    password_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """What an address delivers to: local account ids and, for aliases, remote addresses."""
+
+    account_ids: tuple[int, ...] = ()
+    remote: tuple[str, ...] = ()
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.account_ids or self.remote)
+
+
+def _domain_id(conn: Connection, name: str) -> int:
+    found = conn.execute(select(domains.c.id).where(domains.c.name == name)).scalar()
+    if found is None:
+        raise NotFound(f"domain {name} is not hosted here")
+    return found
+
+
+def add_domain(conn: Connection, name: str, at: datetime) -> int:
+    if conn.execute(select(domains.c.id).where(domains.c.name == name)).scalar() is not None:
+        raise Conflict(f"domain {name} already exists")
+    return conn.execute(insert(domains).values(name=name, created_at=at)).inserted_primary_key[0]
+
+
+def ensure_domains(conn: Connection, names, at: datetime) -> None:
+    for name in names:
+        if not is_hosted(conn, name):
+            add_domain(conn, name, at)
+
+
+def list_domains(conn: Connection) -> list[tuple[str, int]]:
+    """Each hosted domain with its number of accounts."""
+    query = (select(domains.c.name, func.count(accounts.c.id))
+             .select_from(domains.outerjoin(accounts))
+             .group_by(domains.c.name).order_by(domains.c.name))
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def is_hosted(conn: Connection, domain: str) -> bool:
+    return conn.execute(select(domains.c.id).where(domains.c.name == domain)).scalar() is not None
+
+
+def add_account(conn: Connection, address: str, password_hash: str, at: datetime) -> int:
+    domain_id = _domain_id(conn, address.rpartition("@")[2])
+    if get_account(conn, address) is not None:
+        raise Conflict(f"account {address} already exists")
+    if conn.execute(select(aliases.c.id).where(aliases.c.address == address)).first():
+        raise Conflict(f"{address} is already an alias")
+    account_id = conn.execute(insert(accounts).values(
+        domain_id=domain_id, address=address, password_hash=password_hash,
+        enabled=True, created_at=at)).inserted_primary_key[0]
+    mailboxes.create_default_folders(conn, account_id, at)
+    return account_id
+
+
+def get_account(conn: Connection, address: str) -> AccountInfo | None:
+    row = conn.execute(select(accounts.c.id, accounts.c.address, accounts.c.enabled,
+                              accounts.c.password_hash, accounts.c.created_at)
+                       .where(accounts.c.address == address)).first()
+    return AccountInfo(*row) if row else None
+
+
+def require_account(conn: Connection, address: str) -> AccountInfo:
+    account = get_account(conn, address)
+    if account is None:
+        raise NotFound(f"no account {address}")
+    return account
+
+
+def list_accounts(conn: Connection, domain: str | None = None) -> list[AccountInfo]:
+    query = select(accounts.c.id, accounts.c.address, accounts.c.enabled,
+                   accounts.c.password_hash, accounts.c.created_at).order_by(accounts.c.address)
+    if domain is not None:
+        query = query.where(accounts.c.domain_id == _domain_id(conn, domain))
+    return [AccountInfo(*row) for row in conn.execute(query)]
+
+
+def mailbox_usage(conn: Connection, account_id: int) -> tuple[int, int]:
+    """(message count, total bytes) over every folder of the account."""
+    row = conn.execute(select(func.count(messages.c.id), func.coalesce(func.sum(messages.c.size), 0))
+                       .select_from(messages.join(folders))
+                       .where(folders.c.account_id == account_id)).first()
+    return int(row[0]), int(row[1])
+
+
+def set_password_hash(conn: Connection, address: str, password_hash: str) -> None:
+    _update_account(conn, address, password_hash=password_hash)
+
+
+def replace_password_hash(conn: Connection, account_id: int, old: str, new: str) -> bool:
+    """Swap a hash only if it is still the one that was verified (a login upgrade)."""
+    result = conn.execute(update(accounts)
+                          .where(accounts.c.id == account_id, accounts.c.password_hash == old)
+                          .values(password_hash=new))
+    return result.rowcount == 1
+
+
+def set_enabled(conn: Connection, address: str, enabled: bool) -> None:
+    _update_account(conn, address, enabled=enabled)
+
+
+def _update_account(conn: Connection, address: str, **values) -> None:
+    result = conn.execute(update(accounts).where(accounts.c.address == address).values(**values))
+    if result.rowcount != 1:
+        raise NotFound(f"no account {address}")
+
+
+def delete_account(conn: Connection, address: str) -> None:
+    account = require_account(conn, address)
+    conn.execute(delete(aliases).where(aliases.c.target == address))
+    folder_ids = select(folders.c.id).where(folders.c.account_id == account.id)
+    conn.execute(delete(messages).where(messages.c.folder_id.in_(folder_ids)))
+    conn.execute(delete(folders).where(folders.c.account_id == account.id))
+    conn.execute(delete(accounts).where(accounts.c.id == account.id))
+
+
+def add_alias(conn: Connection, address: str, target: str) -> None:
+    domain_id = _domain_id(conn, address.rpartition("@")[2])
+    if get_account(conn, address) is not None:
+        raise Conflict(f"{address} is an account; an alias cannot shadow it")
+    if not is_hosted(conn, target.rpartition("@")[2]):
+        # Until the outbound queue exists, a remote target could not be delivered.
+        raise Conflict(f"alias target {target} is not in a domain hosted here")
+    if get_account(conn, target) is None:
+        raise NotFound(f"alias target {target} is not an account here")
+    exists = conn.execute(select(aliases.c.id).where(
+        aliases.c.address == address, aliases.c.target == target)).first()
+    if exists:
+        raise Conflict(f"alias {address} -> {target} already exists")
+    conn.execute(insert(aliases).values(domain_id=domain_id, address=address, target=target))
+
+
+def list_aliases(conn: Connection, domain: str | None = None) -> list[tuple[str, str]]:
+    query = select(aliases.c.address, aliases.c.target).order_by(aliases.c.address, aliases.c.target)
+    if domain is not None:
+        query = query.where(aliases.c.domain_id == _domain_id(conn, domain))
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def delete_alias(conn: Connection, address: str, target: str | None = None) -> int:
+    query = delete(aliases).where(aliases.c.address == address)
+    if target is not None:
+        query = query.where(aliases.c.target == target)
+    removed = conn.execute(query).rowcount
+    if not removed:
+        raise NotFound(f"no alias {address}" + (f" -> {target}" if target else ""))
+    return removed
+
+
+def resolve(conn: Connection, address: str) -> Recipients:
+    """Where mail for ``address`` goes: the enabled account itself, or an alias's targets."""
+    row = conn.execute(select(accounts.c.id, accounts.c.enabled)
+                       .where(accounts.c.address == address)).first()
+    if row is not None:
+        return Recipients(account_ids=(row.id,) if row.enabled else ())
+    targets = [t for (t,) in conn.execute(select(aliases.c.target)
+                                           .where(aliases.c.address == address))]
+    local, remote = [], []
+    for target in targets:
+        account = conn.execute(select(accounts.c.id, accounts.c.enabled)
+                               .where(accounts.c.address == target)).first()
+        if account is not None:
+            if account.enabled:
+                local.append(account.id)
+        elif not is_hosted(conn, target.rpartition("@")[2]):
+            remote.append(target)
+    return Recipients(tuple(dict.fromkeys(local)), tuple(remote))

@@ -1,0 +1,52 @@
+"""Login events: every authentication attempt, successful or not.
+
+Why stored: the POP-before-SMTP window ("did anyone log in from this IP in the last ten
+minutes?") and the migration reports ("who still sends passwords in the clear?") are both
+queries over this table, and a window opened by one process must be seen by another that
+shares the database.  Indexed by (client_ip, at) and (account_id, at).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from mailstack.store.schema import login_events
+
+
+@dataclass(frozen=True)
+class LoginEvent:
+    at: datetime
+    username: str
+    protocol: str
+    client_ip: str
+    tls: bool
+    mechanism: str
+    success: bool
+    account_id: int | None = None
+    reason: str = ""
+    client_name: str | None = None
+
+
+def record(conn: Connection, event: LoginEvent) -> None:
+    conn.execute(insert(login_events).values(**event.__dict__))
+
+
+def recent(conn: Connection, *, client_ip: str | None = None, account_id: int | None = None,
+           since: datetime | None = None, success: bool | None = None,
+           limit: int = 100) -> list[LoginEvent]:
+    c = login_events.c
+    query = select(c.at, c.username, c.protocol, c.client_ip, c.tls, c.mechanism, c.success,
+                   c.account_id, c.reason, c.client_name).order_by(c.at.desc(), c.id.desc())
+    if client_ip is not None:
+        query = query.where(c.client_ip == client_ip)
+    if account_id is not None:
+        query = query.where(c.account_id == account_id)
+    if since is not None:
+        query = query.where(c.at >= since)
+    if success is not None:
+        query = query.where(c.success == success)
+    return [LoginEvent(*row) for row in conn.execute(query.limit(limit))]

@@ -1,0 +1,173 @@
+"""Folders and the messages in them: the one place mail is written.
+
+Why: every front end -- SMTP delivery, IMAP APPEND/COPY, POP3 deletions -- ends up here, so
+the invariants live in one module: per-folder IMAP UIDs that only grow (RFC 3501 §2.3.1.1),
+a UIDVALIDITY fixed at folder creation, and a GUID per message that never changes (the
+POP3 UIDL).  UIDs are allocated with ``UPDATE … RETURNING`` so two writers can never get the
+same one, on SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mailstack.store.errors import Conflict, NotFound
+from mailstack.store.schema import folders, messages
+
+INBOX = "INBOX"
+DEFAULT_FOLDERS = (
+    (INBOX, None),
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+)
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    special_use: str | None
+    subscribed: bool
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """A message without its body: what listings and flag updates need."""
+
+    id: int
+    uid: int
+    guid: str
+    internal_date: datetime
+    size: int
+    flags: frozenset[str]
+
+
+_FOLDER_COLUMNS = (folders.c.id, folders.c.name, folders.c.uidvalidity, folders.c.uidnext,
+                   folders.c.special_use, folders.c.subscribed)
+_MESSAGE_COLUMNS = (messages.c.id, messages.c.uid, messages.c.guid, messages.c.internal_date,
+                    messages.c.size, messages.c.flags)
+
+
+def flags_text(flags) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def parse_flags(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _message(row) -> MessageInfo:
+    return MessageInfo(row.id, row.uid, row.guid, row.internal_date, row.size,
+                       parse_flags(row.flags))
+
+
+def uidvalidity_for(at: datetime) -> int:
+    """A UIDVALIDITY from the creation time: a re-created folder never reuses an old one."""
+    return max(1, int(at.timestamp()) & 0xFFFFFFFF)
+
+
+def create_default_folders(conn: Connection, account_id: int, at: datetime) -> None:
+    for name, special_use in DEFAULT_FOLDERS:
+        create_folder(conn, account_id, name, at, special_use=special_use)
+
+
+def create_folder(conn: Connection, account_id: int, name: str, at: datetime,
+                  special_use: str | None = None) -> int:
+    if get_folder(conn, account_id, name) is not None:
+        raise Conflict(f"folder {name} already exists")
+    validity = uidvalidity_for(at)
+    # Two folders created in the same second must still differ from a deleted predecessor.
+    latest = conn.execute(select(func.max(folders.c.uidvalidity))
+                          .where(folders.c.account_id == account_id)).scalar()
+    if latest is not None and latest >= validity:
+        validity = latest + 1
+    return conn.execute(insert(folders).values(
+        account_id=account_id, name=name, uidvalidity=validity, uidnext=1,
+        special_use=special_use, subscribed=True)).inserted_primary_key[0]
+
+
+def get_folder(conn: Connection, account_id: int, name: str) -> FolderInfo | None:
+    if name.upper() == INBOX:
+        name = INBOX
+    row = conn.execute(select(*_FOLDER_COLUMNS).where(
+        folders.c.account_id == account_id, folders.c.name == name)).first()
+    return FolderInfo(*row) if row else None
+
+
+def require_folder(conn: Connection, account_id: int, name: str) -> FolderInfo:
+    folder = get_folder(conn, account_id, name)
+    if folder is None:
+        raise NotFound(f"no folder {name}")
+    return folder
+
+
+def list_folders(conn: Connection, account_id: int) -> list[FolderInfo]:
+    rows = conn.execute(select(*_FOLDER_COLUMNS).where(folders.c.account_id == account_id)
+                        .order_by(folders.c.name))
+    return [FolderInfo(*row) for row in rows]
+
+
+def _allocate_uids(conn: Connection, folder_id: int, count: int = 1) -> int:
+    """Reserve ``count`` consecutive UIDs atomically; return the first."""
+    first = conn.execute(update(folders).where(folders.c.id == folder_id)
+                         .values(uidnext=folders.c.uidnext + count)
+                         .returning(folders.c.uidnext - count)).scalar()
+    if first is None:
+        raise NotFound(f"folder {folder_id} vanished")
+    return int(first)
+
+
+def append(conn: Connection, folder_id: int, body: bytes, internal_date: datetime,
+           flags=()) -> MessageInfo:
+    uid = _allocate_uids(conn, folder_id)
+    guid = uuid.uuid4().hex
+    text = flags_text(flags)
+    message_id = conn.execute(insert(messages).values(
+        folder_id=folder_id, uid=uid, guid=guid, internal_date=internal_date,
+        size=len(body), flags=text, body=body)).inserted_primary_key[0]
+    return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text))
+
+
+def deliver(conn: Connection, account_ids, body: bytes, at: datetime) -> list[MessageInfo]:
+    """Store one copy of ``body`` in the INBOX of each account, all or nothing."""
+    stored = []
+    for account_id in account_ids:
+        inbox = require_folder(conn, account_id, INBOX)
+        stored.append(append(conn, inbox.id, body, at))
+    return stored
+
+
+def list_messages(conn: Connection, folder_id: int) -> list[MessageInfo]:
+    rows = conn.execute(select(*_MESSAGE_COLUMNS).where(messages.c.folder_id == folder_id)
+                        .order_by(messages.c.uid))
+    return [_message(row) for row in rows]
+
+
+def get_bodies(conn: Connection, message_ids) -> dict[int, bytes]:
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    rows = conn.execute(select(messages.c.id, messages.c.body).where(messages.c.id.in_(ids)))
+    return {row.id: bytes(row.body) for row in rows}
+
+
+def set_flags(conn: Connection, message_id: int, flags) -> None:
+    conn.execute(update(messages).where(messages.c.id == message_id)
+                 .values(flags=flags_text(flags)))
+
+
+def delete_messages(conn: Connection, folder_id: int, message_ids) -> int:
+    ids = list(message_ids)
+    if not ids:
+        return 0
+    return conn.execute(delete(messages).where(
+        and_(messages.c.folder_id == folder_id, messages.c.id.in_(ids)))).rowcount

@@ -1,0 +1,121 @@
+"""The schema, as SQLAlchemy Core tables.
+
+Why Core and not the ORM: every call is a short unit of work in a worker thread returning
+plain values; identity maps and lazy loading would only hide queries.  Migrations in
+``migrations/versions`` create exactly these tables; a test compares the two.
+
+Times are stored as naive UTC and returned aware (``UTCDateTime``): SQLite has no time zone
+type, and business time always comes from the injected clock, never a database default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
+    Table, Text, TypeDecorator, UniqueConstraint, BigInteger,
+)
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+ID = lambda: Integer().with_variant(BigInteger(), "postgresql")  # noqa: E731
+
+domains = Table(
+    "domains", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="RESTRICT"), nullable=False),
+    Column("address", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+aliases = Table(
+    "aliases", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("domain_id", Integer, ForeignKey("domains.id", ondelete="RESTRICT"), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("target", String(320), nullable=False),
+    UniqueConstraint("address", "target", name="uq_aliases_address_target"),
+    Index("ix_aliases_address", "address"),
+)
+
+folders = Table(
+    "folders", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("uidvalidity", BigInteger, nullable=False),
+    Column("uidnext", BigInteger, nullable=False, default=1),
+    Column("special_use", String(32)),
+    Column("subscribed", Boolean, nullable=False, default=True),
+    UniqueConstraint("account_id", "name", name="uq_folders_account_name"),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("id", ID(), primary_key=True),
+    Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"), nullable=False),
+    Column("uid", BigInteger, nullable=False),
+    # Stable forever, whatever folder the message moves to: the POP3 UIDL (RFC 1939 §7).
+    Column("guid", String(32), nullable=False, unique=True),
+    Column("internal_date", UTCDateTime, nullable=False),
+    Column("size", Integer, nullable=False),
+    # Space-separated, e.g. "\\Seen \\Flagged $Label1"; "" for none.
+    Column("flags", Text, nullable=False, default=""),
+    Column("body", LargeBinary, nullable=False),
+    UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
+)
+
+login_events = Table(
+    "login_events", metadata,
+    Column("id", ID(), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
+    Column("username", String(320), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("tls", Boolean, nullable=False),
+    Column("mechanism", String(32), nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("reason", String(64), nullable=False, default=""),
+    Column("client_name", String(255)),
+    # The POP-before-SMTP window and the migration reports ask "who logged in from this IP
+    # since T" and "what did this account do since T": both are index range scans.
+    Index("ix_login_events_ip_at", "client_ip", "at"),
+    Index("ix_login_events_account_at", "account_id", "at"),
+)
+
+mailbox_locks = Table(
+    "mailbox_locks", metadata,
+    # POP3 RFC 1939 §8 exclusive-access lock, shared by every process on the database.
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,55 @@
+"""Shared fixtures: databases on every configured backend, dev certificates, a running server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mailstack import tls
+from tests.support import databases, reactor as reactor_thread
+from tests.support.server import RunningServer, base_config, merge
+
+
+@dataclass(frozen=True)
+class Certs:
+    certificate: Path
+    private_key: Path
+    ca: Path
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory) -> Certs:
+    d = tmp_path_factory.mktemp("certs")
+    c = Certs(d / "server.pem", d / "server.key", d / "ca.pem")
+    tls.ensure_dev_certificates(c.certificate, c.private_key, c.ca, ["mx.example.test"])
+    return c
+
+
+@pytest.fixture(params=databases.backends())
+def db_url(request, tmp_path):
+    with databases.fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def make_server(db_url, certs, tmp_path):
+    """``make_server(**overrides)`` starts a server; all are stopped after the test."""
+    started = []
+    reactor_thread.ensure_running()
+
+    def make(**overrides) -> RunningServer:
+        raw = merge(base_config(db_url, certs, tmp_path / "state"), overrides)
+        server = RunningServer(raw, base_dir=str(tmp_path)).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server) -> RunningServer:
+    return make_server()

@@ -1,0 +1,128 @@
+"""The process as operators start it: ``mailstack demo``, ``mailstack serve`` and twistd."""
+
+from __future__ import annotations
+
+import os
+import poplib
+import re
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+BIN = Path(sys.executable).parent
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def wait_for_port(port, proc, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"port {port} never opened")
+
+
+def config_text(db_url, smtp, pop3s):
+    return f"""
+[server]
+hostname = "mail.example.test"
+[database]
+url = "{db_url}"
+[tls]
+generate_dev = true
+[domains]
+hosted = ["example.test"]
+[[listeners]]
+protocol = "smtp"
+port = {smtp}
+tls = "starttls"
+[[listeners]]
+protocol = "pop3"
+port = {pop3s}
+tls = "implicit"
+"""
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+def test_demo_prints_the_password_once_and_serves_mail_to_the_demo_account(tmp_path):
+    smtp_port, pop3s_port = free_ports(2)
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "mailstack.toml").write_text(config_text("sqlite:///mailstack.db", smtp_port, pop3s_port))
+    proc = subprocess.Popen([BIN / "mailstack", "demo", "--dir", str(demo)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline() + proc.stdout.readline()
+        password = re.search(r"shown only this once\): (\S+)", first).group(1)
+        wait_for_port(smtp_port, proc)
+        context = ssl.create_default_context(cafile=demo / "certs" / "ca.pem")
+        with smtplib.SMTP("127.0.0.1", smtp_port) as client:
+            client.starttls(context=context)
+            client.sendmail("someone@remote.test", ["demo@example.test"],
+                            b"Subject: hello demo\r\n\r\nIt works.\r\n")
+        pop = poplib.POP3_SSL("127.0.0.1", pop3s_port, context=context)
+        pop.user("demo@example.test")
+        pop.pass_(password)
+        assert pop.stat()[0] == 1
+        assert b"Subject: hello demo" in pop.retr(1)[1]
+        pop.quit()
+    finally:
+        output = stop(proc)
+    assert password not in output.split("shown only this once")[-1]  # printed once only
+    assert not list(demo.glob("certs/*.key")) or oct((demo / "certs" / "server.key").stat().st_mode)[-3:] == "600"
+
+
+def test_serve_refuses_an_unmigrated_database_with_a_clear_message(tmp_path):
+    (tmp_path / "m.toml").write_text(config_text(f"sqlite:///{tmp_path}/x.db", *free_ports(2)))
+    done = subprocess.run([BIN / "mailstack", "--config", str(tmp_path / "m.toml"), "serve"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4 and "mailstack db upgrade" in done.stderr
+
+
+def test_twistd_runs_the_same_service(tmp_path):
+    smtp_port, pop3s_port = free_ports(2)
+    config = tmp_path / "m.toml"
+    config.write_text(config_text(f"sqlite:///{tmp_path}/t.db", smtp_port, pop3s_port))
+    subprocess.run([BIN / "mailstack", "--config", str(config), "db", "upgrade"], check=True,
+                   capture_output=True)
+    proc = subprocess.Popen([BIN / "twistd", "-n", "--pidfile=", "mailstack", "--config",
+                             str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=tmp_path)
+    try:
+        wait_for_port(smtp_port, proc)
+        with smtplib.SMTP("127.0.0.1", smtp_port) as client:
+            code, _ = client.ehlo("client.example")
+            assert code == 250 and client.has_extn("starttls")
+    finally:
+        output = stop(proc)
+    assert "listening" in output

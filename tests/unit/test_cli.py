@@ -1,0 +1,88 @@
+"""The admin CLI, run as operators run it: a subprocess with a config file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def cli(db_url, tmp_path):
+    config = tmp_path / "mailstack.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+
+    def run(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), *args],
+                              input=stdin, capture_output=True, text=True, timeout=60)
+    return run
+
+
+def test_operator_sets_up_a_domain_accounts_and_aliases(cli):
+    assert cli("domain", "add", "Example.TEST").returncode == 0
+    done = cli("account", "add", "Ann@example.test", "--password-stdin", stdin="pw-ann\n")
+    assert done.returncode == 0, done.stderr
+    assert "pw-ann" not in done.stdout + done.stderr
+    assert cli("alias", "add", "sales@example.test", "ann@example.test").returncode == 0
+    accounts = json.loads(cli("account", "list", "--format", "json").stdout)
+    assert [a["address"] for a in accounts] == ["ann@example.test"]
+    aliases = json.loads(cli("alias", "list", "--format", "json").stdout)
+    assert aliases == [{"alias": "sales@example.test", "target": "ann@example.test"}]
+    shown = json.loads(cli("account", "show", "ann@example.test", "--format", "json").stdout)
+    assert shown["hash_scheme"] == "argon2" and "$argon2" not in json.dumps(shown)
+    assert cli("account", "disable", "ann@example.test").returncode == 0
+    shown = json.loads(cli("account", "show", "ann@example.test", "--format", "json").stdout)
+    assert shown["enabled"] is False
+    assert cli("account", "delete", "ann@example.test", "--yes").returncode == 0
+    assert json.loads(cli("account", "list", "--format", "json").stdout) == []
+
+
+BAD_INPUT = [
+    (("account", "add", "ann@nowhere.test", "--password-stdin"), "pw\n", "not hosted"),
+    (("account", "add", "ann@example.test", "--password-stdin"), "pw\n", "already exists"),
+    (("account", "add", "not an address", "--password-stdin"), "pw\n", "not a valid address"),
+    (("account", "add", "new@example.test", "--password-stdin"), "\n", "empty password"),
+    (("account", "add", "new@example.test"), "", "--password-stdin"),
+    (("domain", "add", "example.test"), None, "already exists"),
+    (("domain", "add", "bad_domain!"), None, "not a valid domain"),
+    (("alias", "add", "a@example.test", "x@remote.test"), None, "not in a domain hosted here"),
+    (("account", "delete", "ann@example.test"), None, "--yes"),
+    (("account", "passwd", "ghost@example.test", "--password-stdin"), "pw\n", "no account"),
+]
+
+
+def test_bad_input_is_one_line_and_a_nonzero_exit_and_changes_nothing(cli):
+    cli("domain", "add", "example.test")
+    cli("account", "add", "ann@example.test", "--password-stdin", stdin="pw\n")
+    before = cli("account", "list", "--format", "json").stdout
+    for args, stdin, message in BAD_INPUT:
+        done = cli(*args, stdin=stdin)
+        assert done.returncode != 0, args
+        assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, args
+        assert "Traceback" not in done.stderr
+    assert cli("account", "list", "--format", "json").stdout == before
+    assert json.loads(cli("domain", "list", "--format", "json").stdout) == [
+        {"domain": "example.test", "accounts": 1}]
+
+
+def test_password_is_never_accepted_on_the_command_line(cli):
+    done = cli("account", "add", "ann@example.test", "--password", "secret")
+    assert done.returncode == 2
+
+
+def test_unknown_setting_stops_with_the_key_named(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('[smtp]\nmax_size = 5\n')
+    done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config),
+                           "domain", "list"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "smtp.max_size: unknown setting" in done.stderr
+
+
+def test_commands_refuse_an_unmigrated_database(tmp_path):
+    config = tmp_path / "m.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/new.db"\n')
+    done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config),
+                           "domain", "list"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4 and "mailstack db upgrade" in done.stderr
