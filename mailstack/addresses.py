@@ -27,6 +27,10 @@ class AddressError(ValueError):
     """Not an address we accept; the message says why, for logs and CLI errors."""
 
 
+class RelayTrick(AddressError):
+    """A form historically used to trick servers into relaying; answered as relay denied."""
+
+
 @dataclass(frozen=True)
 class Address:
     local: str
@@ -41,18 +45,18 @@ def parse(text: str) -> Address:
     if not text or len(text) > MAX_ADDRESS:
         raise AddressError("address is empty or too long")
     if text.startswith("@"):
-        raise AddressError("source routes are not accepted")
+        raise RelayTrick("source routes are not accepted")
     if text.startswith('"'):
-        raise AddressError("quoted local parts are not accepted")
+        raise RelayTrick("quoted local parts are not accepted")
     local, sep, domain = text.rpartition("@")
     if not sep or not local:
         raise AddressError("address has no domain")
     if "%" in local or "!" in local:
-        raise AddressError("relay tricks (% or !) in the local part are not accepted")
+        raise RelayTrick("relay tricks (% or !) in the local part are not accepted")
     if len(local) > MAX_LOCAL or not _LOCAL.match(local):
         raise AddressError("invalid local part")
     if domain.startswith("["):
-        raise AddressError("IP-literal domains are not accepted")
+        raise RelayTrick("IP-literal domains are not accepted")
     return Address(local.lower(), parse_domain(domain))
 
 

@@ -8,6 +8,7 @@ clock; tests pass ``twisted.internet.task.Clock`` instead.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from twisted.logger import Logger
 
 from mailstack import clock as clocks, tls
 from mailstack.config import Config, ListenerConfig
+from mailstack.policy.tls_required import TLSRequirement
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.store import directory, migrations
 from mailstack.store.db import Database
@@ -40,6 +42,7 @@ class Parts:
     realm: portals.MailRealm
     portal: object
     tls_options: object | None
+    tls_requirement: TLSRequirement
     listeners: list = field(default_factory=list)
 
 
@@ -132,20 +135,23 @@ def build_parts(config: Config, reactor, clock=None) -> Parts:
                                       reactor=reactor, cache_seconds=config.auth.cache_seconds)
     realm = portals.MailRealm()
     return Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
-                 _tls_options(config))
+                 _tls_options(config), TLSRequirement(clock))
 
 
-def _protocol_modules():
-    """Each front end exposes ``build_factory(parts, listener)`` and ``register_avatars(parts)``."""
-    from mailstack.protocols import imap, pop3, smtp
-    return {"smtp": smtp, "pop3": pop3, "imap": imap}
+def _protocol_modules(config: Config) -> dict:
+    """The front ends the listeners need, by protocol name.
+
+    Each exposes ``build_factory(parts, listener)`` and ``register_avatars(parts)``.
+    """
+    names = sorted({listener.protocol for listener in config.listeners})
+    return {name: importlib.import_module(f"mailstack.protocols.{name}") for name in names}
 
 
 def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Parts]:
     parts = build_parts(config, reactor, clock)
     root = service.MultiService()
     PoolService(parts.db, parts.hasher).setServiceParent(root)
-    modules = _protocol_modules()
+    modules = _protocol_modules(config)
     for module in modules.values():
         module.register_avatars(parts)
     for listener in config.listeners:

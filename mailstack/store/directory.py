@@ -34,6 +34,21 @@ class Recipients:
         return bool(self.account_ids or self.remote)
 
 
+@dataclass(frozen=True)
+class Route:
+    """Where an envelope recipient goes: is its domain ours, and who receives it."""
+
+    hosted: bool
+    recipients: Recipients = Recipients()
+
+
+def route(conn: Connection, address: str) -> Route:
+    """One read for an RCPT: the hosted-domain test and the recipient lookup together."""
+    if not is_hosted(conn, address.rpartition("@")[2]):
+        return Route(False)
+    return Route(True, resolve(conn, address))
+
+
 def _domain_id(conn: Connection, name: str) -> int:
     found = conn.execute(select(domains.c.id).where(domains.c.name == name)).scalar()
     if found is None:

@@ -1,0 +1,1 @@
+"""Delivery: into local mailboxes now; the outbound queue joins later."""

@@ -1,0 +1,1 @@
+"""Policy: small single-purpose checks, each returning a decision with its reply."""

@@ -1,0 +1,29 @@
+"""The facts a policy check may look at, gathered by the protocol at each SMTP stage.
+
+Why one frozen value: checks must not reach into protocol objects (layering, C3), and the
+rejection log needs the same facts the check saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from mailstack.store.directory import Route
+
+
+@dataclass(frozen=True)
+class SMTPRequest:
+    stage: str                 # connect | helo | mail | rcpt | data
+    session: str
+    client_ip: str
+    port: str                  # listener name: "mx", "submission", ...
+    tls: bool = False
+    helo: str | None = None
+    sender: str | None = None  # "" is the null reverse-path
+    recipient: str | None = None
+    route: Route | None = None
+    authenticated_as: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def at(self, stage: str, **changes) -> "SMTPRequest":
+        return replace(self, stage=stage, **changes)

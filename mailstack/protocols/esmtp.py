@@ -1,0 +1,416 @@
+"""The ESMTP server session shared by the MX (port 25) and, later, submission (587/465).
+
+Why not ``twisted.mail.smtp.ESMTP``: measured against Twisted 26.10 (TWISTED-NOTES) its
+PIPELINING breaks with any asynchronous validator (a pipelined RCPT gets ``503``, a
+pipelined QUIT can close before the 250 after DATA, so the client resends), its reply
+types differ by call site (the wrong one hangs the client with no reply and no log), it
+answers a failed store with 550, drops out of DATA on a long line, throws MAIL/RCPT
+parameters away, has no SIZE/8BITMIME/ENHANCEDSTATUSCODES, and executes commands
+pipelined after STARTTLS.  Fixing each would mean overriding nearly every method, so this
+is a small replacement on Twisted's line receiver and timeout mixin instead.
+
+How: one reply per command, strictly in order.  Every received line goes into a queue;
+a command that needs the store or a policy check returns a Deferred and the queue waits
+for it.  What the port allows (recipients, relaying, AUTH) is decided by a per-listener
+``policy`` object; this module only speaks the protocol.
+
+Standards: RFC 5321, RFC 1870 (SIZE), RFC 2920 (PIPELINING), RFC 6152 (8BITMIME),
+RFC 2034 and RFC 3463 (enhanced status codes), RFC 3207 (STARTTLS).
+Security: STARTTLS goes through ``starttls.begin_tls`` (pipelined input discarded, state
+reset); command and header lines are bounded; after too many errors the client is dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import ISSLTransport
+from twisted.protocols.policies import TimeoutMixin
+
+from mailstack import addresses, replies
+from mailstack.logs import SessionLog, new_session_id
+from mailstack.protocols import starttls
+from mailstack.protocols.lines import BoundedLineReceiver
+from mailstack.replies import Reply
+from mailstack.store.errors import StoreUnavailable
+
+COMMAND_LINE_LIMIT = 2048     # RFC 5321 §4.5.3.1.4 says 512; AUTH and parameters need more
+HEADER_LINE_LIMIT = 998       # RFC 5322 §2.1.1
+BODY_LINE_LIMIT = 65536       # lenient for bodies, still bounded
+MAX_ERRORS = 10
+_OVERLONG = object()          # queue marker: a line was too long (answered in order)
+
+
+@dataclass
+class Envelope:
+    sender: str | None = None          # "" is the null reverse-path
+    recipients: list = field(default_factory=list)   # what policy.check_recipient returned
+    addresses: list = field(default_factory=list)
+    body_8bit: bool = False
+
+
+class SMTPSession(BoundedLineReceiver, TimeoutMixin):
+    """One client connection.  ``factory`` provides parts, listener and policy."""
+
+    def connectionMade(self):
+        self.parts = self.factory.parts
+        self.policy = self.factory.policy
+        self.hostname = self.parts.config.server.hostname
+        self.max_size = self.parts.config.smtp.max_message_size
+        self.client_ip = self.transport.getPeer().host
+        self.session_id = new_session_id()
+        self.log = SessionLog("mailstack.smtp", self.session_id, self.client_ip)
+        self.callLater = self.parts.clock.callLater   # idle timeout on business time
+        self.setTimeout(self.parts.config.smtp.idle_timeout)
+        self.helo = None
+        self.esmtp = False
+        self.authenticated_as = None
+        self.errors = 0
+        self.messages = 0
+        self._pending = collections.deque()
+        self._busy = False
+        self._draining = False
+        self._reset_transaction()
+        self.log.info("connect {port} tls={tls}", port=self.factory.name, tls=self.tls)
+        self.reply(replies.SERVICE_READY.format(host=self.hostname))
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.setTimeout(None)
+        if self.in_data:
+            self.log.info("disconnected during DATA: nothing stored")
+        self.log.info("disconnect")
+
+    # --- state --------------------------------------------------------------------------
+
+    @property
+    def tls(self) -> bool:
+        return ISSLTransport.providedBy(self.transport)
+
+    def _reset_transaction(self):
+        self.envelope = Envelope()
+        self.in_data = False
+        self._body = []
+        self._body_size = 0
+        self._too_big = False
+        self._bad_line = False
+        self._in_headers = True
+
+    def reset_after_tls(self):
+        """RFC 3207 §4.2: forget everything learned before the handshake."""
+        self._pending.clear()
+        self.helo = None
+        self.esmtp = False
+        self.authenticated_as = None
+        self._reset_transaction()
+
+    def max_line_length(self) -> int:
+        if not self.in_data:
+            return COMMAND_LINE_LIMIT
+        return HEADER_LINE_LIMIT + 1 if self._in_headers else BODY_LINE_LIMIT
+
+    # --- replies --------------------------------------------------------------------------
+
+    def reply(self, reply: Reply) -> None:
+        self.transport.write(reply.smtp() + b"\r\n")
+
+    def reply_lines(self, code: int, lines) -> None:
+        lines = list(lines)
+        out = [f"{code}-{line}" for line in lines[:-1]] + [f"{code} {lines[-1]}"]
+        self.transport.write(("\r\n".join(out) + "\r\n").encode("utf-8"))
+
+    def refuse(self, reply: Reply, count_error: bool = True) -> None:
+        self.reply(reply)
+        if count_error and reply.code >= 500:
+            self.errors += 1
+            if self.errors > MAX_ERRORS:
+                self.log.warn("too many errors; closing")
+                self.reply(Reply(421, "4.7.0", f"{self.hostname} Too many errors, closing"))
+                self.transport.loseConnection()
+
+    # --- input: one reply per command, in order ---------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
+        self.resetTimeout()
+        self._pending.append(line)
+        self._drain()
+
+    def line_too_long(self, start: bytes) -> None:
+        self._pending.append(_OVERLONG)
+        self._drain()
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._pending and not self._busy and not self.transport.disconnecting:
+                result = self._process(self._pending.popleft())
+                if isinstance(result, defer.Deferred):
+                    self._busy = True
+                    result.addErrback(self._unexpected)
+                    result.addBoth(self._finished)
+        finally:
+            self._draining = False
+
+    def _finished(self, _):
+        self._busy = False
+        self._drain()
+
+    def _unexpected(self, failure):
+        self.log.failure("command failed", failure)
+        if not self.transport.disconnecting:
+            self.reply(replies.STORE_UNAVAILABLE)
+
+    def _process(self, line):
+        if self.in_data:
+            return self._data_line(line)
+        if line is _OVERLONG:
+            return self.refuse(replies.LINE_TOO_LONG)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.refuse(replies.NON_UTF8)
+        verb, _, argument = text.partition(" ")
+        handler = getattr(self, "smtp_" + verb.upper(), None) if verb.isalpha() else None
+        if handler is None:
+            self.log.info("unknown command {verb!r}", verb=verb[:20])
+            return self.refuse(replies.SYNTAX_ERROR)
+        return handler(argument.strip())
+
+    # --- commands -------------------------------------------------------------------------
+
+    def smtp_HELO(self, argument):
+        return self._greet(argument, esmtp=False)
+
+    def smtp_EHLO(self, argument):
+        return self._greet(argument, esmtp=True)
+
+    def _greet(self, argument, esmtp):
+        if not argument or " " in argument:
+            return self.refuse(replies.ARGUMENT_ERROR)
+        self.helo, self.esmtp = argument, esmtp
+        self._reset_transaction()
+        self.log.info("{verb} {helo!r}", verb="EHLO" if esmtp else "HELO", helo=argument[:100])
+        greeting = f"{self.hostname} Hello {argument} [{self.client_ip}]"
+        if not esmtp:
+            return self.reply_lines(250, [greeting])
+        self.reply_lines(250, [greeting] + self.extensions())
+
+    def extensions(self) -> list[str]:
+        ext = [f"SIZE {self.max_size}", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES"]
+        if self.starttls_offered():
+            ext.append("STARTTLS")
+        return ext + list(self.policy.extensions(self))
+
+    def starttls_offered(self) -> bool:
+        return (self.factory.listener.tls == "starttls" and not self.tls
+                and self.parts.tls_options is not None)
+
+    def smtp_STARTTLS(self, argument):
+        if self.tls:
+            return self.refuse(replies.TLS_ALREADY)
+        if not self.starttls_offered():
+            return self.refuse(replies.NOT_IMPLEMENTED)
+        if argument:
+            return self.refuse(replies.ARGUMENT_ERROR)
+        self.reply(replies.READY_TLS)
+        self.log.info("STARTTLS")
+        starttls.begin_tls(self, self.parts.tls_options)
+
+    def smtp_AUTH(self, argument):
+        return self.policy.auth(self, argument)
+
+    def smtp_MAIL(self, argument):
+        if self.helo is None:
+            return self.refuse(replies.NEED_HELO)
+        if self.envelope.sender is not None:
+            return self.refuse(replies.NESTED_MAIL)
+        parsed = _path(argument, "FROM:")
+        if parsed is None:
+            return self.refuse(replies.ARGUMENT_ERROR)
+        path, params = parsed
+        problem = self._mail_parameters(params)
+        if problem is not None:
+            return self.refuse(problem)
+        if path:
+            try:
+                path = addresses.normalise(path)
+            except addresses.AddressError:
+                return self.refuse(replies.BAD_SENDER)
+        return defer.maybeDeferred(self.policy.check_sender, self, path).addCallback(
+            self._sender_checked, path)
+
+    def _sender_checked(self, rejection, sender):
+        if rejection is not None:
+            self.log.info("MAIL FROM <{sender}> refused: {reply}", sender=sender, reply=str(rejection))
+            return self.refuse(rejection)
+        self.envelope.sender = sender
+        self.log.info("MAIL FROM <{sender}>", sender=sender)
+        self.reply(replies.SENDER_OK)
+
+    def _mail_parameters(self, params) -> Reply | None:
+        for key, value in params:
+            if key == "SIZE" and value.isdigit():
+                if int(value) > self.max_size:
+                    return replies.SIZE_DECLARED_TOO_BIG
+            elif key == "BODY" and value in ("7BIT", "8BITMIME"):
+                self.envelope.body_8bit = value == "8BITMIME"
+            else:
+                return replies.PARAMETER_UNSUPPORTED
+        return None
+
+    def smtp_RCPT(self, argument):
+        if self.envelope.sender is None:
+            return self.refuse(replies.NEED_MAIL)
+        parsed = _path(argument, "TO:")
+        if parsed is None or not parsed[0]:
+            return self.refuse(replies.ARGUMENT_ERROR)
+        path, params = parsed
+        if params:
+            return self.refuse(replies.PARAMETER_UNSUPPORTED)
+        if len(self.envelope.recipients) >= self.parts.config.smtp.max_recipients:
+            return self.refuse(replies.TOO_MANY_RECIPIENTS)
+        if path.lower() == "postmaster":   # RFC 5321 §4.5.1: must be accepted unqualified
+            path = f"postmaster@{self.policy.postmaster_domain()}"
+        try:
+            address = addresses.normalise(path)
+        except addresses.RelayTrick:
+            self.log.info("RCPT TO <{rcpt}> refused: relay trick", rcpt=path[:100])
+            return self.refuse(replies.RELAY_DENIED.format(address=path[:254]))
+        except addresses.AddressError:
+            return self.refuse(replies.BAD_ADDRESS)
+        return defer.maybeDeferred(self.policy.check_recipient, self, address).addCallbacks(
+            self._recipient_checked, self._recipient_failed, callbackArgs=(address,),
+            errbackArgs=(address,))
+
+    def _recipient_checked(self, outcome, address):
+        rejection, accepted = outcome
+        if rejection is not None:
+            self.log.info("RCPT TO <{rcpt}> refused: {reply}", rcpt=address, reply=str(rejection))
+            return self.refuse(rejection)
+        self.envelope.recipients.append(accepted)
+        self.envelope.addresses.append(address)
+        self.log.info("RCPT TO <{rcpt}>", rcpt=address)
+        self.reply(replies.RECIPIENT_OK)
+
+    def _recipient_failed(self, failure, address):
+        failure.trap(StoreUnavailable)
+        self.log.warn("RCPT TO <{rcpt}> deferred: store unavailable", rcpt=address)
+        self.reply(replies.STORE_UNAVAILABLE)
+
+    def smtp_DATA(self, argument):
+        if argument:
+            return self.refuse(replies.ARGUMENT_ERROR)
+        if self.envelope.sender is None:
+            return self.refuse(replies.NEED_MAIL)
+        if not self.envelope.recipients:
+            return self.refuse(replies.NO_VALID_RECIPIENTS)
+        self.in_data = True
+        self.reply(replies.START_DATA)
+
+    def smtp_RSET(self, argument):
+        self._reset_transaction()
+        self.reply(replies.OK)
+
+    def smtp_NOOP(self, argument):
+        self.reply(replies.OK)
+
+    def smtp_VRFY(self, argument):
+        # RFC 5321 §3.5.3: answering truthfully would feed directory harvesters.
+        self.reply(replies.CANNOT_VRFY)
+
+    def smtp_EXPN(self, argument):
+        self.refuse(replies.NOT_IMPLEMENTED)
+
+    def smtp_HELP(self, argument):
+        self.reply(replies.HELP)
+
+    def smtp_QUIT(self, argument):
+        self.reply(replies.CLOSING)
+        self.transport.loseConnection()
+
+    # --- DATA -------------------------------------------------------------------------------
+
+    def _data_line(self, line):
+        if line is _OVERLONG:
+            self._bad_line = True
+            return None
+        if line == b".":
+            return self._end_of_data()
+        if line[:1] == b".":
+            line = line[1:]   # RFC 5321 §4.5.2 transparency
+        if self._in_headers and not line:
+            self._in_headers = False
+        self._body_size += len(line) + 2
+        if self._body_size > self.max_size:
+            self._too_big, self._body = True, []
+        elif not self._too_big:
+            self._body.append(line)
+        return None
+
+    def _end_of_data(self):
+        envelope, body = self.envelope, self._body
+        too_big, bad_line = self._too_big, self._bad_line
+        self._reset_transaction()
+        if too_big:
+            self.log.info("message refused: over {limit} bytes", limit=self.max_size)
+            return self.reply(replies.MESSAGE_TOO_BIG)
+        if bad_line:
+            self.log.info("message refused: over-long line")
+            return self.reply(replies.DATA_LINE_TOO_LONG)
+        data = b"\r\n".join(body) + b"\r\n" if body else b""
+        self.messages += 1
+        queue_id = f"{self.session_id}{self.messages:03d}"
+        d = defer.maybeDeferred(self.policy.deliver, self, envelope, data, queue_id)
+        return d.addCallbacks(self._stored, self._not_stored,
+                              callbackArgs=(queue_id, len(data), len(envelope.addresses)),
+                              errbackArgs=(queue_id,))
+
+    def _stored(self, _, queue_id, size, count):
+        self.log.info("message {id} stored: {size} bytes, {n} recipient(s)", id=queue_id,
+                      size=size, n=count)
+        if not self.transport.disconnecting:
+            self.reply(replies.QUEUED.format(id=queue_id))
+
+    def _not_stored(self, failure, queue_id):
+        # Twisted answers a failed store with 550; a store outage must be temporary (451).
+        if not failure.check(StoreUnavailable):
+            self.log.failure("message {id} not stored", failure, id=queue_id)
+        else:
+            self.log.warn("message {id} not stored: store unavailable", id=queue_id)
+        if not self.transport.disconnecting:
+            self.reply(replies.STORE_UNAVAILABLE)
+
+    def timeoutConnection(self):
+        self.log.info("idle timeout")
+        self.reply(replies.TIMEOUT.format(host=self.hostname))
+        self.transport.loseConnection()
+
+
+def _path(argument: str, prefix: str):
+    """``FROM:<a@b> K=V …`` → (``a@b``, [(K, V)]), or None when malformed."""
+    if argument[:len(prefix)].upper() != prefix:
+        return None
+    rest = argument[len(prefix):].lstrip()
+    if not rest.startswith("<"):
+        return None
+    end = rest.find(">")
+    if end < 0:
+        return None
+    path, params = rest[1:end], []
+    for word in rest[end + 1:].split():
+        key, _, value = word.partition("=")
+        params.append((key.upper(), value.upper()))
+    return path, params
+
+
+class SMTPFactory(protocol.ServerFactory):
+    """Twisted's SMTPFactory does not pass its settings to the protocol; ours carries them."""
+
+    protocol = SMTPSession
+
+    def __init__(self, parts, listener, policy):
+        self.parts, self.listener, self.policy = parts, listener, policy
+        self.name = listener.name or f"smtp-{listener.port}"
