@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Measure mailstack with the shared load generator, as docs/benchmarks.md reports it.
 # The server is pinned to core 1 and the load generator to core 0; each figure is the
-# median of three runs.  Usage: benchmarks/run.sh [sqlite|postgresql]
+# median of three runs.  Usage: benchmarks/run.sh [sqlite|postgresql] [smtp pop3 imap]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:-sqlite}
+shift || true
+protocols=${*:-smtp pop3 imap}
 loadgen=${LOADGEN:-../shared/bench/loadgen.py}
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -23,27 +25,31 @@ url = "$url"
 threads = 4
 [tls]
 generate_dev = true
-[[listeners]]
-protocol = "smtp"
-port = 2525
-tls = "starttls"
-[[listeners]]
-protocol = "pop3"
-port = 1110
-tls = "starttls"
-[[listeners]]
-protocol = "imap"
-port = 1143
-tls = "starttls"
 TOML
+declare -A ports=([smtp]=2525 [pop3]=1110 [imap]=1143)
+for p in $protocols; do
+    printf '[[listeners]]\nprotocol = "%s"\nport = %s\ntls = "starttls"\n' "$p" "${ports[$p]}" >> "$work/mailstack.toml"
+done
+first=${ports[${protocols%% *}]}
 .venv/bin/python benchmarks/prepare.py "$work/mailstack.toml"
 taskset -c 1 .venv/bin/mailstack --config "$work/mailstack.toml" serve --log-level warn > "$work/server.log" 2>&1 &
 server=$!
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/1143) 2>/dev/null && break; sleep 0.2; done
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$first) 2>/dev/null && break; sleep 0.2; done
 run() { for i in 1 2 3; do taskset -c 0 python3 "$loadgen" "$@" --watch-pids "$server"; done; }
-echo "## smtp 10 senders, 4 KB, 1 msg/conn"; run smtp --port 2525 --conc 10 --count 3000 --size 4096
-echo "## pop3 1 client";                      run pop3 --port 1110 --conc 1 --sessions 20 --users 90..99
-echo "## pop3 10 clients";                    run pop3 --port 1110 --conc 10 --sessions 50 --users 90..99
-echo "## imap 1 client";                      run imap --port 1143 --conc 1 --sessions 20 --users 90..99
-echo "## imap 10 clients";                    run imap --port 1143 --conc 10 --sessions 50 --users 90..99
-[ "$backend" = postgresql ] && psql -q -h 127.0.0.1 -U postgres -d test -c "DROP SCHEMA $schema CASCADE"
+has() { [[ " $protocols " == *" $1 "* ]]; }
+if has smtp; then
+    echo "## smtp 10 senders, 4 KB, 1 msg/conn";   run smtp --port 2525 --conc 10 --count 3000 --size 4096
+    echo "## smtp 10 senders, 4 KB, 100 msg/conn"; run smtp --port 2525 --conc 10 --count 3000 --size 4096 --per-conn 100
+    echo "## smtp 10 senders, 64 KB, 1 msg/conn";  run smtp --port 2525 --conc 10 --count 1000 --size 65536
+fi
+if has pop3; then
+    echo "## pop3 1 client";   run pop3 --port 1110 --conc 1 --sessions 20 --users 90..99
+    echo "## pop3 10 clients"; run pop3 --port 1110 --conc 10 --sessions 50 --users 90..99
+fi
+if has imap; then
+    echo "## imap 1 client";   run imap --port 1143 --conc 1 --sessions 20 --users 90..99
+    echo "## imap 10 clients"; run imap --port 1143 --conc 10 --sessions 50 --users 90..99
+fi
+if [ "$backend" = postgresql ]; then
+    psql -q -h 127.0.0.1 -U postgres -d test -c "DROP SCHEMA $schema CASCADE"
+fi

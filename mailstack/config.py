@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 
@@ -79,6 +81,23 @@ class AuthConfig:
     hash_threads: int = setting(2, _positive)
     default_scheme: str = setting("argon2", _one_of("argon2", "bcrypt_sha256", "sha512_crypt"))
     cache_seconds: int = setting(300, _not_negative)
+    # From this moment no password is accepted without TLS, on any protocol.
+    tls_cutover: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SubmissionConfig:
+    smtp_auth: bool = True            # the SMTP AUTH feature flag (PLAIN, LOGIN)
+    recipients_per_hour: int = setting(500, _positive)
+    help_url: str = "https://mail.example.test/help/smtp-auth"
+
+
+@dataclass(frozen=True)
+class PopBeforeSMTPConfig:
+    enabled: bool = False
+    window: int = setting(600, _positive)
+    sunset: datetime | None = None
+    protocols: tuple[str, ...] = setting(factory=lambda: ("pop3",), each=_one_of("pop3", "imap"))
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,8 @@ class SMTPConfig:
     max_message_size: int = setting(25 * 1024 * 1024, _positive)
     max_recipients: int = setting(100, _positive)
     idle_timeout: int = setting(300, _positive)
+    # Whether port 25 also relays for customers who authenticate there.
+    mx_relay: str = setting("never", _one_of("never", "authenticated"))
 
 
 @dataclass(frozen=True)
@@ -139,7 +160,7 @@ class DomainsConfig:
 
 @dataclass(frozen=True)
 class ListenerConfig:
-    protocol: str = setting(dataclasses.MISSING, _one_of("smtp", "pop3", "imap"))
+    protocol: str = setting(dataclasses.MISSING, _one_of("smtp", "submission", "pop3", "imap"))
     port: int = setting(dataclasses.MISSING, _port)
     address: str = setting("127.0.0.1", _ip)
     tls: str = setting("none", _one_of("none", "starttls", "implicit"))
@@ -151,6 +172,8 @@ class Config:
     server: ServerConfig = setting(factory=ServerConfig)
     database: DatabaseConfig = setting(factory=DatabaseConfig)
     auth: AuthConfig = setting(factory=AuthConfig)
+    submission: SubmissionConfig = setting(factory=SubmissionConfig)
+    pop_before_smtp: PopBeforeSMTPConfig = setting(factory=PopBeforeSMTPConfig)
     tls: TLSConfig = setting(factory=TLSConfig)
     smtp: SMTPConfig = setting(factory=SMTPConfig)
     pop3: POP3Config = setting(factory=POP3Config)
@@ -227,6 +250,11 @@ def _build(cls, raw, where):
 
 def _convert(hint, value, key, meta):
     origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):   # "X | None": TOML has no null
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if hint is datetime:
+        return _moment(value, key)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, key)
     if origin is tuple:
@@ -247,6 +275,17 @@ def _convert(hint, value, key, meta):
         except ValueError as e:
             raise ConfigError(f"{key}: {value!r} {e}") from None
     return value
+
+
+def _moment(value, key) -> datetime:
+    """A TOML offset date-time, or a date meaning its midnight UTC; never a local time."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ConfigError(f"{key}: give a UTC offset, e.g. 2027-03-01T00:00:00Z")
+        return value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    raise ConfigError(f"{key}: must be a date or an offset date-time, not {type(value).__name__}")
 
 
 def _join(where, key):

@@ -87,6 +87,12 @@ AUTH_CANCELLED = Reply(501, "5.0.0", "Authentication cancelled")
 AUTH_MECHANISM_UNKNOWN = Reply(504, "5.5.4", "Unrecognized authentication type")
 AUTH_TEMPORARY = Reply(454, "4.7.0", "Temporary authentication failure")
 AUTH_ALREADY = Reply(503, "5.5.1", "Already authenticated")
+AUTH_REQUIRED = Reply(530, "5.7.0", "Authentication required")
+POP_BEFORE_SMTP_ENDED = Reply(
+    530, "5.7.0", "Authentication required: sending after a POP login (POP before SMTP) has "
+    "ended; turn on SMTP authentication in your mail program, see {url}")
+SENDER_NOT_OWNED = Reply(553, "5.7.1", "<{address}>: Sender address rejected: not owned by user {user}")
+RATE_LIMITED = Reply(451, "4.7.1", "Too many recipients this hour; try again later")
 ENCRYPTION_REQUIRED = Reply(
     538, "5.7.11", "Encryption required for requested authentication mechanism"
 )

@@ -135,7 +135,7 @@ def build_parts(config: Config, reactor, clock=None) -> Parts:
                                       reactor=reactor, cache_seconds=config.auth.cache_seconds)
     realm = portals.MailRealm()
     return Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
-                 _tls_options(config), TLSRequirement(clock))
+                 _tls_options(config), TLSRequirement(clock, config.auth.tls_cutover))
 
 
 def _protocol_modules(config: Config) -> dict:

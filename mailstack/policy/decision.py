@@ -28,6 +28,7 @@ class Decision:
     check: str = ""
     reason: str = ""
     reply: Reply | None = None
+    subject: object = None   # what a PERMIT vouches for, e.g. the account of a login window
 
     @property
     def accepts(self) -> bool:

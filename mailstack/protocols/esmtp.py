@@ -49,6 +49,8 @@ class Envelope:
     recipients: list = field(default_factory=list)   # what policy.check_recipient returned
     addresses: list = field(default_factory=list)
     body_8bit: bool = False
+    account: object = None             # who is sending: AUTH login or POP-before-SMTP window
+    method: str | None = None          # "auth" | "pop-before-smtp"
 
 
 class SMTPSession(BoundedLineReceiver, TimeoutMixin):
@@ -69,6 +71,7 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
         self.authenticated_as = None
         self.errors = 0
         self.messages = 0
+        self.continuation = None   # set while a SASL exchange awaits the client's next line
         self._pending = collections.deque()
         self._busy = False
         self._draining = False
@@ -100,6 +103,7 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
     def reset_after_tls(self):
         """RFC 3207 §4.2: forget everything learned before the handshake."""
         self._pending.clear()
+        self.continuation = None
         self.helo = None
         self.esmtp = False
         self.authenticated_as = None
@@ -166,6 +170,9 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
     def _process(self, line):
         if self.in_data:
             return self._data_line(line)
+        if self.continuation is not None:
+            respond, self.continuation = self.continuation, None
+            return respond(None if line is _OVERLONG else line)
         if line is _OVERLONG:
             return self.refuse(replies.LINE_TOO_LONG)
         try:

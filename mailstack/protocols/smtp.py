@@ -1,25 +1,24 @@
 """Port 25: the inbound MX for the domains we host.
 
 Why a policy object and not a subclass: the MX and submission speak the same ESMTP
-(``esmtp.SMTPSession``) but differ in what they allow.  Here a recipient must be in a
-domain we host and must exist (no relay for anyone, authenticated or not: there is no AUTH
-on the MX), and an accepted message goes straight into the recipients' INBOXes.  The
-anti-spam chains of a later issue plug in at ``check_sender`` / ``check_recipient``.
+(``esmtp.SMTPSession``) but differ in what they allow.  On the MX a recipient must be in a
+domain we host and must exist; relaying happens only for an authenticated customer, and
+only where ``smtp.mx_relay = "authenticated"`` (off by default).  Submission
+(``submission.py``) derives from this policy and adds the login requirements.
 
 Standards: RFC 5321 (MX role), RFC 5598 §4.3.1.
-Security: no AUTH and no relaying on this port; every refusal is logged with its reply.
+Security: no relaying for anyone unauthenticated; every refusal is logged with its reply.
 """
 
 from __future__ import annotations
 
 from twisted.internet import defer
 
-from mailstack import replies
-from mailstack.delivery.local import LocalDelivery, TraceFacts
-from mailstack.policy import recipients, relay
+from mailstack.delivery.routing import Accepted, MessageRouter, TraceFacts
+from mailstack.policy import recipients, relay, sender_rules
 from mailstack.policy.chains import Chain
 from mailstack.policy.request import SMTPRequest
-from mailstack.protocols import starttls
+from mailstack.protocols import smtp_auth, starttls
 from mailstack.protocols.esmtp import SMTPFactory
 from mailstack.store import directory
 
@@ -27,49 +26,72 @@ from mailstack.store import directory
 class InboundPolicy:
     """What the MX accepts: mail for our own accounts and aliases, from anyone."""
 
-    def __init__(self, parts):
+    def __init__(self, parts, auth_enabled: bool | None = None):
+        config = parts.config
+        if auth_enabled is None:
+            auth_enabled = config.submission.smtp_auth and config.smtp.mx_relay == "authenticated"
         self.parts = parts
-        self.delivery = LocalDelivery(parts.db, parts.clock)
-        self.rcpt_chain = Chain("mx-rcpt", [relay.HostedDomainsOnly(),
-                                            recipients.LocalRecipientExists()])
-        hosted = parts.config.domains.hosted
-        self._postmaster_domain = hosted[0] if hosted else parts.config.server.hostname
+        self.authenticator = smtp_auth.Authenticator(parts, auth_enabled)
+        self.router = MessageRouter(parts)
+        self.sender_chain = Chain("mail", self.sender_checks())
+        self.rcpt_chain = Chain("rcpt", [relay.HostedDomainsOnly(),
+                                         recipients.LocalRecipientExists()])
+        hosted = config.domains.hosted
+        self._postmaster_domain = hosted[0] if hosted else config.server.hostname
+
+    def sender_checks(self):
+        return [sender_rules.OwnAddressesOnly(self.parts.db)]
 
     def extensions(self, session):
-        return []
+        return self.authenticator.extension(session)
 
     def auth(self, session, argument):
-        session.refuse(replies.NOT_IMPLEMENTED)
+        return self.authenticator.auth(session, argument)
 
     def postmaster_domain(self) -> str:
         return self._postmaster_domain
 
-    def check_sender(self, session, sender):
-        return None
-
     def request(self, session, stage, **facts) -> SMTPRequest:
         return SMTPRequest(stage=stage, session=session.session_id, client_ip=session.client_ip,
                            port=session.factory.name, tls=session.tls, helo=session.helo,
-                           sender=session.envelope.sender, **facts)
+                           **facts)
+
+    @defer.inlineCallbacks
+    def check_sender(self, session, sender):
+        """The rejection reply, or None; on success the envelope knows who sends."""
+        request = self.request(session, "mail", sender=sender,
+                               authenticated_as=session.authenticated_as)
+        decision = yield self.sender_chain.run(request)
+        if not decision.accepts:
+            return decision.reply
+        if session.authenticated_as is not None:
+            session.envelope.account, session.envelope.method = session.authenticated_as, "auth"
+        elif decision.subject is not None:
+            session.envelope.account, session.envelope.method = decision.subject, decision.check
+        return None
 
     @defer.inlineCallbacks
     def check_recipient(self, session, address):
-        """(rejection reply or None, the account ids to deliver to)."""
+        """(rejection reply or None, the ``Accepted`` recipient)."""
         route = yield self.parts.db.read(directory.route, address)
-        request = self.request(session, "rcpt", recipient=address, route=route)
+        request = self.request(session, "rcpt", sender=session.envelope.sender,
+                               recipient=address, route=route,
+                               authenticated_as=session.envelope.account)
         decision = yield self.rcpt_chain.run(request)
         if not decision.accepts:
             return decision.reply, None
-        return None, route.recipients.account_ids
+        return None, Accepted(address, route.recipients.account_ids, remote=not route.hosted)
 
     def deliver(self, session, envelope, body, queue_id):
-        account_ids = [i for ids in envelope.recipients for i in ids]
+        account = envelope.account
         trace = TraceFacts(
             helo=session.helo or "unknown", client_ip=session.client_ip, client_name=None,
             hostname=session.hostname, protocol=_with(session), queue_id=queue_id,
             tls_version=starttls.tls_version(session.transport),
-            recipient=envelope.addresses[0] if len(envelope.addresses) == 1 else None)
-        return self.delivery.deliver(account_ids, body, trace)
+            recipient=envelope.addresses[0] if len(envelope.addresses) == 1 else None,
+            account=account.address if account is not None else None, method=envelope.method)
+        return self.router.store(envelope.sender, envelope.recipients, body, trace,
+                                 account_id=account.id if account is not None else None)
 
 
 def _with(session) -> str:
@@ -80,7 +102,7 @@ def _with(session) -> str:
 
 
 def register_avatars(parts) -> None:
-    """The MX logs nobody in."""
+    smtp_auth.register_avatar(parts.realm)
 
 
 def build_factory(parts, listener):

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mailstack import addresses, clock as clocks
-from mailstack.realm.credentials import AccountRef, SessionCredentials
+from mailstack.realm.credentials import AccountRef, ISessionCredentials, SessionCredentials
 from mailstack.store import directory, logins
 from mailstack.store.errors import StoreUnavailable
 
@@ -64,7 +64,7 @@ class VerifiedCache:
 
 @implementer(ICredentialsChecker)
 class AccountChecker:
-    credentialInterfaces = (SessionCredentials,)
+    credentialInterfaces = (ISessionCredentials,)
 
     def __init__(self, db, hasher, clock, throttle, *, reactor, cache_seconds: float = 300):
         self.db = db

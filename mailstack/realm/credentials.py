@@ -11,10 +11,19 @@ import hmac
 from dataclasses import dataclass
 
 from twisted.cred.credentials import IUsernamePassword
-from zope.interface import implementer
+from zope.interface import Attribute, implementer
 
 
-@implementer(IUsernamePassword)
+class ISessionCredentials(IUsernamePassword):
+    """A username and password plus the facts of the session that sent them."""
+
+    protocol = Attribute("smtp, pop3 or imap")
+    client_ip = Attribute("the client's IP address as text")
+    tls = Attribute("whether the password travelled under TLS")
+    mechanism = Attribute("USER, PLAIN, LOGIN ...")
+
+
+@implementer(ISessionCredentials)
 @dataclass
 class SessionCredentials:
     username: bytes | str

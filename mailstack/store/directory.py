@@ -187,6 +187,15 @@ def delete_alias(conn: Connection, address: str, target: str | None = None) -> i
     return removed
 
 
+def sender_addresses(conn: Connection, account_id: int) -> list[str]:
+    """The addresses an account may send as: its own and every alias that reaches it."""
+    own = conn.execute(select(accounts.c.address).where(accounts.c.id == account_id)).scalar()
+    if own is None:
+        return []
+    found = [a for (a,) in conn.execute(select(aliases.c.address).where(aliases.c.target == own))]
+    return [own, *found]
+
+
 def resolve(conn: Connection, address: str) -> Recipients:
     """Where mail for ``address`` goes: the enabled account itself, or an alias's targets."""
     row = conn.execute(select(accounts.c.id, accounts.c.enabled)

@@ -50,3 +50,16 @@ def recent(conn: Connection, *, client_ip: str | None = None, account_id: int | 
     if success is not None:
         query = query.where(c.success == success)
     return [LoginEvent(*row) for row in conn.execute(query.limit(limit))]
+
+
+def last_success_from(conn: Connection, client_ip: str, since: datetime,
+                      protocols) -> LoginEvent | None:
+    """The newest successful login from ``client_ip`` at or after ``since`` (the window)."""
+    c = login_events.c
+    row = conn.execute(
+        select(c.at, c.username, c.protocol, c.client_ip, c.tls, c.mechanism, c.success,
+               c.account_id, c.reason, c.client_name)
+        .where(c.client_ip == client_ip, c.at >= since, c.success.is_(True),
+               c.protocol.in_(list(protocols)), c.account_id.is_not(None))
+        .order_by(c.at.desc(), c.id.desc()).limit(1)).first()
+    return LoginEvent(*row) if row else None

@@ -1,4 +1,4 @@
-"""Local delivery: one message, one copy per recipient INBOX, in one transaction.
+"""Where an accepted message goes: local INBOXes and the outbound queue, in one transaction.
 
 Why all-or-nothing: the SMTP 250 after DATA promises every accepted recipient a copy.  If
 the store fails half-way, nobody gets the message and the sender gets a 451, so its retry
@@ -29,6 +29,17 @@ class TraceFacts:
     queue_id: str
     tls_version: str | None = None
     recipient: str | None = None   # named only when there is exactly one
+    account: str | None = None     # the customer who sent it (AUTH or login window)
+    method: str | None = None      # "auth" | "pop-before-smtp"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """One accepted RCPT: local accounts to copy into, or a remote address to queue."""
+
+    address: str
+    account_ids: tuple[int, ...] = ()
+    remote: bool = False
 
 
 def received_header(trace: TraceFacts, at: datetime) -> bytes:
@@ -38,6 +49,9 @@ def received_header(trace: TraceFacts, at: datetime) -> bytes:
              f"\tby {trace.hostname} (mailstack) with {trace.protocol} id {trace.queue_id}"]
     if trace.tls_version:
         lines[-1] += f"\r\n\t(using {trace.tls_version})"
+    if trace.account:
+        how = "Authenticated sender" if trace.method == "auth" else "POP-before-SMTP sender"
+        lines[-1] += f"\r\n\t({how}: {trace.account})"
     stamp = format_datetime(at)
     if trace.recipient:
         lines.append(f"\tfor <{trace.recipient}>; {stamp}")
@@ -52,13 +66,27 @@ def _clean(helo: str) -> str:
     return text or "unknown"
 
 
-class LocalDelivery:
-    def __init__(self, db, clock):
-        self.db = db
-        self.clock = clock
+def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
+                  account_id=None, client_ip=None, queue_id=None) -> int:
+    """Copy into local INBOXes and queue remote recipients; returns the copies stored."""
+    local = sorted({i for r in accepted for i in r.account_ids})
+    remote = [r.address for r in accepted if r.remote]
+    stored = mailboxes.deliver(conn, local, message, at)
+    if remote:
+        from mailstack.store import queue  # TODO(integration): top-level once the queue lands
+        queue.enqueue(conn, sender, remote, message, at, account_id=account_id,
+                      client_ip=client_ip, queue_id=queue_id)
+    return len(stored)
 
-    def deliver(self, account_ids, body: bytes, trace: TraceFacts):
-        """Deferred of the stored MessageInfos; fires only after the COMMIT."""
+
+class MessageRouter:
+    def __init__(self, parts):
+        self.db = parts.db
+        self.clock = parts.clock
+
+    def store(self, sender: str, accepted, body: bytes, trace: TraceFacts, *, account_id=None):
+        """Deferred that fires only after the COMMIT of every copy and queue entry."""
         at = clocks.now(self.clock)
         message = received_header(trace, at) + body
-        return self.db.run(mailboxes.deliver, sorted(set(account_ids)), message, at)
+        return self.db.run(store_message, sender, accepted, message, at, account_id=account_id,
+                           client_ip=trace.client_ip, queue_id=trace.queue_id)
