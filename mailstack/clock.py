@@ -37,3 +37,13 @@ class WallClock:
 
     def seconds(self) -> float:
         return time.time()
+
+
+class FixedClock:
+    """A moment that does not move: "what is in force at DATE" questions."""
+
+    def __init__(self, moment: datetime):
+        self._seconds = to_seconds(moment)
+
+    def seconds(self) -> float:
+        return self._seconds

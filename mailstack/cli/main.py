@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailstack.cli import common, directory, server
+from mailstack.cli import common, directory, policy, server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     directory.register(groups)
     server.register(groups)
+    policy.register(groups)
     return parser
 
 

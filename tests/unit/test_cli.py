@@ -86,3 +86,28 @@ def test_commands_refuse_an_unmigrated_database(tmp_path):
     done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config),
                            "domain", "list"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 4 and "mailstack db upgrade" in done.stderr
+
+
+def test_policy_show_tells_what_is_in_force_at_each_phase(tmp_path):
+    config = tmp_path / "phases.toml"
+    config.write_text('[auth]\ntls_cutover = 2027-06-01T00:00:00Z\n'
+                      '[pop_before_smtp]\nenabled = true\nwindow = 600\nsunset = 2027-03-01\n')
+
+    def show(at):
+        done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config),
+                               "policy", "show", "--at", at, "--format", "json"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return {row["setting"]: row["in force"] for row in json.loads(done.stdout)}
+
+    before = show("2027-01-15")
+    assert before["pop-before-smtp"].startswith("on: 600 s")
+    assert before["password without tls"] == "accepted and recorded"
+    between = show("2027-03-01T00:00:00Z")
+    assert between["pop-before-smtp"].startswith("ended")
+    assert between["password without tls"] == "accepted and recorded"
+    after = show("2027-06-01T02:00:00+02:00")   # the cutover instant, in another zone
+    assert after["password without tls"] == "refused on every protocol"
+    bad = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "policy",
+                          "show", "--at", "next tuesday"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--at" in bad.stderr
