@@ -42,4 +42,5 @@ def test_example_configuration_is_valid():
     from pathlib import Path
     example = Path(__file__).parents[2] / "mailstack.example.toml"
     config = configs.load(example)
-    assert {l.protocol for l in config.listeners} == {"smtp", "pop3", "imap"}
+    assert {l.protocol for l in config.listeners} == {"smtp", "submission", "pop3", "imap"}
+    assert config.pop_before_smtp.enabled and config.submission.smtp_auth
