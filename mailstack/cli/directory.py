@@ -106,6 +106,14 @@ def account_disable(args):
     account_enable(args, enabled=False)
 
 
+def account_sender_rule(args):
+    ctx = open_context(args)
+    address = _address(args.address)
+    _run(ctx, directory.set_send_as_any, address, args.rule == "any")
+    print(f"{address} may send as " + ("any address" if args.rule == "any"
+                                       else "its own addresses and aliases only"))
+
+
 def account_delete(args):
     ctx = open_context(args)
     address = _address(args.address)
@@ -168,6 +176,11 @@ def register(groups) -> None:
         p = account.add_parser(verb, help=f"{verb} logins and delivery")
         p.add_argument("address")
         p.set_defaults(func=func)
+    p = account.add_parser("sender-rule", help="which envelope senders the account may use "
+                                               "when it sends (own: its address and aliases)")
+    p.add_argument("address")
+    p.add_argument("rule", choices=["own", "any"])
+    p.set_defaults(func=account_sender_rule)
     p = account.add_parser("delete", help="delete an account and all its mail")
     p.add_argument("address")
     p.add_argument("--yes", action="store_true", help="confirm")

@@ -14,7 +14,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from mailstack import clock as clocks
-from mailstack.store import mailboxes
+from mailstack.store import mailboxes, submissions
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,13 @@ def _clean(helo: str) -> str:
 
 
 def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
-                  account_id=None, client_ip=None, queue_id=None) -> int:
-    """Copy into local INBOXes and queue remote recipients; returns the copies stored."""
+                  account_id=None, client_ip=None, queue_id=None, submission=None) -> int:
+    """Copy into local INBOXes, queue remote recipients, and record a customer's submission."""
     local = sorted({i for r in accepted for i in r.account_ids})
     remote = [r.address for r in accepted if r.remote]
     stored = mailboxes.deliver(conn, local, message, at)
+    if submission is not None:
+        submissions.record(conn, submission)
     if remote:
         from mailstack.store import queue  # TODO(integration): top-level once the queue lands
         queue.enqueue(conn, sender, remote, message, at, account_id=account_id,
@@ -84,9 +86,18 @@ class MessageRouter:
         self.db = parts.db
         self.clock = parts.clock
 
-    def store(self, sender: str, accepted, body: bytes, trace: TraceFacts, *, account_id=None):
+    def store(self, sender: str, accepted, body: bytes, trace: TraceFacts, *, account=None,
+              tls: bool = False):
         """Deferred that fires only after the COMMIT of every copy and queue entry."""
         at = clocks.now(self.clock)
         message = received_header(trace, at) + body
-        return self.db.run(store_message, sender, accepted, message, at, account_id=account_id,
-                           client_ip=trace.client_ip, queue_id=trace.queue_id)
+        submission = None
+        if account is not None:
+            submission = submissions.Submission(
+                at=at, account_id=account.id, username=account.address,
+                client_ip=trace.client_ip, method=trace.method or "auth", tls=tls,
+                recipients=len(accepted), queue_id=trace.queue_id)
+        return self.db.run(store_message, sender, accepted, message, at,
+                           account_id=account.id if account is not None else None,
+                           client_ip=trace.client_ip, queue_id=trace.queue_id,
+                           submission=submission)

@@ -2,7 +2,9 @@
 
 Why: a stolen password must not let the thief forge any of our customers as the sender,
 and other providers' DMARC checks punish us when our users forge foreign domains.  The
-null sender is allowed (mail programs send delivery notifications with it).
+null sender is allowed (mail programs send delivery notifications with it), and an
+operator may let an account send as anyone (``mailstack account sender-rule ADDR any``),
+for a customer's own mail server relaying through us.
 
 Standards: RFC 6409 §8.1 (sender validation), RFC 3463 (X.7.1).
 """
@@ -27,8 +29,8 @@ class OwnAddressesOnly:
         account = request.authenticated_as
         if account is None or not request.sender:
             return DUNNO
-        owned = yield self.db.read(directory.sender_addresses, account.id)
-        if request.sender in owned:
+        allowed = yield self.db.read(directory.may_send_as, account.id, request.sender)
+        if allowed:
             return DUNNO
         return reject(self.name, f"{request.sender} not owned by {account.address}",
                       replies.SENDER_NOT_OWNED.format(address=request.sender, user=account.address))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from mailstack.delivery.routing import Accepted, MessageRouter, TraceFacts
-from mailstack.policy import recipients, relay, sender_rules
+from mailstack.policy import containment, recipients, relay, sender_rules
 from mailstack.policy.chains import Chain
 from mailstack.policy.request import SMTPRequest
 from mailstack.protocols import smtp_auth, starttls
@@ -34,8 +34,11 @@ class InboundPolicy:
         self.authenticator = smtp_auth.Authenticator(parts, auth_enabled)
         self.router = MessageRouter(parts)
         self.sender_chain = Chain("mail", self.sender_checks())
-        self.rcpt_chain = Chain("rcpt", [relay.HostedDomainsOnly(),
-                                         recipients.LocalRecipientExists()])
+        self.rcpt_chain = Chain("rcpt", [
+            relay.HostedDomainsOnly(),
+            containment.RecipientsPerHour(parts.db, parts.clock,
+                                          config.submission.recipients_per_hour),
+            recipients.LocalRecipientExists()])
         hosted = config.domains.hosted
         self._postmaster_domain = hosted[0] if hosted else config.server.hostname
 
@@ -76,9 +79,12 @@ class InboundPolicy:
         route = yield self.parts.db.read(directory.route, address)
         request = self.request(session, "rcpt", sender=session.envelope.sender,
                                recipient=address, route=route,
-                               authenticated_as=session.envelope.account)
+                               authenticated_as=session.envelope.account,
+                               extra={"accepted": len(session.envelope.recipients)})
         decision = yield self.rcpt_chain.run(request)
         if not decision.accepts:
+            if decision.check == "recipients-per-hour":
+                session.log.warn("containment: {why}", why=decision.reason)
             return decision.reply, None
         return None, Accepted(address, route.recipients.account_ids, remote=not route.hosted)
 
@@ -91,7 +97,7 @@ class InboundPolicy:
             recipient=envelope.addresses[0] if len(envelope.addresses) == 1 else None,
             account=account.address if account is not None else None, method=envelope.method)
         return self.router.store(envelope.sender, envelope.recipients, body, trace,
-                                 account_id=account.id if account is not None else None)
+                                 account=account, tls=session.tls)
 
 
 def _with(session) -> str:

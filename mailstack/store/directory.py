@@ -187,6 +187,17 @@ def delete_alias(conn: Connection, address: str, target: str | None = None) -> i
     return removed
 
 
+def may_send_as(conn: Connection, account_id: int, address: str) -> bool:
+    """Whether an authenticated account may use ``address`` as its envelope sender."""
+    if conn.execute(select(accounts.c.may_send_as_any).where(accounts.c.id == account_id)).scalar():
+        return True
+    return address in sender_addresses(conn, account_id)
+
+
+def set_send_as_any(conn: Connection, address: str, allowed: bool) -> None:
+    _update_account(conn, address, may_send_as_any=allowed)
+
+
 def sender_addresses(conn: Connection, account_id: int) -> list[str]:
     """The addresses an account may send as: its own and every alias that reaches it."""
     own = conn.execute(select(accounts.c.address).where(accounts.c.id == account_id)).scalar()

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
-    Table, Text, TypeDecorator, UniqueConstraint, BigInteger,
+    Table, Text, TypeDecorator, UniqueConstraint, BigInteger, false,
 )
 
 metadata = MetaData()
@@ -52,6 +52,7 @@ accounts = Table(
     Column("domain_id", Integer, ForeignKey("domains.id", ondelete="RESTRICT"), nullable=False),
     Column("address", String(320), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
+    Column("may_send_as_any", Boolean, nullable=False, default=False, server_default=false()),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
@@ -118,4 +119,21 @@ mailbox_locks = Table(
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("holder", String(64), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+submissions = Table(
+    "submissions", metadata,
+    # One row per message a customer sent: the recipients-per-hour limit and the
+    # migration reports ("who still relies on POP-before-SMTP or cleartext?") read it.
+    Column("id", ID(), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
+    Column("username", String(320), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("method", String(32), nullable=False),   # auth | pop-before-smtp
+    Column("tls", Boolean, nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Column("queue_id", String(64), nullable=False),
+    Index("ix_submissions_account_at", "account_id", "at"),
+    Index("ix_submissions_method_at", "method", "at"),
 )

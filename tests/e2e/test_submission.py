@@ -178,3 +178,33 @@ account default : customer
                           capture_output=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert inbox_count(sub, sub.bob) == 1
+
+
+def test_operator_may_let_an_account_send_as_any_address(sub):
+    with client(sub, "submission") as c:
+        c.login("alice@example.test", PASSWORD)
+        assert c.mail("someone@customer-server.test")[0] == 553
+    sub.db(directory.set_send_as_any, "alice@example.test", True)
+    with client(sub, "submission") as c:
+        c.login("alice@example.test", PASSWORD)
+        assert c.mail("someone@customer-server.test")[0] == 250
+
+
+def test_recipients_per_hour_limit_defers_with_451_471_and_resets_after_an_hour(make_server, certs):
+    server = start(make_server, certs, submission={"recipients_per_hour": 3})
+    with client(server, "submission") as c:
+        c.login("alice@example.test", PASSWORD)
+        c.sendmail("alice@example.test", ["bob@example.test", "alice@example.test"], MESSAGE)
+        c.mail("alice@example.test")
+        assert c.rcpt("bob@example.test")[0] == 250
+        code, text = c.rcpt("alice@example.test")
+        assert code == 451 and text.startswith(b"4.7.1")
+        c.rset()
+    server.advance(3601)
+    with client(server, "submission") as c:
+        c.login("alice@example.test", PASSWORD)
+        assert c.sendmail("alice@example.test", ["bob@example.test"], MESSAGE) == {}
+    from mailstack.store import submissions
+    rows = server.db(submissions.by_method, "auth")
+    assert [(r.username, r.recipients, r.tls) for r in rows] == [
+        ("alice@example.test", 2, True), ("alice@example.test", 1, True)]

@@ -1,0 +1,50 @@
+"""Submissions: one row per message a customer sent through us.
+
+Why stored: the recipients-per-hour limit must hold across processes sharing the database,
+and the migration reports ask who still sends through a POP-before-SMTP window or without
+TLS, and when they last did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from mailstack.store.schema import submissions
+
+
+@dataclass(frozen=True)
+class Submission:
+    at: datetime
+    account_id: int | None
+    username: str
+    client_ip: str
+    method: str
+    tls: bool
+    recipients: int
+    queue_id: str
+
+
+def record(conn: Connection, entry: Submission) -> None:
+    conn.execute(insert(submissions).values(**entry.__dict__))
+
+
+def recipients_since(conn: Connection, account_id: int, since: datetime) -> int:
+    c = submissions.c
+    return int(conn.execute(select(func.coalesce(func.sum(c.recipients), 0))
+                            .where(c.account_id == account_id, c.at >= since)).scalar())
+
+
+def by_method(conn: Connection, method: str, since: datetime | None = None,
+              account_id: int | None = None) -> list[Submission]:
+    c = submissions.c
+    query = select(c.at, c.account_id, c.username, c.client_ip, c.method, c.tls, c.recipients,
+                   c.queue_id).where(c.method == method).order_by(c.at, c.id)
+    if since is not None:
+        query = query.where(c.at >= since)
+    if account_id is not None:
+        query = query.where(c.account_id == account_id)
+    return [Submission(*row) for row in conn.execute(query)]
