@@ -39,6 +39,20 @@ port = 2525
 tls = "starttls"
 
 [[listeners]]
+name = "submission"
+protocol = "submission"
+address = "127.0.0.1"
+port = 2587
+tls = "starttls"
+
+[[listeners]]
+name = "submissions"
+protocol = "submission"
+address = "127.0.0.1"
+port = 2465
+tls = "implicit"
+
+[[listeners]]
 name = "pop3"
 protocol = "pop3"
 address = "127.0.0.1"
@@ -131,7 +145,8 @@ def demo(args):
         print(f"demo account {DEMO_ACCOUNT} created; its password (shown only this once): "
               f"{password}")
     ctx.db.stop()
-    print(f"config: {config_file}; SMTP 127.0.0.1:2525, POP3 1110/1995, IMAP 1143/1993; "
+    print(f"config: {config_file}; SMTP 127.0.0.1:2525, submission 2587/2465, POP3 1110/1995, "
+          f"IMAP 1143/1993; "
           f"dev CA certificate: {directory_ / 'certs' / 'ca.pem'}")
     sys.stdout.flush()
     serve(args)

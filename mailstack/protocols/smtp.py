@@ -71,6 +71,8 @@ class InboundPolicy:
             session.envelope.account, session.envelope.method = session.authenticated_as, "auth"
         elif decision.subject is not None:
             session.envelope.account, session.envelope.method = decision.subject, decision.check
+            session.log.info("sending as {user} through a {how} window", user=decision.subject.address,
+                             how=decision.check)
         return None
 
     @defer.inlineCallbacks
