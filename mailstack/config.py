@@ -153,6 +153,46 @@ class DeliveryConfig:
     concurrency: int = setting(10, _positive)
 
 
+def _code_range(value):
+    """``127.0.0.2`` or ``127.0.0.2-127.0.0.11``."""
+    for part in value.split("-", 1):
+        ipaddress.IPv4Address(part.strip())
+
+
+def _network(value):
+    ipaddress.ip_network(value, strict=False)
+
+
+@dataclass(frozen=True)
+class DNSBLConfig:
+    zone: str = setting(dataclasses.MISSING)
+    # Answers that mean "listed"; empty: 127.0.0.2-127.0.0.255 (127.255.255.x are list errors).
+    codes: tuple[str, ...] = setting(factory=tuple, each=_code_range)
+    reason: str = "see {lookup_url}"
+    lookup_url: str = "https://multirbl.valli.org/lookup/{ip}.html"
+
+
+@dataclass(frozen=True)
+class AntispamConfig:
+    dnsbl: tuple[DNSBLConfig, ...] = setting(factory=tuple)
+    dnsbl_tempfail: str = setting("skip", _one_of("skip", "defer"))
+    require_ptr: bool = True
+    forward_confirmed_ptr: bool = False
+    spam_traps: tuple[str, ...] = setting(factory=tuple)
+    report_address: str = ""
+    complaint_threshold: int = setting(3, _positive)
+    complaint_window: int = setting(7 * 86400, _positive)
+    harvest_threshold: int = setting(20, _positive)
+    harvest_window: int = setting(600, _positive)
+    block_duration: int = setting(2 * 86400, _positive)
+    # A repeat offender's block lasts block_duration * repeat_factor ** (earlier blocks).
+    repeat_factor: int = setting(2, _positive)
+    max_block_duration: int = setting(30 * 86400, _positive)
+    # Networks never subjected to the anti-spam checks (our own hosts).
+    trusted_networks: tuple[str, ...] = setting(factory=lambda: ("127.0.0.1/32", "::1/128"),
+                                                each=_network)
+
+
 @dataclass(frozen=True)
 class DomainsConfig:
     hosted: tuple[str, ...] = setting(factory=tuple)
@@ -181,6 +221,7 @@ class Config:
     dns: DNSConfig = setting(factory=DNSConfig)
     domains: DomainsConfig = setting(factory=DomainsConfig)
     delivery: DeliveryConfig = setting(factory=DeliveryConfig)
+    antispam: AntispamConfig = setting(factory=AntispamConfig)
     listeners: tuple[ListenerConfig, ...] = setting(factory=tuple)
     base_dir: str = "."  # the directory of the config file; relative paths resolve here
 

@@ -69,6 +69,7 @@ NON_UTF8 = Reply(500, "5.6.7", "Command is not valid UTF-8")
 TIMEOUT = Reply(421, "4.4.2", "{host} Idle timeout, closing connection")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 SHUTTING_DOWN = Reply(421, "4.3.2", "{host} Service shutting down")
+TEMPORARY_CLOSE = Reply(421, "4.3.0", "{host} Temporary local problem, closing connection")
 
 # --- SMTP: recipients and delivery ----------------------------------------------------
 UNKNOWN_USER = Reply(550, "5.1.1", "<{address}>: Recipient address rejected: User unknown")
@@ -78,6 +79,13 @@ SIZE_DECLARED_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum 
 MESSAGE_INCOMPLETE = Reply(451, "4.3.0", "Message was not stored; please try again")
 STORE_UNAVAILABLE = Reply(451, "4.3.0", "Temporary local problem; please try again later")
 DATA_LINE_TOO_LONG = Reply(552, "5.6.0", "Message has an over-long line (header lines: 998 characters)")
+
+# --- SMTP: anti-spam (wording as Postfix, which customers and other admins recognise) ---
+DNSBL_LISTED = Reply(554, "5.7.1", "Service unavailable; Client host [{ip}] blocked using {listing}")
+DNSBL_TEMPFAIL = Reply(450, "4.7.1", "Service unavailable; Client host [{ip}] could not be checked; try again later")
+NO_PTR = Reply(550, "5.7.25", "Client host rejected: cannot find your hostname, [{ip}]")
+NO_PTR_TEMPORARY = Reply(450, "4.7.25", "Client host rejected: cannot find your hostname, [{ip}]")
+LOCALLY_BLOCKED = Reply(554, "5.7.1", "Service unavailable; Client host [{ip}] blocked by local policy; {reason}")
 
 # --- SMTP: authentication -----------------------------------------------------------------
 AUTH_OK = Reply(235, "2.7.0", "Authentication successful")

@@ -16,7 +16,7 @@ from twisted.application import service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 
-from mailstack import clock as clocks, tls
+from mailstack import clock as clocks, dns, tls
 from mailstack.config import Config, ListenerConfig
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
@@ -43,6 +43,7 @@ class Parts:
     portal: object
     tls_options: object | None
     tls_requirement: TLSRequirement
+    resolver: dns.Resolver
     listeners: list = field(default_factory=list)
 
 
@@ -135,7 +136,8 @@ def build_parts(config: Config, reactor, clock=None) -> Parts:
                                       reactor=reactor, cache_seconds=config.auth.cache_seconds)
     realm = portals.MailRealm()
     return Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
-                 _tls_options(config), TLSRequirement(clock, config.auth.tls_cutover))
+                 _tls_options(config), TLSRequirement(clock, config.auth.tls_cutover),
+                 dns.Resolver(config.dns.nameservers, timeout=config.dns.timeout, reactor=reactor))
 
 
 def _protocol_modules(config: Config) -> dict:

@@ -69,6 +69,46 @@ def open_context(args, *, check_schema: bool = True) -> Context:
     return Context(config, db, clocks.WallClock())
 
 
+def run(ctx: Context, fn, *args, **kwargs):
+    """A store function in one transaction; not-found and conflicts become one-line errors."""
+    from mailstack.store.errors import Conflict, NotFound
+
+    try:
+        return ctx.db.run_sync(fn, *args, **kwargs)
+    except (NotFound, Conflict) as e:
+        raise CommandError(str(e)) from None
+
+
+def with_reactor(fn):
+    """Run ``fn(reactor)`` (which may return a Deferred) to completion; return its result.
+
+    For the few commands that ask DNS now (``dnsbl test``, ``why``): twisted.names needs a
+    running reactor, and ``task.react`` would exit the process.
+    """
+    from twisted.internet import defer, reactor
+
+    outcome = []
+
+    def go():
+        d = defer.maybeDeferred(fn, reactor)
+        d.addBoth(lambda result: (outcome.append(result), reactor.stop()))
+
+    reactor.callWhenRunning(go)
+    reactor.run(installSignalHandlers=False)
+    result = outcome[0]
+    if hasattr(result, "raiseException"):
+        result.raiseException()
+    return result
+
+
+def operator() -> str:
+    """Who runs the command, for the ``added_by`` of blocks and whitelist entries."""
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
 def read_password(args, *, confirm: bool = True) -> str:
     """From ``--password-stdin`` or an interactive prompt; never from the command line."""
     if getattr(args, "password_stdin", False):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mailstack import addresses
 from mailstack.cli.common import CommandError, add_format, emit, open_context, read_password
+from mailstack.cli.common import run as _run
 from mailstack.store import directory, logins
-from mailstack.store.errors import Conflict, NotFound
 
 
 def _address(text: str) -> str:
@@ -20,13 +20,6 @@ def _domain(text: str) -> str:
         return addresses.parse_domain(text)
     except addresses.AddressError:
         raise CommandError(f"{text!r} is not a valid domain name") from None
-
-
-def _run(ctx, fn, *args):
-    try:
-        return ctx.db.run_sync(fn, *args)
-    except (NotFound, Conflict) as e:
-        raise CommandError(str(e)) from None
 
 
 def domain_add(args):

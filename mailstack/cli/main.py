@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailstack.cli import common, directory, policy, server
+from mailstack.cli import antispam, common, directory, policy, server, support
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     directory.register(groups)
     server.register(groups)
     policy.register(groups)
+    antispam.register(groups)
+    support.register(groups)
     return parser
 
 

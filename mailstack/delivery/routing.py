@@ -40,6 +40,7 @@ class Accepted:
     address: str
     account_ids: tuple[int, ...] = ()
     remote: bool = False
+    discard: bool = False   # accepted with 250 and dropped (spam traps)
 
 
 def received_header(trace: TraceFacts, at: datetime) -> bytes:

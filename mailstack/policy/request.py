@@ -22,6 +22,7 @@ class SMTPRequest:
     sender: str | None = None  # "" is the null reverse-path
     recipient: str | None = None
     route: Route | None = None
+    client: object = None             # ClientFacts: DNS facts looked up once per session
     authenticated_as: object = None   # the AccountRef vouched for by AUTH or a login window
     extra: dict = field(default_factory=dict)
 

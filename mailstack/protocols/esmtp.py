@@ -77,7 +77,23 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
         self._draining = False
         self._reset_transaction()
         self.log.info("connect {port} tls={tls}", port=self.factory.name, tls=self.tls)
+        # The banner waits for the connect-time policy (firewall); input queues meanwhile.
+        self._busy = True
+        d = defer.maybeDeferred(self.policy.on_connect, self)
+        d.addCallbacks(self._admitted, self._admission_failed)
+
+    def _admitted(self, keep: bool):
+        if not keep:
+            self.log.info("dropped before the banner (firewalled)")
+            self.transport.loseConnection()
+            return
         self.reply(replies.SERVICE_READY.format(host=self.hostname))
+        self._finished(None)
+
+    def _admission_failed(self, failure):
+        self.log.failure("connect check failed", failure)
+        self.reply(replies.TEMPORARY_CLOSE.format(host=self.hostname))
+        self.transport.loseConnection()
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.setTimeout(None)
@@ -160,7 +176,8 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
 
     def _finished(self, _):
         self._busy = False
-        self._drain()
+        if not self.transport.disconnecting:
+            self._drain()
 
     def _unexpected(self, failure):
         self.log.failure("command failed", failure)

@@ -21,6 +21,8 @@ from mailstack.protocols.smtp import InboundPolicy
 
 
 class SubmissionPolicy(InboundPolicy):
+    antispam = False   # customers who log in are exempt: roaming on listed networks is normal
+
     def __init__(self, parts):
         super().__init__(parts, auth_enabled=parts.config.submission.smtp_auth)
 

@@ -137,3 +137,64 @@ submissions = Table(
     Index("ix_submissions_account_at", "account_id", "at"),
     Index("ix_submissions_method_at", "method", "at"),
 )
+
+blocks = Table(
+    "blocks", metadata,
+    # A local block of one address or network. ``action`` "reject" refuses its mail at
+    # RCPT; "firewall" closes its connections before the banner. Every block expires.
+    Column("id", Integer, primary_key=True),
+    Column("network", String(49), nullable=False),      # "192.0.2.7/32", "2001:db8::/64"
+    Column("action", String(16), nullable=False),       # reject | firewall
+    Column("source", String(16), nullable=False),       # manual | trap | complaints | harvest
+    Column("reason", String(255), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("added_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("removed_at", UTCDateTime),
+    Index("ix_blocks_network_expires", "network", "expires_at"),
+)
+
+whitelist = Table(
+    "whitelist", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entry", String(255), nullable=False, unique=True),  # IP, CIDR or ".host.suffix"
+    Column("kind", String(8), nullable=False),                   # ip | cidr | host
+    Column("reason", String(255), nullable=False),
+    Column("added_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+complaints = Table(
+    "complaints", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ip", String(45), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", String(16), nullable=False),    # cli | report
+    Column("reason", String(255), nullable=False),
+    Column("evidence", Text, nullable=False),
+    Index("ix_complaints_ip_at", "ip", "at"),
+)
+
+rejections = Table(
+    "rejections", metadata,
+    # Every refusal a check made, with the five facts a customer can tell the support
+    # desk (From, To, time, the reply text or its ref, client IP), indexed for each.
+    Column("id", ID(), primary_key=True),
+    Column("ref", String(16), nullable=False, unique=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("session", String(32), nullable=False),
+    Column("port", String(32), nullable=False),
+    Column("stage", String(8), nullable=False),
+    Column("check_name", String(32), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("ptr", String(255)),
+    Column("helo", String(255)),
+    Column("mail_from", String(320)),
+    Column("rcpt_to", String(320)),
+    Column("reply", Text, nullable=False),
+    Index("ix_rejections_ip_at", "client_ip", "at"),
+    Index("ix_rejections_at", "at"),
+    Index("ix_rejections_rcpt_at", "rcpt_to", "at"),
+    Index("ix_rejections_from_at", "mail_from", "at"),
+)

@@ -1,0 +1,56 @@
+"""The local block list: addresses our own evidence condemned (traps, complaints, harvest,
+the abuse desk).  Read from the database on every connection, so a change made with
+``mailstack block`` applies at once, in every process.
+
+Also the one place that *adds* automatic blocks, with the expiry rule: ``block_duration``,
+multiplied by ``repeat_factor`` for every earlier block of the same address in the last
+``max_block_duration``, capped at ``max_block_duration``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from twisted.internet import defer
+
+from mailstack import clock as clocks, replies
+from mailstack.policy.decision import DUNNO, reject
+from mailstack.store import blocks
+
+
+class LocallyBlocked:
+    name = "blocklist"
+
+    def __init__(self, db, clock):
+        self.db, self.clock = db, clock
+
+    @defer.inlineCallbacks
+    def check(self, request):
+        found = yield self.db.read(blocks.active_for, request.client_ip, clocks.now(self.clock))
+        if not found:
+            return DUNNO
+        block = found[0]
+        return reject(self.name, f"{block.source}: {block.reason}",
+                      replies.LOCALLY_BLOCKED.format(ip=request.client_ip, reason=block.reason))
+
+
+class Blocker:
+    """Adds expiring blocks with the repeat-offender rule (used by checks and the CLI)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def duration(self, conn, network: str, at) -> timedelta:
+        s = self.settings
+        cap = timedelta(seconds=s.max_block_duration)
+        earlier = blocks.earlier_blocks(conn, blocks.network_of(network), at - cap)
+        seconds = s.block_duration * (s.repeat_factor ** earlier)
+        return min(timedelta(seconds=seconds), cap)
+
+    def add(self, conn, network: str, *, action: str, source: str, reason: str, evidence: str,
+            added_by: str, at, duration: timedelta | None = None):
+        """A store function: run it inside ``db.run``."""
+        if duration is None:
+            duration = self.duration(conn, network, at)
+        return blocks.add(conn, network, action=action, source=source, reason=reason,
+                          evidence=evidence, added_by=added_by, at=at, duration=duration)

@@ -1,0 +1,39 @@
+"""Whitelist beats blacklist: a listed client skips every anti-spam check (not relay).
+
+Why first in the chain: a customer's business partner on a shared hosting IP that some
+DNSBL lists must still reach us, and the abuse desk decides that, not a third party.
+Hostname suffixes match only forward-confirmed names (a PTR alone can claim anything).
+Trusted networks (our own hosts, from the configuration) pass the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from twisted.internet import defer
+
+from mailstack.policy.decision import DUNNO, permit
+from mailstack.store import whitelist
+
+
+class Whitelisted:
+    name = "whitelist"
+
+    def __init__(self, db, trusted_networks=()):
+        self.db = db
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in trusted_networks]
+
+    @defer.inlineCallbacks
+    def check(self, request):
+        address = ipaddress.ip_address(request.client_ip)
+        if any(address in network for network in self.trusted):
+            return permit(self.name, "trusted network")
+        entries = yield self.db.read(whitelist.all_entries)
+        verified = None
+        if any(e.kind == "host" for e in entries) and request.client is not None:
+            yield request.client.forward_confirmed()
+            verified = request.client.verified_name
+        for entry in entries:
+            if entry.matches(request.client_ip, verified):
+                return permit(self.name, f"whitelisted: {entry.entry} ({entry.reason})")
+        return DUNNO
