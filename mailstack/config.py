@@ -185,6 +185,12 @@ class AntispamConfig:
     harvest_threshold: int = setting(20, _positive)
     harvest_window: int = setting(600, _positive)
     block_duration: int = setting(2 * 86400, _positive)
+    # Per source, 0 = block_duration: spam-trap hits, complaint blocks, harvest firewalling,
+    # and `mailstack block add` without --hours.
+    trap_block_duration: int = setting(0, _not_negative)
+    complaints_block_duration: int = setting(0, _not_negative)
+    harvest_block_duration: int = setting(0, _not_negative)
+    manual_block_duration: int = setting(0, _not_negative)
     # A repeat offender's block lasts block_duration * repeat_factor ** (earlier blocks).
     repeat_factor: int = setting(2, _positive)
     max_block_duration: int = setting(30 * 86400, _positive)

@@ -2,8 +2,8 @@
 the abuse desk).  Read from the database on every connection, so a change made with
 ``mailstack block`` applies at once, in every process.
 
-Also the one place that *adds* automatic blocks, with the expiry rule: ``block_duration``,
-multiplied by ``repeat_factor`` for every earlier block of the same address in the last
+Also the one place that *adds* automatic blocks, with the expiry rule: ``block_duration``
+(or the source's own ``*_block_duration``), multiplied by ``repeat_factor`` for every earlier block of the same address in the last
 ``max_block_duration``, capped at ``max_block_duration``.
 """
 
@@ -40,17 +40,18 @@ class Blocker:
     def __init__(self, settings):
         self.settings = settings
 
-    def duration(self, conn, network: str, at) -> timedelta:
+    def duration(self, conn, network: str, at, source: str) -> timedelta:
         s = self.settings
         cap = timedelta(seconds=s.max_block_duration)
         earlier = blocks.earlier_blocks(conn, blocks.network_of(network), at - cap)
-        seconds = s.block_duration * (s.repeat_factor ** earlier)
+        base = getattr(s, f"{source}_block_duration", 0) or s.block_duration
+        seconds = base * (s.repeat_factor ** earlier)
         return min(timedelta(seconds=seconds), cap)
 
     def add(self, conn, network: str, *, action: str, source: str, reason: str, evidence: str,
             added_by: str, at, duration: timedelta | None = None):
         """A store function: run it inside ``db.run``."""
         if duration is None:
-            duration = self.duration(conn, network, at)
+            duration = self.duration(conn, network, at, source)
         return blocks.add(conn, network, action=action, source=source, reason=reason,
                           evidence=evidence, added_by=added_by, at=at, duration=duration)
