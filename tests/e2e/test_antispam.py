@@ -274,3 +274,21 @@ def test_why_explains_an_address_and_says_what_to_do(mx):
     assert f"mailstack whitelist add {LISTED} --reason" in text
     text = mx.cli("why", NO_PTR).stdout
     assert "ptr: none: such clients get 550 5.7.25" in text and "PTR record" in text
+
+
+@pytest.mark.parametrize("ip, recipient, check", [
+    (NO_PTR, "alice@example.test", "rdns"),
+    (CLEAN, "victim@remote.test", "relay"),
+    (CLEAN, "nobody@example.test", "recipients"),
+    (TRAP_HITTER, "alice@example.test", "blocklist"),
+])
+def test_every_kind_of_refusal_is_found_by_its_ref_ip_and_addresses(mx, ip, recipient, check):
+    if check == "blocklist":
+        mx.cli("block", "add", ip, "--reason", "abuse desk: TICKET-9")
+    code, text = rcpt(mx, ip, recipient=recipient, sender=f"sender-{check}@sender.test")
+    assert code >= 500
+    ref = text.decode().rsplit("(ref ", 1)[1].rstrip(")")
+    for facts in (["--message", ref], ["--ip", ip, "--to", recipient],
+                  ["--from", f"sender-{check}@sender.test"]):
+        (row,) = json.loads(mx.cli("rejections", *facts, "--format", "json").stdout)
+        assert (row["ref"], row["check"], row["client_ip"]) == (ref, check, ip)
