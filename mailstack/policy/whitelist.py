@@ -23,10 +23,13 @@ class Whitelisted:
         self.db = db
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in trusted_networks]
 
+    def is_trusted(self, ip: str) -> bool:
+        address = ipaddress.ip_address(ip)
+        return any(address in network for network in self.trusted)
+
     @defer.inlineCallbacks
     def check(self, request):
-        address = ipaddress.ip_address(request.client_ip)
-        if any(address in network for network in self.trusted):
+        if self.is_trusted(request.client_ip):
             return permit(self.name, "trusted network")
         entries = yield self.db.read(whitelist.all_entries)
         verified = None

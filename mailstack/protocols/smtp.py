@@ -96,7 +96,7 @@ class InboundPolicy:
     def on_connect(self, session):
         session.client = None
         session.client_verdict = None
-        if not self.antispam:
+        if not self.antispam or self.whitelist.is_trusted(session.client_ip):
             return True
         session.client = ClientFacts(self.parts.resolver, session.client_ip)
         request = self.request(session, "connect")
