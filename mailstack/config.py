@@ -200,13 +200,28 @@ class AntispamConfig:
 
 
 @dataclass(frozen=True)
+class ClientSetupConfig:
+    """What autoconfig, Autodiscover and ``mailstack dns records`` tell mail programs."""
+
+    hostname: str = ""          # public name of the mail servers; "" = server.hostname
+    display_name: str = "Mail"
+    imaps_port: int = setting(993, _port)
+    imap_port: int = setting(143, _port)
+    pop3s_port: int = setting(995, _port)
+    pop3_port: int = setting(110, _port)
+    submissions_port: int = setting(465, _port)
+    submission_port: int = setting(587, _port)
+    https_port: int = setting(443, _port)
+
+
+@dataclass(frozen=True)
 class DomainsConfig:
     hosted: tuple[str, ...] = setting(factory=tuple)
 
 
 @dataclass(frozen=True)
 class ListenerConfig:
-    protocol: str = setting(dataclasses.MISSING, _one_of("smtp", "submission", "pop3", "imap"))
+    protocol: str = setting(dataclasses.MISSING, _one_of("smtp", "submission", "pop3", "imap", "http"))
     port: int = setting(dataclasses.MISSING, _port)
     address: str = setting("127.0.0.1", _ip)
     tls: str = setting("none", _one_of("none", "starttls", "implicit"))
@@ -228,6 +243,7 @@ class Config:
     domains: DomainsConfig = setting(factory=DomainsConfig)
     delivery: DeliveryConfig = setting(factory=DeliveryConfig)
     antispam: AntispamConfig = setting(factory=AntispamConfig)
+    client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)
     listeners: tuple[ListenerConfig, ...] = setting(factory=tuple)
     base_dir: str = "."  # the directory of the config file; relative paths resolve here
 
@@ -270,6 +286,8 @@ def from_dict(raw: dict) -> Config:
 def _check_listeners(listeners):
     seen = set()
     for i, listener in enumerate(listeners):
+        if listener.protocol == "http" and listener.tls == "starttls":
+            raise ConfigError(f"listeners[{i}].tls: an http listener is 'none' or 'implicit'")
         key = (listener.address, listener.port)
         if listener.port and key in seen:
             raise ConfigError(f"listeners[{i}].port: {listener.address}:{listener.port} is used twice")

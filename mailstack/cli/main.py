@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailstack.cli import antispam, common, directory, policy, server, support
+from mailstack.cli import antispam, common, directory, dns_records, policy, server, support
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(groups)
     antispam.register(groups)
     support.register(groups)
+    dns_records.register(groups)
     return parser
 
 

@@ -22,6 +22,18 @@ hostname = "mail.example.test"
 [database]
 url = "sqlite:///mailstack.db"
 
+[client_setup]
+# What autoconfig/Autodiscover tell mail programs: this machine and the demo's ports.
+hostname = "localhost"
+display_name = "mailstack demo"
+imaps_port = 1993
+imap_port = 1143
+pop3s_port = 1995
+pop3_port = 1110
+submissions_port = 2465
+submission_port = 2587
+https_port = 8443
+
 [tls]
 certificate = "certs/server.pem"
 private_key = "certs/server.key"
@@ -37,6 +49,13 @@ protocol = "smtp"
 address = "127.0.0.1"
 port = 2525
 tls = "starttls"
+
+[[listeners]]
+name = "https"
+protocol = "http"
+address = "127.0.0.1"
+port = 8443
+tls = "implicit"
 
 [[listeners]]
 name = "submission"
@@ -146,7 +165,7 @@ def demo(args):
               f"{password}")
     ctx.db.stop()
     print(f"config: {config_file}; SMTP 127.0.0.1:2525, submission 2587/2465, POP3 1110/1995, "
-          f"IMAP 1143/1993; "
+          f"IMAP 1143/1993, autoconfig https://127.0.0.1:8443; "
           f"dev CA certificate: {directory_ / 'certs' / 'ca.pem'}")
     sys.stdout.flush()
     serve(args)

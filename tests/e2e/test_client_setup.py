@@ -1,0 +1,144 @@
+"""Autoconfig and Autodiscover over HTTPS, fetched with curl and Python's HTTP client, and
+checked against the published formats; the answers follow the TLS cutover."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+import urllib.request
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+HTTPS = [{"name": "https", "protocol": "http", "port": 0, "tls": "implicit"}]
+RESPONSE_NS = "{http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006}"
+OUTLOOK_NS = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
+POX_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
+<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">
+  <Request>
+    <EMailAddress>{address}</EMailAddress>
+    <AcceptableResponseSchema>http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a</AcceptableResponseSchema>
+  </Request>
+</Autodiscover>"""
+
+
+@pytest.fixture
+def web(make_server, certs):
+    cutover = datetime.now(timezone.utc) + timedelta(days=30)
+    server = make_server(listeners=HTTPS, auth={"tls_cutover": cutover},
+                         client_setup={"hostname": "mail.example.test", "display_name": "Example Mail"})
+    server.base = f"https://127.0.0.1:{server.port('https')}"
+    server.context = ssl.create_default_context(cafile=str(certs.ca))
+    return server
+
+
+def curl(web, certs, path, *extra):
+    done = subprocess.run(["curl", "-sS", "--cacert", str(certs.ca), "-w", "\n%{http_code}",
+                           *extra, web.base + path], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    body, _, code = done.stdout.rpartition("\n")
+    return int(code), body
+
+
+def servers(root):
+    provider = root.find("emailProvider")
+    return [(s.tag, s.get("type"), s.findtext("port"), s.findtext("socketType"),
+             s.findtext("authentication"), s.findtext("username"), s.findtext("hostname"))
+            for s in provider if s.tag in ("incomingServer", "outgoingServer")]
+
+
+def test_thunderbird_autoconfig_before_and_after_the_cutover(web, certs):
+    code, body = curl(web, certs, "/mail/config-v1.1.xml?emailaddress=ann%40example.test")
+    assert code == 200
+    root = ET.fromstring(body)
+    assert root.tag == "clientConfig" and root.get("version") == "1.1"
+    assert root.find("emailProvider").get("id") == "example.test"
+    assert root.findtext("emailProvider/domain") == "example.test"
+    listed = servers(root)
+    assert ("incomingServer", "imap", "993", "SSL", "password-cleartext", "%EMAILADDRESS%",
+            "mail.example.test") in listed
+    assert ("incomingServer", "pop3", "995", "SSL", "password-cleartext", "%EMAILADDRESS%",
+            "mail.example.test") in listed
+    assert {(t, p, s) for _, t, p, s, *_ in listed if t == "smtp"} == {("smtp", "465", "SSL"),
+                                                                          ("smtp", "587", "STARTTLS")}
+    assert ("incomingServer", "imap", "143", "STARTTLS") in [l[:4] for l in listed]
+    web.advance(31 * 86400)
+    code, body = curl(web, certs, "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=ann%40example.test")
+    assert code == 200
+    assert {(t, p, s) for _, t, p, s, *_ in servers(ET.fromstring(body))} == {
+        ("imap", "993", "SSL"), ("pop3", "995", "SSL"), ("smtp", "465", "SSL")}
+
+
+def test_autoconfig_for_a_domain_we_do_not_host_is_404(web, certs):
+    assert curl(web, certs, "/mail/config-v1.1.xml?emailaddress=ann%40elsewhere.test")[0] == 404
+
+
+def test_outlook_pox_autodiscover_with_any_path_casing(web, certs):
+    request = urllib.request.Request(
+        web.base + "/AutoDiscover/AutoDiscover.xml", method="POST",
+        data=POX_REQUEST.format(address="Ann@Example.test").encode(),
+        headers={"Content-Type": "text/xml"})
+    with urllib.request.urlopen(request, context=web.context, timeout=10) as response:
+        assert response.status == 200
+        root = ET.fromstring(response.read())
+    assert root.tag == RESPONSE_NS + "Autodiscover"
+    account = root.find(f"{OUTLOOK_NS}Response/{OUTLOOK_NS}Account")
+    assert account.findtext(OUTLOOK_NS + "AccountType") == "email"
+    assert account.findtext(OUTLOOK_NS + "Action") == "settings"
+    protocols = {p.findtext(OUTLOOK_NS + "Type"): p for p in account.findall(OUTLOOK_NS + "Protocol")}
+    assert set(protocols) == {"IMAP", "POP3", "SMTP"}
+    smtp = protocols["SMTP"]
+    assert [smtp.findtext(OUTLOOK_NS + k) for k in ("Server", "Port", "SSL", "SPA", "AuthRequired", "LoginName")] == [
+        "mail.example.test", "465", "on", "off", "on", "ann@example.test"]
+    assert protocols["IMAP"].findtext(OUTLOOK_NS + "Port") == "993"
+
+
+@pytest.mark.parametrize("body, code", [
+    (b"<not xml", "600"),
+    (b'<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>', "600"),
+    (POX_REQUEST.format(address="ann@elsewhere.test").encode(), "500"),
+])
+def test_autodiscover_errors_are_the_documented_error_response(web, certs, body, code):
+    status, text = curl(web, certs, "/autodiscover/autodiscover.xml", "-X", "POST",
+                        "-H", "Content-Type: text/xml", "--data-binary", body.decode())
+    assert status == 200
+    error = ET.fromstring(text).find(f"{RESPONSE_NS}Response/{RESPONSE_NS}Error")
+    assert error.findtext(RESPONSE_NS + "ErrorCode") == code and error.get("Time")
+    assert "Traceback" not in text
+
+
+def test_autodiscover_json_points_newer_outlook_to_the_xml_endpoint(web, certs):
+    code, body = curl(web, certs, "/autodiscover/autodiscover.json?Email=ann%40example.test&Protocol=AutodiscoverV1")
+    assert code == 200
+    assert json.loads(body) == {"Protocol": "AutodiscoverV1",
+                                "Url": "https://autodiscover.example.test/autodiscover/autodiscover.xml"}
+    code, body = curl(web, certs, "/autodiscover/autodiscover.json/v1.0/ann@example.test?Protocol=AutodiscoverV1")
+    assert code == 200 and json.loads(body)["Protocol"] == "AutodiscoverV1"
+    code, body = curl(web, certs, "/autodiscover/autodiscover.json?Email=x%40elsewhere.test&Protocol=AutodiscoverV1")
+    assert code == 404 and json.loads(body)["ErrorCode"] == "MailboxNotFound"
+
+
+def test_dns_records_follow_the_cutover(tmp_path):
+    config = tmp_path / "m.toml"
+    config.write_text('[server]\nhostname = "mx1.example.test"\n[auth]\ntls_cutover = 2027-06-01\n')
+
+    def records(at):
+        done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "dns",
+                               "records", "example.test", "--at", at],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return [line.split("\t") for line in done.stdout.splitlines() if not line.startswith(";")]
+
+    before = {r[0]: r[4] for r in records("2027-05-01")}
+    assert before["example.test."] == "10 mx1.example.test."
+    assert before["_submission._tcp.example.test."] == "0 1 587 mx1.example.test."
+    assert before["_imaps._tcp.example.test."] == "0 1 993 mx1.example.test."
+    assert before["_autodiscover._tcp.example.test."] == "0 0 443 mx1.example.test."
+    after = {r[0]: r[4] for r in records("2027-06-02")}
+    assert after["_submission._tcp.example.test."] == "0 0 0 ."
+    assert after["_imap._tcp.example.test."] == "0 0 0 ."
+    assert after["_pop3s._tcp.example.test."] == "0 1 995 mx1.example.test."
