@@ -22,7 +22,6 @@ reset); command and header lines are bounded; after too many errors the client i
 
 from __future__ import annotations
 
-import collections
 from dataclasses import dataclass, field
 
 from twisted.internet import defer, protocol
@@ -32,7 +31,7 @@ from twisted.protocols.policies import TimeoutMixin
 from mailstack import addresses, replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
-from mailstack.protocols.lines import BoundedLineReceiver
+from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
 from mailstack.replies import Reply
 from mailstack.store.errors import StoreUnavailable
 
@@ -40,7 +39,6 @@ COMMAND_LINE_LIMIT = 2048     # RFC 5321 §4.5.3.1.4 says 512; AUTH and paramete
 HEADER_LINE_LIMIT = 998       # RFC 5322 §2.1.1
 BODY_LINE_LIMIT = 65536       # lenient for bodies, still bounded
 MAX_ERRORS = 10
-_OVERLONG = object()          # queue marker: a line was too long (answered in order)
 
 
 @dataclass
@@ -53,7 +51,7 @@ class Envelope:
     method: str | None = None          # "auth" | "pop-before-smtp"
 
 
-class SMTPSession(BoundedLineReceiver, TimeoutMixin):
+class SMTPSession(InOrderLineReceiver, TimeoutMixin):
     """One client connection.  ``factory`` provides parts, listener and policy."""
 
     def connectionMade(self):
@@ -72,13 +70,10 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
         self.errors = 0
         self.messages = 0
         self.continuation = None   # set while a SASL exchange awaits the client's next line
-        self._pending = collections.deque()
-        self._busy = False
-        self._draining = False
+        self.start_queue(busy=True)  # the banner waits for the connect-time policy
         self._reset_transaction()
         self.log.info("connect {port} tls={tls}", port=self.factory.name, tls=self.tls)
         # The banner waits for the connect-time policy (firewall); input queues meanwhile.
-        self._busy = True
         d = defer.maybeDeferred(self.policy.on_connect, self)
         d.addCallbacks(self._admitted, self._admission_failed)
 
@@ -88,7 +83,7 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
             self.transport.loseConnection()
             return
         self.reply(replies.SERVICE_READY.format(host=self.hostname))
-        self._finished(None)
+        self.resume()
 
     def _admission_failed(self, failure):
         self.log.failure("connect check failed", failure)
@@ -118,7 +113,7 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
 
     def reset_after_tls(self):
         """RFC 3207 §4.2: forget everything learned before the handshake."""
-        self._pending.clear()
+        self.clear_queue()
         self.continuation = None
         self.helo = None
         self.esmtp = False
@@ -149,48 +144,19 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
                 self.reply(Reply(421, "4.7.0", f"{self.hostname} Too many errors, closing"))
                 self.transport.loseConnection()
 
-    # --- input: one reply per command, in order ---------------------------------------
+    # --- input --------------------------------------------------------------------------
 
-    def lineReceived(self, line: bytes) -> None:
-        self.resetTimeout()
-        self._pending.append(line)
-        self._drain()
-
-    def line_too_long(self, start: bytes) -> None:
-        self._pending.append(_OVERLONG)
-        self._drain()
-
-    def _drain(self) -> None:
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            while self._pending and not self._busy and not self.transport.disconnecting:
-                result = self._process(self._pending.popleft())
-                if isinstance(result, defer.Deferred):
-                    self._busy = True
-                    result.addErrback(self._unexpected)
-                    result.addBoth(self._finished)
-        finally:
-            self._draining = False
-
-    def _finished(self, _):
-        self._busy = False
-        if not self.transport.disconnecting:
-            self._drain()
-
-    def _unexpected(self, failure):
+    def command_failed(self, failure):
         self.log.failure("command failed", failure)
-        if not self.transport.disconnecting:
-            self.reply(replies.STORE_UNAVAILABLE)
+        self.reply(replies.STORE_UNAVAILABLE)
 
-    def _process(self, line):
+    def process_line(self, line):
         if self.in_data:
             return self._data_line(line)
         if self.continuation is not None:
             respond, self.continuation = self.continuation, None
-            return respond(None if line is _OVERLONG else line)
-        if line is _OVERLONG:
+            return respond(None if line is OVERLONG else line)
+        if line is OVERLONG:
             return self.refuse(replies.LINE_TOO_LONG)
         try:
             text = line.decode("utf-8")
@@ -358,7 +324,7 @@ class SMTPSession(BoundedLineReceiver, TimeoutMixin):
     # --- DATA -------------------------------------------------------------------------------
 
     def _data_line(self, line):
-        if line is _OVERLONG:
+        if line is OVERLONG:
             self._bad_line = True
             return None
         if line == b".":

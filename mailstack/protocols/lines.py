@@ -12,6 +12,9 @@ Subclasses choose the limit per state via ``max_line_length()``.
 
 from __future__ import annotations
 
+import collections
+
+from twisted.internet import defer
 from twisted.protocols import basic
 
 
@@ -48,3 +51,65 @@ class BoundedLineReceiver(basic.LineOnlyReceiver):
                 self.line_too_long(self._buffer[:128])
                 self._skipping_overlong = True
             self._buffer = b""
+
+
+OVERLONG = object()   # queue marker: a line was too long (answered in its turn)
+
+
+class InOrderLineReceiver(BoundedLineReceiver):
+    """One reply per command, strictly in order, even when a command waits on a Deferred.
+
+    Why: stock Twisted SMTP and POP3 answer pipelined commands while an earlier one is
+    still waiting for the database or the realm (a pipelined RCPT gets 503, a STAT after
+    PASS gets "not authenticated yet", a QUIT closes before the 250).  Here every line
+    enters a queue; ``process_line`` may return a Deferred and the queue waits for it.
+    Subclasses set ``self._pending``/``_busy``/``_draining`` via ``start_queue`` and
+    implement ``process_line`` and ``command_failed``.
+    """
+
+    def start_queue(self, busy: bool = False) -> None:
+        self._pending = collections.deque()
+        self._busy = busy
+        self._draining = False
+
+    def clear_queue(self) -> None:
+        self._pending.clear()
+
+    def lineReceived(self, line: bytes) -> None:
+        self.resetTimeout()
+        self._pending.append(line)
+        self._drain()
+
+    def line_too_long(self, start: bytes) -> None:
+        self._pending.append(OVERLONG)
+        self._drain()
+
+    def resume(self, _=None) -> None:
+        """Let the queue run again (after a Deferred command, or a delayed banner)."""
+        self._busy = False
+        if not self.transport.disconnecting:
+            self._drain()
+
+    def _drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._pending and not self._busy and not self.transport.disconnecting:
+                result = self.process_line(self._pending.popleft())
+                if isinstance(result, defer.Deferred):
+                    self._busy = True
+                    result.addErrback(self._failed)
+                    result.addBoth(self.resume)
+        finally:
+            self._draining = False
+
+    def _failed(self, failure):
+        if not self.transport.disconnecting:
+            self.command_failed(failure)
+
+    def process_line(self, line):
+        raise NotImplementedError
+
+    def command_failed(self, failure) -> None:
+        raise NotImplementedError

@@ -1,0 +1,49 @@
+"""One stateful dot-stuffer for everything we send with a ``.`` terminator (POP3 RETR/TOP,
+the outbound SMTP client).
+
+Why stateful: Twisted stuffs each 16 KiB chunk on its own, so a line starting with "." on
+a chunk boundary goes out unstuffed -- a crafted message then ends RETR early and its tail
+is read by the client as server replies (or, outbound, as SMTP commands: an injected RCPT).
+Here the state (are we at the start of a line? is a CR waiting for its LF?) crosses chunk
+boundaries.  Bare LF becomes CRLF; stored CRLF stays CRLF (never CR CR LF).
+
+Standards: RFC 5321 §4.5.2, RFC 1939 §3.
+"""
+
+from __future__ import annotations
+
+
+class DotStuffer:
+    def __init__(self):
+        self._at_line_start = True
+        self._carry = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        text = self._carry + chunk
+        self._carry = b""
+        if text.endswith(b"\r"):
+            self._carry, text = b"\r", text[:-1]   # its LF may be in the next chunk
+        if not text:
+            return b""
+        text = text.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        text = text.replace(b"\r\n.", b"\r\n..")
+        if self._at_line_start and text.startswith(b"."):
+            text = b"." + text
+        self._at_line_start = text.endswith(b"\r\n")
+        return text
+
+    def finish(self) -> bytes:
+        """What ends the stream: the rest, a CRLF if the last line lacked one, and ``.``."""
+        tail = b""
+        if self._carry:
+            tail, self._carry = self.feed(b"\n"), b""
+        if not self._at_line_start:
+            tail += b"\r\n"
+        self._at_line_start = True
+        return tail + b".\r\n"
+
+
+def stuff(message: bytes) -> bytes:
+    """The whole message, stuffed and terminated."""
+    stuffer = DotStuffer()
+    return stuffer.feed(message) + stuffer.finish()

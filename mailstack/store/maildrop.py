@@ -1,0 +1,77 @@
+"""The POP3 maildrop: an exclusive lock, a snapshot at login, deletions applied at QUIT.
+
+Why a lock in the database: RFC 1939 §8 gives a POP3 session exclusive access, and two
+mailstack processes may share the database.  A lock expires, so a crashed process cannot
+lock a customer out forever; a live session refreshes it.
+Why a snapshot: POP3 message numbers must not change during a session (new mail appears
+at the next login), and the sizes LIST reports must be the sizes RETR sends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mailstack.store import mailboxes
+from mailstack.store.schema import folders, mailbox_locks, messages
+
+
+class InUse(Exception):
+    """Another session holds the maildrop."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    guid: str
+    size: int
+
+
+def open_maildrop(conn: Connection, account_id: int, holder: str, now: datetime,
+                  expires: datetime) -> list[Entry]:
+    """Take the lock (or take over an expired one) and snapshot the INBOX."""
+    conn.execute(delete(mailbox_locks).where(mailbox_locks.c.account_id == account_id,
+                                             mailbox_locks.c.expires_at <= now))
+    held = conn.execute(select(mailbox_locks.c.holder)
+                        .where(mailbox_locks.c.account_id == account_id)).scalar()
+    if held is not None:
+        raise InUse(held)
+    conn.execute(insert(mailbox_locks).values(account_id=account_id, holder=holder,
+                                              expires_at=expires))
+    inbox = mailboxes.require_folder(conn, account_id, mailboxes.INBOX)
+    rows = conn.execute(select(messages.c.id, messages.c.guid, messages.c.size)
+                        .where(messages.c.folder_id == inbox.id).order_by(messages.c.uid))
+    return [Entry(*row) for row in rows]
+
+
+def refresh(conn: Connection, account_id: int, holder: str, expires: datetime) -> bool:
+    return conn.execute(update(mailbox_locks).where(
+        mailbox_locks.c.account_id == account_id, mailbox_locks.c.holder == holder)
+        .values(expires_at=expires)).rowcount == 1
+
+
+def body(conn: Connection, account_id: int, message_id: int) -> bytes | None:
+    """The stored message, or None if it was removed meanwhile (by IMAP, say)."""
+    row = conn.execute(select(messages.c.body).select_from(messages.join(folders)).where(
+        messages.c.id == message_id, folders.c.account_id == account_id)).first()
+    return bytes(row.body) if row else None
+
+
+def close_maildrop(conn: Connection, account_id: int, holder: str, delete_ids) -> int:
+    """Apply the deletions and release the lock, in one transaction (the QUIT)."""
+    ids = list(delete_ids)
+    deleted = 0
+    if ids:
+        own = select(folders.c.id).where(folders.c.account_id == account_id)
+        deleted = conn.execute(delete(messages).where(
+            and_(messages.c.id.in_(ids), messages.c.folder_id.in_(own)))).rowcount
+    release(conn, account_id, holder)
+    return deleted
+
+
+def release(conn: Connection, account_id: int, holder: str) -> None:
+    conn.execute(delete(mailbox_locks).where(mailbox_locks.c.account_id == account_id,
+                                             mailbox_locks.c.holder == holder))

@@ -1,0 +1,42 @@
+"""The dot-stuffer: correct at every chunk boundary, never CR CR LF, always terminated."""
+
+import pytest
+
+from mailstack.dotstuff import DotStuffer, stuff
+
+
+def chunked(message: bytes, size: int) -> bytes:
+    s = DotStuffer()
+    out = b"".join(s.feed(message[i:i + size]) for i in range(0, len(message), size))
+    return out + s.finish()
+
+
+def unstuff(wire: bytes) -> bytes:
+    assert wire.endswith(b"\r\n.\r\n")
+    lines = wire[:-5].split(b"\r\n")
+    assert all(line != b"." for line in lines), "an early terminator"
+    return b"\r\n".join(l[1:] if l.startswith(b".") else l for l in lines) + b"\r\n"
+
+
+def test_leading_dots_are_doubled_and_crlf_kept():
+    assert stuff(b".a\r\nb\r\n..c\r\n") == b"..a\r\nb\r\n...c\r\n.\r\n"
+    assert b"\r\r\n" not in stuff(b"x\r\ny\r\n")
+
+
+def test_bare_lf_becomes_crlf_and_a_missing_final_newline_is_added():
+    assert stuff(b"a\n.b") == b"a\r\n..b\r\n.\r\n"
+    assert stuff(b"") == b".\r\n"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 16384])
+def test_every_chunk_boundary_gives_the_same_bytes(size):
+    message = (b"Subject: x\r\n\r\n" + b"a" * 16370 + b"\r\n.\r\nRCPT TO:<evil@example>\r\n"
+               + b".\r\n" + b"\n.\rz\r")
+    assert chunked(message, size) == stuff(message)
+    assert unstuff(stuff(message)).startswith(b"Subject: x\r\n\r\n")
+
+
+def test_the_16k_boundary_attack_cannot_end_the_stream_early():
+    evil = b"Subject: x\r\n\r\n" + b"a" * (16384 - 16) + b"\r\n.\r\n+OK injected\r\n"
+    wire = chunked(evil, 16384)
+    assert wire.count(b"\r\n.\r\n") == 1 and wire.endswith(b"\r\n.\r\n")
