@@ -1,0 +1,508 @@
+"""IMAP4rev1 on 143 (STARTTLS) and 993 (implicit TLS), on Twisted's parser.
+
+Why a subclass: Twisted's IMAP parser (literals, nested lists, FETCH attributes, ENVELOPE,
+BODYSTRUCTURE) is sound and large; its command handlers are not (TWISTED-NOTES).  Each
+handler we replace is re-declared in the class-level dispatch tuples, because Twisted binds
+the *base* functions there.  What we fix: commands pipelined after STARTTLS (executed under
+TLS), cleartext LOGIN rules, exception text sent to clients, CREATE/DELETE/RENAME/SUBSCRIBE
+answered before the commit, SELECT without UIDNEXT/PERMANENTFLAGS/UNSEEN, ``\\Seen`` never
+set by ``BODY[]``, partial fetches returning the whole body, APPEND without flags failing
+and its literal uncapped, and store errors reported as BAD instead of ``NO [UNAVAILABLE]``.
+
+Standards: RFC 3501, RFC 2595 (STARTTLS), RFC 4616 (AUTHENTICATE PLAIN), RFC 5530
+(response codes), RFC 7889 (TOOBIG).
+Security: no password before TLS after the cutover (LOGINDISABLED, NO [PRIVACYREQUIRED]);
+failures are recorded and throttled by the realm; the APPEND literal is capped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import ISSLTransport
+from twisted.mail import imap4
+
+from mailstack import replies
+from mailstack.logs import SessionLog, new_session_id
+from mailstack.protocols import starttls
+from mailstack.protocols.imap_mailbox import Account, PERMANENT_FLAGS, folder_name
+from mailstack.protocols.imap_message import _raw_split, header_fields
+from mailstack.realm.checker import TemporaryAuthFailure
+from mailstack.realm.credentials import SessionCredentials
+from mailstack.store.errors import Conflict, NotFound, StoreUnavailable
+
+P = imap4.IMAP4Server
+
+
+class TooBig(Exception):
+    pass
+
+
+def _b(reply) -> bytes:
+    return reply.imap()
+
+
+class IMAPServer(imap4.IMAP4Server):
+    IDENT = b"mailstack IMAP4rev1 ready"
+    MAX_LENGTH = 8192
+
+    def __init__(self, parts, listener, name):
+        super().__init__(chal={}, contextFactory=None)
+        self.parts, self.listener, self.name = parts, listener, name
+        self.timeOut = self.POSTAUTH_TIMEOUT = parts.config.imap.idle_timeout
+
+    def connectionMade(self):
+        self.client_ip = self.transport.getPeer().host
+        self.session_id = new_session_id()
+        self.log = SessionLog("mailstack.imap", self.session_id, self.client_ip)
+        self.callLater = self.parts.clock.callLater
+        self.log.info("connect {name} tls={tls}", name=self.name, tls=self.tls)
+        super().connectionMade()
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        super().connectionLost(reason)
+        self.log.info("disconnect")
+
+    @property
+    def tls(self) -> bool:
+        return ISSLTransport.providedBy(self.transport)
+
+    # --- errors never carry exception text --------------------------------------------------
+
+    # One command at a time: Twisted runs pipelined commands concurrently, and its FETCH
+    # keeps per-command state on the protocol (two pipelined FETCHes crash it).  Every
+    # command line waits in ``blocked`` until the previous command's tagged reply; lines
+    # that continue a command (literals, SASL responses) are never held back.
+    _tls_epoch = 0
+
+    def lineReceived(self, line):
+        if self.blocked is not None and self.parseState == "command":
+            self.blocked.append(line)
+            return
+        self.resetTimeout()
+        try:
+            getattr(self, "parse_" + self.parseState)(line)
+        except Exception:
+            # Twisted answers "BAD Server error: <exception text>"; we log and say less.
+            self.log.failure("IMAP command failed")
+            self.sendBadResponse(None, _b(replies.IMAP_SERVER_BUG))
+            self._unblock()
+
+    def parse_command(self, line):
+        if self.blocked is None:
+            self.blocked = []
+        if len(line.split(None, 2)) < 2:
+            super().parse_command(line)
+            return self._unblock()
+        return super().parse_command(line)
+
+    def _respond(self, state, tag, message):
+        super()._respond(state, tag, message)
+        if tag and state in (b"OK", b"NO", b"BAD"):
+            self._unblock()
+
+    def _unblock(self):
+        commands, self.blocked = self.blocked, None
+        epoch = self._tls_epoch
+        while commands and self.blocked is None and epoch == self._tls_epoch:
+            self.lineReceived(commands.pop(0))
+        if epoch == self._tls_epoch and commands and self.blocked is not None:
+            self.blocked[:0] = commands
+
+    def _IMAP4Server__ebDispatch(self, failure, tag):
+        if failure.check(TooBig):
+            return self.sendNegativeResponse(tag, _b(replies.IMAP_TOO_BIG))
+        if failure.check(imap4.IllegalClientResponse):
+            return self.sendBadResponse(tag, b"Illegal syntax: " + str(failure.value).encode()[:200])
+        if failure.check(imap4.IllegalMailboxEncoding, imap4.IllegalOperation):
+            return self.sendNegativeResponse(tag, b"Illegal mailbox name or operation")
+        self._failed(failure, tag)
+
+    def _failed(self, failure, tag):
+        if failure.check(StoreUnavailable):
+            self.log.warn("store unavailable")
+            return self.sendNegativeResponse(tag, _b(replies.IMAP_UNAVAILABLE))
+        self.log.failure("IMAP command failed", failure)
+        self.sendNegativeResponse(tag, _b(replies.IMAP_SERVER_BUG))
+
+    def lineLengthExceeded(self, line):
+        self.log.info("line too long; closing")
+        self.sendLine(b"* BYE [TOOBIG] Line too long")
+        self.transport.loseConnection()
+
+    # --- capabilities, TLS, login -------------------------------------------------------
+
+    def starttls_offered(self) -> bool:
+        return (self.listener.tls == "starttls" and not self.tls
+                and self.parts.tls_options is not None)
+
+    def password_allowed(self) -> bool:
+        return self.tls or self.parts.tls_requirement.allows_plaintext()
+
+    def capabilities(self):
+        caps = {}
+        if self.starttls_offered():
+            caps[b"STARTTLS"] = None
+        if self.password_allowed():
+            caps[b"AUTH"] = [b"PLAIN"]
+        else:
+            caps[b"LOGINDISABLED"] = None
+        caps[b"NAMESPACE"] = None
+        return caps
+
+    def do_STARTTLS(self, tag):
+        if self.tls:
+            return self.sendNegativeResponse(tag, b"TLS already active")
+        if not self.starttls_offered():
+            return self.sendBadResponse(tag, b"STARTTLS not available")
+        self.sendPositiveResponse(tag, b"Begin TLS negotiation now")
+        self.log.info("STARTTLS")
+        starttls.begin_tls(self, self.parts.tls_options)
+
+    unauth_STARTTLS = (do_STARTTLS,)
+
+    def reset_after_tls(self):
+        """RFC 3501 §6.2.1: discard everything pipelined after STARTTLS."""
+        self._tls_epoch += 1
+        self.blocked = None
+        self.tags = {}
+
+    def do_LOGIN(self, tag, user, passwd):
+        if not self.password_allowed():
+            self.log.info("LOGIN refused: TLS required")
+            return self.sendNegativeResponse(
+                tag, b"[PRIVACYREQUIRED] Plaintext login is disabled: use STARTTLS or port 993")
+        return self._login(tag, user, passwd, "LOGIN")
+
+    unauth_LOGIN = (do_LOGIN, P.arg_astring, P.arg_finalastring)
+
+    def do_AUTHENTICATE(self, tag, mechanism):
+        if mechanism.upper() != b"PLAIN":
+            return self.sendNegativeResponse(tag, b"Unsupported authentication mechanism")
+        if not self.password_allowed():
+            return self.sendNegativeResponse(tag, b"[PRIVACYREQUIRED] Use STARTTLS or port 993")
+        self.parseState = "pending"
+        self._pendingLiteral = defer.Deferred()
+        self.sendContinuationRequest(None)
+        self._pendingLiteral.addCallback(self._plain_response, tag)
+
+    unauth_AUTHENTICATE = (do_AUTHENTICATE, P.arg_atom)
+
+    def _plain_response(self, line, tag):
+        if line.strip() == b"*":
+            return self.sendBadResponse(tag, b"AUTHENTICATE cancelled")
+        try:
+            _authzid, user, password = base64.b64decode(line.strip(), validate=True).split(b"\0")
+        except (binascii.Error, ValueError):
+            return self.sendBadResponse(tag, b"Invalid base64 in the SASL response")
+        return self._login(tag, user, password, "PLAIN")
+
+    def _login(self, tag, user, password, mechanism):
+        credentials = SessionCredentials(user, password, protocol="imap", client_ip=self.client_ip,
+                                         tls=self.tls, mechanism=mechanism)
+        d = self.parts.portal.login(credentials, None, imap4.IAccount)
+        d.addCallbacks(self._logged_in, self._login_failed, (tag,), None, (tag,), None)
+        return d
+
+    def _logged_in(self, result, tag):
+        _iface, account, logout = result
+        self.account, self._onLogout, self.state = account, logout, "auth"
+        caps = b" ".join(self.listCapabilities())
+        self.sendPositiveResponse(tag, b"[CAPABILITY " + caps + b"] Logged in")
+        self.setTimeout(self.POSTAUTH_TIMEOUT)
+
+    def _login_failed(self, failure, tag):
+        if failure.check(UnauthorizedLogin):
+            return self.sendNegativeResponse(tag, _b(replies.IMAP_AUTH_FAILED))
+        if failure.check(TemporaryAuthFailure):
+            return self.sendNegativeResponse(tag, _b(replies.IMAP_UNAVAILABLE))
+        self._failed(failure, tag)
+
+    # --- mailboxes -----------------------------------------------------------------------
+
+    def _ebSelectWork(self, failure, cmdName, tag):
+        self._failed(failure, tag)
+
+    def _cbSelectWork(self, mbox, cmdName, tag):
+        if mbox is None:
+            return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
+        self.sendUntaggedResponse(b"%d EXISTS" % mbox.getMessageCount())
+        self.sendUntaggedResponse(b"0 RECENT")
+        self.sendUntaggedResponse(b"FLAGS (" + " ".join(mbox.getFlags()).encode() + b")")
+        permanent = " ".join(PERMANENT_FLAGS if mbox.isWriteable() else ()).encode()
+        self.sendPositiveResponse(None, b"[PERMANENTFLAGS (" + permanent + b")] Flags permitted")
+        unseen = mbox.first_unseen()
+        if unseen is not None:
+            self.sendPositiveResponse(None, b"[UNSEEN %d] First unseen" % unseen)
+        self.sendPositiveResponse(None, b"[UIDVALIDITY %d] UIDs valid" % mbox.getUIDValidity())
+        self.sendPositiveResponse(None, b"[UIDNEXT %d] Predicted next UID" % mbox.getUIDNext())
+        mode = b"READ-WRITE" if mbox.isWriteable() else b"READ-ONLY"
+        self.sendPositiveResponse(tag, b"[" + mode + b"] " + cmdName + b" completed")
+        self.state, self.mbox = "select", mbox
+
+    def _ebListWork(self, failure, tag):
+        self._failed(failure, tag)
+
+    def _change(self, tag, d, done: bytes):
+        """Answer OK only after the commit; a refusal is NO, an outage NO [UNAVAILABLE]."""
+        def failed(failure):
+            if failure.check(Conflict):
+                return self.sendNegativeResponse(tag, b"[ALREADYEXISTS] " + done + b" refused")
+            if failure.check(NotFound):
+                return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
+            self._failed(failure, tag)
+        d.addCallbacks(lambda ok: self.sendPositiveResponse(tag, done + b" completed")
+                       if ok is not False else self.sendNegativeResponse(tag, done + b" refused"),
+                       failed)
+        return d
+
+    def do_CREATE(self, tag, name):
+        return self._change(tag, self.account.create(_name(name)), b"CREATE")
+
+    def do_DELETE(self, tag, name):
+        return self._change(tag, self.account.delete(_name(name)), b"DELETE")
+
+    def do_RENAME(self, tag, old, new):
+        return self._change(tag, self.account.rename(_name(old), _name(new)), b"RENAME")
+
+    def do_SUBSCRIBE(self, tag, name):
+        return self._change(tag, self.account.subscribe(_name(name)), b"SUBSCRIBE")
+
+    def do_UNSUBSCRIBE(self, tag, name):
+        return self._change(tag, self.account.unsubscribe(_name(name)), b"UNSUBSCRIBE")
+
+    auth_CREATE = select_CREATE = (do_CREATE, P.arg_finalastring)
+    auth_DELETE = select_DELETE = (do_DELETE, P.arg_finalastring)
+    auth_RENAME = select_RENAME = (do_RENAME, P.arg_astring, P.arg_finalastring)
+    auth_SUBSCRIBE = select_SUBSCRIBE = (do_SUBSCRIBE, P.arg_finalastring)
+    auth_UNSUBSCRIBE = select_UNSUBSCRIBE = (do_UNSUBSCRIBE, P.arg_finalastring)
+
+    @defer.inlineCallbacks
+    def do_STATUS(self, tag, mailbox, names):
+        try:
+            mbox = yield self.account.select(_name(mailbox), False)
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        if mbox is None:
+            return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
+        status = mbox.requestStatus([n.decode("ascii", "replace") for n in names])
+        items = " ".join(f"{k} {v}" for k, v in status.items()).encode()
+        self.sendUntaggedResponse(b"STATUS " + imap4._quote(mailbox) + b" (" + items + b")")
+        self.sendPositiveResponse(tag, b"STATUS completed")
+
+    auth_STATUS = select_STATUS = (do_STATUS, P.arg_astring, P.arg_plist)
+
+    # --- APPEND ---------------------------------------------------------------------------
+
+    def arg_append_literal(self, line):
+        if line[:1] == b"{" and line[-1:] == b"}" and line[1:-1].isdigit():
+            if int(line[1:-1]) > self.parts.config.imap.max_append_size:
+                raise TooBig()
+        return self.arg_literal(line)
+
+    @defer.inlineCallbacks
+    def do_APPEND(self, tag, mailbox, flags, date, message):
+        try:
+            mbox = yield self.account.select(_name(mailbox))
+            if mbox is None:
+                return self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
+            flags = [f.decode("utf-8", "replace") for f in (flags or [])]
+            uid = yield mbox.addMessage(message, flags, date)
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        if self.mbox is not None and self.mbox.folder.id == mbox.folder.id:
+            yield self._announce_new()
+        self.log.info("APPEND to {box}: uid {uid}", box=mbox.folder.name, uid=uid)
+        self.sendPositiveResponse(tag, b"APPEND completed")
+
+    auth_APPEND = select_APPEND = (do_APPEND, P.arg_astring, P.opt_plist, P.opt_datetime,
+                                   arg_append_literal)
+
+    # --- selected state ------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _announce_new(self):
+        before = self.mbox.getMessageCount()
+        count, gone = yield self.mbox.refresh()
+        for seq in reversed(gone):
+            self.sendUntaggedResponse(b"%d EXPUNGE" % seq)
+        if count != before or gone:
+            self.sendUntaggedResponse(b"%d EXISTS" % count)
+
+    @defer.inlineCallbacks
+    def do_NOOP(self, tag):
+        if self.state == "select" and self.mbox is not None:
+            try:
+                yield self._announce_new()
+            except Exception as e:
+                return self._failed(defer.Failure(e), tag)
+        self.sendPositiveResponse(tag, b"NOOP completed")
+
+    unauth_NOOP = auth_NOOP = select_NOOP = logout_NOOP = (do_NOOP,)
+    select_CHECK = (do_NOOP,)
+
+    @defer.inlineCallbacks
+    def do_FETCH(self, tag, messages, query, uid=0):
+        # Our own loop instead of Twisted's __cbFetch: that one keeps per-command state on
+        # the protocol and unblocks queued commands on its own.
+        if not query:
+            return self.sendPositiveResponse(tag, b"FETCH completed")
+        cheap = {"flags", "internaldate", "rfc822size", "uid"}
+        need_bodies = any(q.type not in cheap for q in query)
+        marks_seen = any((q.type == "body" and not q.peek and (q.header or q.text or q.mime or q.empty))
+                         or q.type in ("rfc822", "rfc822text") for q in query)
+        try:
+            results = yield self.mbox.fetch(messages, uid, need_bodies)
+            if marks_seen:
+                yield self.mbox.mark_seen([(seq, msg.info) for seq, msg in results])
+                for seq, msg in results:
+                    msg.info = self.mbox.infos[seq - 1]
+            for seq, msg in results:
+                if self.transport.disconnecting:
+                    return None
+                yield self.spewMessage(seq, msg, query, uid)
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        self.sendPositiveResponse(tag, b"FETCH completed")
+
+    select_FETCH = (do_FETCH, P.arg_seqset, P.arg_fetchatt)
+
+    def spew_body(self, part, id, msg, _w=None, _f=None):
+        # Twisted ignores <partial> and re-synthesizes headers; we send stored bytes.
+        target = msg
+        for index in part.part:
+            target = target.getSubPart(index) if target.isMultipart() else None
+            if target is None:
+                raise TypeError("no such body part")
+        raw = target.raw()
+        head, text = _raw_split(raw)
+        if part.header and part.header.fields:
+            fields = [f.decode() if isinstance(f, bytes) else f for f in part.header.fields]
+            data = header_fields(head, fields, part.header.negate)
+        elif part.header or part.mime:
+            data = head
+        elif part.text:
+            data = text
+        elif part.empty:
+            data = raw if not part.part else text
+        else:
+            _w(b"BODY " + imap4.collapseNestedLists([imap4.getBodyStructure(msg)]))
+            return None
+        name = _section_name(part)
+        if part.partialBegin is not None:
+            data = data[part.partialBegin:part.partialBegin + part.partialLength]
+            name += b"<%d>" % part.partialBegin
+        _w(name + b" {%d}\r\n" % len(data) + data)
+        return None
+
+    @defer.inlineCallbacks
+    def do_STORE(self, tag, messages, mode, flags, uid=0):
+        mode = mode.upper()
+        silent = mode.endswith(b"SILENT")
+        sign = 1 if mode.startswith(b"+") else -1 if mode.startswith(b"-") else 0
+        if not self.mbox.isWriteable():
+            return self.sendNegativeResponse(tag, b"[READ-ONLY] Mailbox is read-only")
+        try:
+            result = yield self.mbox.store(messages, [f.decode() for f in flags], sign, uid)
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        if not silent:
+            for seq, new in sorted(result.items()):
+                uidpart = b" UID %d" % self.mbox.getUID(seq) if uid else b""
+                self.sendUntaggedResponse(b"%d FETCH (FLAGS (%s)%s)" % (
+                    seq, " ".join(new).encode(), uidpart))
+        self.sendPositiveResponse(tag, b"STORE completed")
+
+    select_STORE = (do_STORE, P.arg_seqset, P.arg_atom, P.arg_flaglist)
+
+    @defer.inlineCallbacks
+    def do_COPY(self, tag, messages, mailbox, uid=0):
+        chosen = self.mbox.resolve(messages, uid)
+        try:
+            yield self.mbox.copy_to(chosen, _name(mailbox))
+        except NotFound:
+            return self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        self.sendPositiveResponse(tag, b"COPY completed")
+
+    select_COPY = (do_COPY, P.arg_seqset, P.arg_finalastring)
+
+    @defer.inlineCallbacks
+    def do_SEARCH(self, tag, charset, query, uid=0):
+        try:
+            found = yield self.mbox.search(query, uid)
+        except ValueError:
+            return self.sendBadResponse(tag, b"Unsupported search criteria")
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        self.sendUntaggedResponse(b"SEARCH" + b"".join(b" %d" % n for n in found))
+        self.sendPositiveResponse(tag, b"SEARCH completed")
+
+    select_SEARCH = (do_SEARCH, P.opt_charset, P.arg_searchkeys)
+
+    @defer.inlineCallbacks
+    def do_EXPUNGE(self, tag):
+        if not self.mbox.isWriteable():
+            return self.sendNegativeResponse(tag, b"[READ-ONLY] Mailbox is read-only")
+        try:
+            gone = yield self.mbox.expunge()
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        for seq in reversed(gone):
+            self.sendUntaggedResponse(b"%d EXPUNGE" % seq)
+        self.sendPositiveResponse(tag, b"EXPUNGE completed")
+
+    select_EXPUNGE = (do_EXPUNGE,)
+
+    @defer.inlineCallbacks
+    def do_CLOSE(self, tag):
+        try:
+            if self.mbox.isWriteable():
+                yield self.mbox.expunge()     # silently (RFC 3501 §6.4.2)
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        self.mbox, self.state = None, "auth"
+        self.sendPositiveResponse(tag, b"CLOSE completed")
+
+    select_CLOSE = (do_CLOSE,)
+
+
+def _name(raw) -> str:
+    name = imap4._parseMbox(raw) if isinstance(raw, bytes) else raw
+    return folder_name(name)
+
+
+def _section_name(part) -> bytes:
+    section = b".".join(str(i + 1).encode() for i in part.part)
+    sep = b"." if section else b""
+    if part.header:
+        section += sep + bytes(part.header)
+    elif part.text:
+        section += sep + b"TEXT"
+    elif part.mime:
+        section += sep + b"MIME"
+    return b"BODY[" + section + b"]"
+
+
+class IMAPFactory(protocol.ServerFactory):
+    def __init__(self, parts, listener):
+        self.parts, self.listener = parts, listener
+        self.name = listener.name or f"imap-{listener.port}"
+
+    def buildProtocol(self, addr):
+        server = IMAPServer(self.parts, self.listener, self.name)
+        server.factory = self
+        server.portal = self.parts.portal
+        return server
+
+
+def register_avatars(parts) -> None:
+    parts.realm.register(imap4.IAccount, lambda account, mind: Account(parts, account))
+
+
+def build_factory(parts, listener):
+    return IMAPFactory(parts, listener)

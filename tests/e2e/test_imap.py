@@ -1,0 +1,318 @@
+"""IMAP end to end: imaplib over STARTTLS and implicit TLS, curl and mbsync, and the faults."""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from mailstack.store import logins, mailboxes
+from tests.support.faults import writes_blocked
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "imap test password"
+IMAP_ONLY = {"listeners": [{"name": "imap", "protocol": "imap", "port": 0, "tls": "starttls"},
+                           {"name": "imaps", "protocol": "imap", "port": 0, "tls": "implicit"}]}
+MULTIPART = (b"From: Bob <bob@remote.test>\r\nTo: ann@example.test\r\nSubject: with attachment\r\n"
+             b"Message-ID: <m1@remote.test>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n"
+             b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n"
+             b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello Ann, the report.\r\n"
+             b"--XX\r\nContent-Type: application/pdf; name=\"r.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+             b"JVBERi0xLjQK\r\n--XX--\r\n")
+
+
+def plain(n):
+    return (f"From: sender{n}@remote.test\r\nTo: ann@example.test\r\nSubject: hello {n}\r\n"
+            f"Date: Tue, 24 Nov 2026 0{n}:00:00 +0000\r\n\r\nbody number {n}\r\n").encode()
+
+
+@pytest.fixture
+def imap(make_server, certs):
+    server = make_server(**IMAP_ONLY)
+    server.ann = server.add_account("ann@example.test", PASSWORD)
+    server.db(mailboxes.deliver, [server.ann], plain(1), server.now())
+    server.db(mailboxes.deliver, [server.ann], plain(2), server.now())
+    server.db(mailboxes.deliver, [server.ann], MULTIPART, server.now())
+    server.context = ssl.create_default_context(cafile=str(certs.ca))
+    return server
+
+
+def starttls(server, login=True) -> imaplib.IMAP4:
+    client = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=10)
+    client.starttls(ssl_context=server.context)
+    if login:
+        client.login("ann@example.test", PASSWORD)
+    return client
+
+
+def implicit(server) -> imaplib.IMAP4_SSL:
+    client = imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=server.context,
+                               timeout=10)
+    client.login("ann@example.test", PASSWORD)
+    return client
+
+
+def folder_uids(server, name):
+    return server.db(lambda c: [m.uid for m in mailboxes.list_messages(
+        c, mailboxes.require_folder(c, server.ann, name).id)])
+
+
+def test_capability_login_and_select_over_starttls(imap):
+    client = imaplib.IMAP4("127.0.0.1", imap.port("imap"), timeout=10)
+    assert "STARTTLS" in client.capabilities and "AUTH=PLAIN" in client.capabilities
+    assert "LITERAL+" not in client.capabilities
+    client.starttls(ssl_context=imap.context)
+    assert "STARTTLS" not in client.capabilities
+    client.login("ann@example.test", PASSWORD)
+    typ, data = client.select("INBOX")
+    assert typ == "OK" and data == [b"3"]
+    untagged = client.untagged_responses
+    assert "UIDVALIDITY" in untagged and "UIDNEXT" in untagged and "PERMANENTFLAGS" in untagged
+    assert untagged["UNSEEN"] == [b"1"]
+    client.logout()
+
+
+def test_list_lsub_status_create_rename_delete_subscribe(imap):
+    client = implicit(imap)
+    typ, listed = client.list()
+    names = [line.decode() for line in listed]
+    for name, attr in (("INBOX", None), ("Sent", "\\Sent"), ("Drafts", "\\Drafts"),
+                       ("Trash", "\\Trash"), ("Junk", "\\Junk")):
+        line = next(l for l in names if l.endswith(f'"{name}"') or l.endswith(f" {name}"))
+        assert attr is None or attr in line
+    assert client.create("Projects/2026")[0] == "OK"
+    assert client.create("Projects/2026")[0] == "NO"
+    assert client.rename("Projects", "Work")[0] == "OK"
+    assert any(b"Work/2026" in l for l in client.list()[1])
+    assert client.unsubscribe("Work/2026")[0] == "OK"
+    assert not any(b"Work/2026" in l for l in client.lsub()[1])
+    assert client.subscribe("Work/2026")[0] == "OK"
+    assert any(b"Work/2026" in l for l in client.lsub()[1])
+    typ, status = client.status("INBOX", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)")
+    assert b"MESSAGES 3" in status[0] and b"UNSEEN 3" in status[0] and b"UIDNEXT 4" in status[0]
+    assert client.delete("Work/2026")[0] == "OK"
+    assert client.delete("INBOX")[0] == "NO"
+    assert client.status("Nope", "(MESSAGES)")[0] == "NO"
+    client.logout()
+
+
+def test_fetch_envelope_bodystructure_sections_and_partial(imap):
+    client = implicit(imap)
+    client.select("INBOX")
+    typ, data = client.fetch("3", "(UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE)")
+    line = data[0]
+    assert b"UID 3" in line and b'"with attachment"' in line and b'(("Bob" NIL "bob" "remote.test"))' in line
+    assert b'("text" "plain"' in line.lower() and b'"mixed"' in line.lower()
+    size = int(re.search(rb"RFC822.SIZE (\d+)", line).group(1))
+    typ, data = client.fetch("3", "(BODY.PEEK[])")
+    assert data[0][1] == MULTIPART and len(data[0][1]) == size
+    typ, data = client.fetch("3", "(BODY.PEEK[1])")
+    assert data[0][1] == b"Hello Ann, the report."   # the CRLF belongs to the boundary
+    typ, data = client.fetch("3", "(BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)])")
+    assert data[0][1] == b"Subject: with attachment\r\nMessage-ID: <m1@remote.test>\r\n\r\n"
+    typ, data = client.fetch("1", "(BODY.PEEK[]<0.10>)")
+    assert data[0][0].endswith(b"BODY[]<0> {10}") and data[0][1] == plain(1)[:10]
+    typ, data = client.fetch("1", "(BODY.PEEK[TEXT])")
+    assert data[0][1] == b"body number 1\r\n"
+    assert b"\\Seen" not in client.fetch("1", "(FLAGS)")[1][0]      # PEEK does not mark
+    client.fetch("1", "(BODY[TEXT])")
+    assert b"\\Seen" in client.fetch("1", "(FLAGS)")[1][0]          # BODY[] does
+    client.logout()
+    assert "\\Seen" in imap.db(lambda c: mailboxes.list_messages(
+        c, mailboxes.require_folder(c, imap.ann, "INBOX").id))[0].flags
+
+
+def test_store_search_copy_expunge_and_uid_commands(imap):
+    client = implicit(imap)
+    client.select("INBOX")
+    assert client.uid("STORE", "2", "+FLAGS", "(\\Flagged $Important)")[0] == "OK"
+    assert client.search(None, "FLAGGED")[1] == [b"2"]
+    assert client.uid("SEARCH", None, "UNFLAGGED")[1] == [b"1 3"]
+    assert client.search(None, "SUBJECT", '"hello 2"')[1] == [b"2"]
+    assert client.search(None, "OR", "FROM", "sender1", "KEYWORD", "$Important")[1] == [b"1 2"]
+    assert client.search(None, "LARGER", "200", "NOT", "SEEN")[1] == [b"3"]
+    assert client.search(None, "BODY", "report")[1] == [b"3"]
+    assert client.uid("COPY", "1:2", "Trash")[0] == "OK"
+    assert folder_uids(imap, "Trash") == [1, 2]
+    assert client.copy("1", "Nowhere")[1][0].startswith(b"[TRYCREATE]")
+    assert client.uid("FETCH", "2:*", "(FLAGS)")[0] == "OK"
+    client.store("1", "+FLAGS", "(\\Deleted)")
+    typ, data = client.expunge()
+    assert data == [b"1"]
+    assert folder_uids(imap, "INBOX") == [2, 3]                       # durable before OK
+    client.store("1", "+FLAGS.SILENT", "(\\Deleted)")
+    assert client.close()[0] == "OK"
+    assert folder_uids(imap, "INBOX") == [3]
+    other = starttls(imap)
+    other.select("INBOX")
+    assert b"$Important" not in other.fetch("1", "(FLAGS)")[1][0]
+    other.logout()
+    client.logout()
+
+
+def test_append_is_committed_before_ok_and_works_without_flags(imap):
+    client = implicit(imap)
+    assert client.append("Drafts", None, None, b"Subject: draft\r\n\r\nbody\r\n")[0] == "OK"
+    assert folder_uids(imap, "Drafts") == [1]
+    assert client.append("Sent", "(\\Seen)", imaplib.Time2Internaldate(1700000000),
+                         b"Subject: sent\r\n\r\nbody\r\n")[0] == "OK"
+    sent = imap.db(lambda c: mailboxes.list_messages(c, mailboxes.require_folder(c, imap.ann, "Sent").id))
+    assert sent[0].flags == frozenset({"\\Seen"}) and sent[0].internal_date.timestamp() == 1700000000
+    client.select("INBOX")
+    client.append("INBOX", None, None, b"Subject: new\r\n\r\nx\r\n")
+    assert client.untagged_responses.get("EXISTS") in ([b"4"], [b"3", b"4"])
+    assert client.append("Nowhere", None, None, b"x")[1][0].startswith(b"[TRYCREATE]")
+    client.logout()
+
+
+def test_new_mail_shows_up_at_noop(imap):
+    client = implicit(imap)
+    client.select("INBOX")
+    imap.db(mailboxes.deliver, [imap.ann], plain(4), imap.now())
+    client.noop()
+    assert client.untagged_responses.get("EXISTS")[-1] == b"4"
+    client.logout()
+
+
+def test_authenticate_plain_and_failures(imap):
+    client = imaplib.IMAP4_SSL("127.0.0.1", imap.port("imaps"), ssl_context=imap.context, timeout=10)
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        client.login("ann@example.test", "wrong")
+    typ, _ = client.authenticate("PLAIN", lambda _: f"\0ann@example.test\0{PASSWORD}".encode())
+    assert typ == "OK"
+    client.logout()
+    (event, *_) = imap.db(logins.recent, account_id=imap.ann)
+    assert (event.protocol, event.mechanism, event.tls, event.success) == ("imap", "PLAIN", True, True)
+
+
+def raw_tls(server):
+    sock = socket.create_connection(("127.0.0.1", server.port("imaps")), timeout=10)
+    tls = server.context.wrap_socket(sock, server_hostname="mx.example.test")
+    reader = tls.makefile("rb")
+    reader.readline()
+    return tls, reader
+
+
+def test_starttls_command_injection_is_discarded(imap):
+    sock = socket.create_connection(("127.0.0.1", imap.port("imap")), timeout=10)
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(b"a STARTTLS\r\nb CAPABILITY\r\n")
+    assert reader.readline().startswith(b"a OK")
+    tls = imap.context.wrap_socket(sock, server_hostname="mx.example.test")
+    tls_reader = tls.makefile("rb")
+    tls.sendall(b"c NOOP\r\n")
+    assert tls_reader.readline().startswith(b"c OK")   # b CAPABILITY was never answered
+    tls.close()
+
+
+def test_bad_input_gets_bad_or_no_and_the_server_keeps_serving(imap):
+    tls, reader = raw_tls(imap)
+    tls.sendall(b"a FROBNICATE\r\n")
+    assert reader.readline().startswith(b"a BAD")
+    tls.sendall(b"b LOGIN \xff\xfe \"x\"\r\n")
+    assert reader.readline().startswith(b"b NO")
+    tls.sendall(b"c AUTHENTICATE PLAIN\r\n")
+    assert reader.readline().startswith(b"+")
+    tls.sendall(b"!!not base64!!\r\n")
+    assert reader.readline().startswith(b"c BAD")
+    tls.sendall(b"d LOGIN ann@example.test \"" + PASSWORD.encode() + b"\"\r\n")
+    assert reader.readline().startswith(b"d OK")
+    tls.sendall(b"e CREATE \xc3\x28bad\r\n")
+    line = reader.readline()
+    assert line.startswith((b"e NO", b"e BAD", b"e OK")) and b"Traceback" not in line
+    tls.sendall(b"f " + b"x" * 10000 + b"\r\n")
+    assert reader.readline().startswith(b"* BYE")
+    tls.close()
+    implicit(imap).logout()
+
+
+def test_append_over_the_limit_and_a_dropped_append_store_nothing(make_server, certs):
+    server = make_server(imap={"max_append_size": 1000}, **IMAP_ONLY)
+    ann = server.add_account("ann@example.test", PASSWORD)
+    server.ann = ann
+    server.context = ssl.create_default_context(cafile=str(certs.ca))
+    tls, reader = raw_tls(server)
+    tls.sendall(b"a LOGIN ann@example.test \"" + PASSWORD.encode() + b"\"\r\n")
+    assert reader.readline().startswith(b"a OK")
+    tls.sendall(b"b APPEND Drafts {5000}\r\n")
+    assert reader.readline().startswith(b"b NO [TOOBIG]")
+    tls.sendall(b"c APPEND Drafts {100}\r\n")
+    assert reader.readline().startswith(b"+")
+    tls.sendall(b"Subject: half\r\n\r\nonly part")
+    tls.close()
+    client = implicit(server)
+    assert client.select("Drafts")[1] == [b"0"]
+    client.logout()
+    assert folder_uids(server, "Drafts") == []
+
+
+def test_idle_client_is_logged_out_after_the_timeout(imap):
+    tls, reader = raw_tls(imap)
+    imap.advance(imap.config.imap.idle_timeout + 1)
+    assert reader.readline().startswith(b"* BYE")
+    assert reader.readline() == b""
+    tls.close()
+
+
+def test_store_unavailable_gives_no_unavailable_and_recovers(imap, db_url):
+    client = implicit(imap)
+    with writes_blocked(db_url):
+        typ, data = client.append("Drafts", None, None, b"Subject: x\r\n\r\ny\r\n")
+        assert typ == "NO" and data[0].startswith(b"[UNAVAILABLE]")
+    assert client.append("Drafts", None, None, b"Subject: x\r\n\r\ny\r\n")[0] == "OK"
+    client.logout()
+
+
+def test_curl_fetches_by_uid_and_appends(imap, certs, tmp_path):
+    base = ["curl", "-sS", "--cacert", str(certs.ca), "-u", f"ann@example.test:{PASSWORD}"]
+    url = f"imaps://127.0.0.1:{imap.port('imaps')}"
+    done = subprocess.run(base + [f"{url}/INBOX;UID=2"], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == plain(2)
+    upload = tmp_path / "up.eml"
+    upload.write_bytes(b"Subject: via curl\r\n\r\nuploaded\r\n")
+    done = subprocess.run(base + ["-T", str(upload), f"{url}/Drafts"], capture_output=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert folder_uids(imap, "Drafts") == [1]
+
+
+def test_mbsync_mirrors_the_mailbox_into_a_maildir(imap, certs, tmp_path):
+    maildir = tmp_path / "mail"
+    maildir.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(f"""IMAPAccount ann
+Host localhost
+Port {imap.port('imaps')}
+User ann@example.test
+Pass "{PASSWORD}"
+SSLType IMAPS
+CertificateFile {certs.ca}
+
+IMAPStore remote
+Account ann
+
+MaildirStore local
+Path {maildir}/
+Inbox {maildir}/INBOX
+SubFolders Verbatim
+
+Channel ann
+Far :remote:
+Near :local:
+Patterns *
+Create Near
+SyncState *
+""")
+    done = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True,
+                          timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = list((maildir / "INBOX").glob("*/*"))
+    assert len(files) == 3
+    assert any(b"with attachment" in f.read_bytes() for f in files)
+    assert (maildir / "Sent").is_dir() and (maildir / "Trash").is_dir()
