@@ -316,3 +316,27 @@ SyncState *
     assert len(files) == 3
     assert any(b"with attachment" in f.read_bytes() for f in files)
     assert (maildir / "Sent").is_dir() and (maildir / "Trash").is_dir()
+
+
+def test_after_the_tls_cutover_login_needs_starttls(make_server, certs):
+    from datetime import datetime, timedelta, timezone
+    server = make_server(auth={"tls_cutover": datetime.now(timezone.utc) + timedelta(days=1)},
+                         **IMAP_ONLY)
+    server.add_account("ann@example.test", PASSWORD)
+    server.context = ssl.create_default_context(cafile=str(certs.ca))
+    before = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=10)
+    assert "LOGINDISABLED" not in before.capabilities
+    before.login("ann@example.test", PASSWORD)          # before the cutover: allowed, recorded
+    before.logout()
+    server.advance(2 * 86400)
+    client = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=10)
+    assert "LOGINDISABLED" in client.capabilities and "AUTH=PLAIN" not in client.capabilities
+    with pytest.raises(imaplib.IMAP4.error, match="PRIVACYREQUIRED"):
+        client.login("ann@example.test", PASSWORD)
+    client.starttls(ssl_context=server.context)
+    assert "LOGINDISABLED" not in client.capabilities
+    client.login("ann@example.test", PASSWORD)
+    client.logout()
+    implicit(server).logout()                           # port 993 is unaffected
+    events = server.db(logins.recent)
+    assert [e.tls for e in events if e.success] == [True, True, False]
