@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from mailstack import clock as clocks, dns, tls
 from mailstack.config import Config, ListenerConfig
+from mailstack.delivery import outbound
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.store import directory, migrations
@@ -45,6 +46,7 @@ class Parts:
     tls_requirement: TLSRequirement
     resolver: dns.Resolver
     listeners: list = field(default_factory=list)
+    outbound: object = None   # the queue runner, once built
 
 
 class PoolService(service.Service):
@@ -153,6 +155,8 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Pa
     parts = build_parts(config, reactor, clock)
     root = service.MultiService()
     PoolService(parts.db, parts.hasher).setServiceParent(root)
+    parts.outbound = outbound.build_service(parts)
+    parts.outbound.setServiceParent(root)
     modules = _protocol_modules(config)
     for module in modules.values():
         module.register_avatars(parts)

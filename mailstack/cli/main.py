@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailstack.cli import antispam, common, directory, dns_records, policy, server, support
+from mailstack.cli import antispam, common, directory, dns_records, policy, queue, server, support
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     antispam.register(groups)
     support.register(groups)
     dns_records.register(groups)
+    queue.register(groups)
     return parser
 
 

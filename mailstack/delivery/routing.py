@@ -14,7 +14,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from mailstack import clock as clocks
-from mailstack.store import mailboxes, submissions
+from mailstack.store import mailboxes, queue, submissions
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,6 @@ def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
     if submission is not None:
         submissions.record(conn, submission)
     if remote:
-        from mailstack.store import queue  # TODO(integration): top-level once the queue lands
         queue.enqueue(conn, sender, remote, message, at, account_id=account_id,
                       client_ip=client_ip, queue_id=queue_id)
     return len(stored)
@@ -84,6 +83,7 @@ def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
 
 class MessageRouter:
     def __init__(self, parts):
+        self.parts = parts
         self.db = parts.db
         self.clock = parts.clock
 
@@ -98,7 +98,10 @@ class MessageRouter:
                 at=at, account_id=account.id, username=account.address,
                 client_ip=trace.client_ip, method=trace.method or "auth", tls=tls,
                 recipients=len(accepted), queue_id=trace.queue_id)
-        return self.db.run(store_message, sender, accepted, message, at,
-                           account_id=account.id if account is not None else None,
-                           client_ip=trace.client_ip, queue_id=trace.queue_id,
-                           submission=submission)
+        d = self.db.run(store_message, sender, accepted, message, at,
+                        account_id=account.id if account is not None else None,
+                        client_ip=trace.client_ip, queue_id=trace.queue_id,
+                        submission=submission)
+        if any(r.remote for r in accepted) and self.parts.outbound is not None:
+            d.addCallback(lambda stored: (self.parts.outbound.kick(), stored)[1])
+        return d

@@ -198,3 +198,34 @@ rejections = Table(
     Index("ix_rejections_rcpt_at", "rcpt_to", "at"),
     Index("ix_rejections_from_at", "mail_from", "at"),
 )
+
+outbound_messages = Table(
+    "outbound_messages", metadata,
+    # A message for other domains, kept until every recipient is delivered or bounced.
+    Column("id", ID(), primary_key=True),
+    Column("queue_id", String(64), nullable=False),
+    Column("sender", String(320), nullable=False),                 # "" = null reverse-path
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
+    Column("client_ip", String(45)),
+    Index("ix_outbound_messages_queue_id", "queue_id"),
+)
+
+outbound_recipients = Table(
+    "outbound_recipients", metadata,
+    Column("id", ID(), primary_key=True),
+    Column("message_id", ID(), ForeignKey("outbound_messages.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("domain", String(253), nullable=False),
+    Column("status", String(16), nullable=False),   # queued | delivering | delivered | bounced
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    # A runner's claim; an expired claim (crashed process) is taken over.
+    Column("claimed_until", UTCDateTime),
+    Column("last_reply", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_outbound_recipients_status_next", "status", "next_attempt_at"),
+    Index("ix_outbound_recipients_message", "message_id"),
+)

@@ -1,0 +1,56 @@
+"""Delivery status notifications (bounces) for recipients we could not deliver to.
+
+Why we never bounce a bounce: a message with the null sender is itself a notification;
+answering it could start a loop (RFC 5321 §4.5.5).  The DSN goes to the envelope sender,
+from the null sender, as ``multipart/report`` with the original headers only (no need to
+send spam back around the world).
+
+Standards: RFC 3464 (DSN format), RFC 3462/6522 (multipart/report), RFC 3463 (status codes).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from email.utils import format_datetime
+
+
+def status_of(reply: str, temporary_expired: bool) -> str:
+    """The RFC 3463 status for a final failure: from the reply when it has one."""
+    found = re.search(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b", reply)
+    if found and found.group(1) == "5":
+        return ".".join(found.groups())
+    return "4.4.7" if temporary_expired else "5.0.0"
+
+
+def build(hostname: str, sender: str, failures, original: bytes, at: datetime) -> bytes:
+    """``failures``: [(recipient, status, diagnostic)]. Returns the DSN, CRLF lines."""
+    boundary = f"dsn-{uuid.uuid4().hex}"
+    headers, _, _ = original.partition(b"\r\n\r\n")
+    human = ["This is the mail system at " + hostname + ".", "",
+             "Your message could not be delivered to the following recipient(s):", ""]
+    for recipient, status, diagnostic in failures:
+        human.append(f"<{recipient}>: {diagnostic} (status {status})")
+    per_recipient = []
+    for recipient, status, diagnostic in failures:
+        action = "failed"
+        per_recipient += ["", f"Final-Recipient: rfc822; {recipient}", f"Action: {action}",
+                          f"Status: {status}", f"Diagnostic-Code: smtp; {diagnostic}"]
+    lines = [
+        f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>",
+        f"To: <{sender}>",
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Date: {format_datetime(at)}",
+        f"Message-ID: <{uuid.uuid4().hex}@{hostname}>",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
+        "", f"--{boundary}", "Content-Type: text/plain; charset=utf-8", "", *human, "",
+        f"--{boundary}", "Content-Type: message/delivery-status", "",
+        f"Reporting-MTA: dns; {hostname}", f"Arrival-Date: {format_datetime(at)}",
+        *per_recipient, "",
+        f"--{boundary}", "Content-Type: text/rfc822-headers", "",
+    ]
+    text = "\r\n".join(lines).encode("utf-8") + b"\r\n" + headers + b"\r\n\r\n"
+    return text + f"--{boundary}--\r\n".encode()

@@ -1,0 +1,212 @@
+"""The queue runner: delivers queued mail by MX lookup, retries, and bounces.
+
+Why its own runner (not Twisted's relaymanager): the queue is in the database so that a 250
+survives a crash and several processes can share the work, and retries read the injected
+clock.  Each pass claims due recipients, groups them per message and destination domain
+(one connection carries all recipients of a message at a domain), resolves the MX hosts
+(null MX and NXDOMAIN bounce, a DNS failure retries; RFC 5321 §5.1 implicit MX), tries the
+hosts in preference order, and records every recipient's outcome in one transaction: 2xx
+delivered, 5xx bounced, 4xx or no connection retried on the schedule until
+``max_queue_age``, then bounced.  ``[delivery] smarthost`` sends everything through one relay.
+
+Network timeouts run on the reactor (network time); due times, retries and expiry on the
+business clock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from datetime import timedelta
+
+from twisted.application import service
+from twisted.internet import defer, endpoints, task
+from twisted.logger import Logger
+
+from mailstack import clock as clocks, dns
+from mailstack.delivery import bounce, retry
+from mailstack.delivery.smtp_client import ClientFactory, Job, Outcome
+from mailstack.store import directory, mailboxes, queue
+
+log = Logger(namespace="mailstack.delivery")
+LEASE_SECONDS = 900
+BATCH = 200
+
+
+class Route:
+    """Where to connect for a domain: [(host, port)], or a final failure/temporary one."""
+
+    def __init__(self, hosts=(), bounce_reply=None, retry_reply=None):
+        self.hosts, self.bounce_reply, self.retry_reply = list(hosts), bounce_reply, retry_reply
+
+
+class OutboundQueue(service.Service):
+    name = "outbound-queue"
+
+    def __init__(self, parts):
+        self.parts, self.db, self.clock, self.reactor = parts, parts.db, parts.clock, parts.reactor
+        self.settings = parts.config.delivery
+        self.hostname = parts.config.server.hostname
+        self.resolver = parts.resolver
+        self.loop = task.LoopingCall(self.run_once)
+        self.loop.clock = parts.clock
+        self.limit = defer.DeferredSemaphore(self.settings.concurrency)
+        self._running = None
+        self._again = False
+
+    def startService(self):
+        super().startService()
+        self.loop.start(self.settings.queue_interval, now=True)
+
+    def stopService(self):
+        super().stopService()
+        if self.loop.running:
+            self.loop.stop()
+        return self._running or defer.succeed(None)
+
+    def kick(self) -> None:
+        """Look for due mail now (after an enqueue), without waiting for the interval."""
+        self.reactor.callLater(0, self.run_once)
+
+    def run_once(self):
+        if self._running is not None:
+            self._again = True
+            return self._running
+        self._running = self._pass()
+        self._running.addErrback(lambda f: log.failure("queue run failed", f))
+        self._running.addBoth(self._ran)
+        return None   # LoopingCall must not wait for a long pass
+
+    def _ran(self, _):
+        self._running = None
+        if self._again and self.running:
+            self._again = False
+            self.kick()
+
+    @defer.inlineCallbacks
+    def _pass(self):
+        while self.running:
+            now = clocks.now(self.clock)
+            due = yield self.db.run(queue.claim_due, now, now + timedelta(seconds=LEASE_SECONDS),
+                                    BATCH)
+            if not due:
+                return
+            groups = defaultdict(list)
+            for item in due:
+                groups[(item.message_id, item.domain)].append(item)
+            yield defer.gatherResults([self.limit.run(self._deliver_group, items)
+                                       for items in groups.values()], consumeErrors=True)
+            if len(due) < BATCH:
+                return
+
+    @defer.inlineCallbacks
+    def _deliver_group(self, items):
+        stored = yield self.db.read(queue.message, items[0].message_id)
+        if stored is None:
+            return
+        route = yield self._route(items[0].domain)
+        outcome = Outcome()
+        if route.bounce_reply:
+            outcome.error, outcome.temporary = route.bounce_reply, False
+        elif route.retry_reply:
+            outcome.error = route.retry_reply
+        else:
+            job = Job(self.hostname, stored.sender, tuple(i.recipient for i in items), stored.body)
+            outcome = yield self._try_hosts(route.hosts, job)
+        bounce_to = yield self.db.run(self._record, items, stored, outcome, clocks.now(self.clock))
+        if bounce_to:
+            self.kick()
+
+    @defer.inlineCallbacks
+    def _route(self, domain: str):
+        if self.settings.smarthost:
+            host, _, port = self.settings.smarthost.rpartition(":")
+            return Route([(host.strip("[]"), int(port))])
+        found = yield self.resolver.mx(domain)
+        if isinstance(found, dns.TempFail):
+            return Route(retry_reply=f"451 4.4.3 DNS lookup for {domain} failed ({found.reason})")
+        if isinstance(found, dns.NotFound):
+            return Route(bounce_reply=f"550 5.1.2 Domain {domain} does not exist")
+        if not found.value:
+            return Route(bounce_reply=f"556 5.1.10 Domain {domain} accepts no mail (null MX)")
+        hosts = []
+        for _pref, host in found.value:
+            addresses = yield self._addresses(host)
+            hosts += [(ip, self.settings.remote_port) for ip in addresses]
+        if not hosts:
+            return Route(retry_reply=f"451 4.4.4 No address for the mail servers of {domain}")
+        return Route(hosts)
+
+    @defer.inlineCallbacks
+    def _addresses(self, host: str):
+        try:
+            return [ipaddress.ip_address(host).compressed]
+        except ValueError:
+            pass
+        found = yield self.resolver.addresses(host)
+        return found.value if isinstance(found, dns.Found) else []
+
+    @defer.inlineCallbacks
+    def _try_hosts(self, hosts, job):
+        outcome = Outcome(error="no mail server reachable")
+        for host, port in hosts:
+            outcome = yield self._talk(host, port, job)
+            if outcome.error is None or not outcome.temporary:
+                return outcome
+            log.info("delivery to {host}:{port} failed: {error}; trying the next host",
+                     host=host, port=port, error=outcome.error)
+        return outcome
+
+    @defer.inlineCallbacks
+    def _talk(self, host, port, job):
+        factory = ClientFactory(job, self.settings.connect_timeout * 10, self.reactor)
+        cls = endpoints.TCP6ClientEndpoint if ":" in host else endpoints.TCP4ClientEndpoint
+        endpoint = cls(self.reactor, host, port, timeout=self.settings.connect_timeout)
+        try:
+            yield endpoint.connect(factory)
+        except Exception as e:
+            return Outcome(error=f"cannot connect to {host}:{port} ({type(e).__name__})")
+        return (yield factory.done)
+
+    def _record(self, conn, items, stored, outcome, now):
+        """One transaction: every recipient's fate, and the bounce if any. Returns it."""
+        failures = []
+        for item in items:
+            code, text = outcome.replies.get(item.recipient, (0, ""))
+            reply = f"{code} {text}".strip() if code else (outcome.error or "no reply")
+            if 200 <= code < 300:
+                queue.delivered(conn, item.id, reply, now)
+                log.info("delivered {queue_id} to <{rcpt}>: {reply}", queue_id=stored.queue_id,
+                         rcpt=item.recipient, reply=reply)
+                continue
+            permanent = code >= 500 or (not code and not outcome.temporary)
+            too_old = retry.expired(stored.created_at, now, self.settings.max_queue_age)
+            if permanent or too_old:
+                queue.bounced(conn, item.id, reply, now)
+                failures.append((item.recipient, bounce.status_of(reply, too_old and not permanent),
+                                 reply if permanent else f"gave up after {item.attempts + 1} "
+                                 f"attempts; last: {reply}"))
+                log.info("bounced {queue_id} for <{rcpt}>: {reply}", queue_id=stored.queue_id,
+                         rcpt=item.recipient, reply=reply)
+            else:
+                next_at = retry.next_attempt(now, item.attempts + 1, self.settings.retry_schedule)
+                queue.retry(conn, item.id, reply, now, next_at)
+                log.info("deferred {queue_id} for <{rcpt}> until {at}: {reply}",
+                         queue_id=stored.queue_id, rcpt=item.recipient, at=next_at.isoformat(),
+                         reply=reply)
+        if failures and stored.sender:
+            return self._send_bounce(conn, stored, failures, now)
+        return None
+
+    def _send_bounce(self, conn, stored, failures, now):
+        dsn = bounce.build(self.hostname, stored.sender, failures, stored.body, now)
+        route = directory.route(conn, stored.sender)
+        if route.hosted:
+            mailboxes.deliver(conn, route.recipients.account_ids, dsn, now)
+            return None
+        queue.enqueue(conn, "", [stored.sender], dsn, now, queue_id=f"{stored.queue_id}-dsn")
+        return stored.sender
+
+
+def build_service(parts) -> OutboundQueue:
+    return OutboundQueue(parts)

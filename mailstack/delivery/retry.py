@@ -1,0 +1,19 @@
+"""When to try again, and when to give up: pure functions of the attempt count and age.
+
+Why pure: the schedule is policy an operator reads in the configuration, and tests check
+it without a network or a clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+def next_attempt(now: datetime, attempts: int, schedule) -> datetime:
+    """After the ``attempts``-th failure (1-based); the last interval repeats."""
+    delays = tuple(schedule) or (3600,)
+    return now + timedelta(seconds=delays[min(max(attempts, 1), len(delays)) - 1])
+
+
+def expired(created_at: datetime, now: datetime, max_age: int) -> bool:
+    return now - created_at >= timedelta(seconds=max_age)

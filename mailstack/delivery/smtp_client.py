@@ -1,0 +1,179 @@
+"""One outbound SMTP conversation: several recipients of one destination, per-recipient
+results, opportunistic STARTTLS.
+
+Why not ``ESMTPSenderFactory``: when every recipient fails it reports only the last RCPT's
+code, and its chunked dot-stuffing lets a crafted message inject SMTP commands into the
+receiving server (TWISTED-NOTES).  This client is small: it records the reply to every
+RCPT and streams the body through our one stateful dot-stuffer.
+
+Standards: RFC 5321 §3-4, RFC 3207 (STARTTLS), RFC 7435 (opportunistic TLS: no
+certificate check, TLS 1.2 floor), RFC 1870 (SIZE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from twisted.internet import defer, protocol
+from twisted.protocols import basic
+from twisted.protocols.policies import TimeoutMixin
+
+from mailstack import dotstuff, tls
+
+
+@dataclass
+class Outcome:
+    """Per recipient: (code, text). A connection-level failure leaves ``error`` set."""
+
+    replies: dict = field(default_factory=dict)
+    error: str | None = None
+    temporary: bool = True
+    tls: bool = False
+
+
+class ClientProtocol(basic.LineOnlyReceiver, TimeoutMixin):
+    delimiter = b"\r\n"
+    MAX_LENGTH = 8192
+
+    def __init__(self, job, done: defer.Deferred, timeout: float, reactor):
+        self.job, self.done, self.outcome = job, done, Outcome()
+        self.callLater = reactor.callLater
+        self._timeout = timeout
+        self._lines = []
+        self._next = self._greeting
+        self._accepted = []
+
+    def connectionMade(self):
+        self.setTimeout(self._timeout)
+
+    def lineReceived(self, line):
+        self.resetTimeout()
+        self._lines.append(line)
+        if line[3:4] == b"-":
+            return
+        code = int(line[:3]) if line[:3].isdigit() else 0
+        text = b"\n".join(l[4:] for l in self._lines).decode("utf-8", "replace")
+        self._lines = []
+        self._next(code, text)
+
+    def send(self, command: str, then):
+        self._next = then
+        self.transport.write(command.encode("utf-8") + b"\r\n")
+
+    def fail(self, code, text, temporary=None):
+        self.outcome.error = f"{code} {text}".strip()
+        self.outcome.temporary = code < 500 if temporary is None else temporary
+        self.send("QUIT", lambda *_: self.transport.loseConnection())
+        self._finish()
+
+    def _finish(self):
+        if not self.done.called:
+            self.done.callback(self.outcome)
+
+    def _greeting(self, code, text):
+        if code != 220:
+            return self.fail(code, text)
+        self.send(f"EHLO {self.job.helo}", self._ehlo)
+
+    def _ehlo(self, code, text):
+        if code != 250:
+            return self.send(f"HELO {self.job.helo}", self._helo)
+        extensions = {line.split(" ")[0].upper() for line in text.split("\n")[1:]}
+        if "STARTTLS" in extensions and not self.outcome.tls:
+            return self.send("STARTTLS", self._starttls)
+        self._mail(extensions)
+
+    def _helo(self, code, text):
+        if code != 250:
+            return self.fail(code, text)
+        self._mail(set())
+
+    def _starttls(self, code, text):
+        if code != 220:
+            return self._mail(set())   # opportunistic: carry on in the clear
+        self.transport.startTLS(tls.opportunistic_client_options())
+        self.outcome.tls = True
+        self.send(f"EHLO {self.job.helo}", self._ehlo)
+
+    def _mail(self, extensions):
+        size = f" SIZE={len(self.job.body)}" if "SIZE" in extensions else ""
+        body = " BODY=8BITMIME" if "8BITMIME" in extensions else ""
+        self.send(f"MAIL FROM:<{self.job.sender}>{size}{body}", self._mail_reply)
+
+    def _mail_reply(self, code, text):
+        if code != 250:
+            return self.fail(code, text)
+        self._pending = list(self.job.recipients)
+        self._rcpt_next()
+
+    def _rcpt_next(self):
+        if not self._pending:
+            if not self._accepted:
+                return self._no_recipients()
+            return self.send("DATA", self._data)
+        self._current = self._pending.pop(0)
+        self.send(f"RCPT TO:<{self._current}>", self._rcpt_reply)
+
+    def _rcpt_reply(self, code, text):
+        self.outcome.replies[self._current] = (code, text)
+        if 200 <= code < 300:
+            self._accepted.append(self._current)
+        self._rcpt_next()
+
+    def _no_recipients(self):
+        self.send("QUIT", lambda *_: self.transport.loseConnection())
+        self._finish()
+
+    def _data(self, code, text):
+        if code != 354:
+            return self._data_failed(code, text)
+        stuffer = dotstuff.DotStuffer()
+        for start in range(0, len(self.job.body), 65536):
+            self.transport.write(stuffer.feed(self.job.body[start:start + 65536]))
+        self.transport.write(stuffer.finish())
+        self._next = self._sent
+
+    def _sent(self, code, text):
+        if not 200 <= code < 300:
+            return self._data_failed(code, text)
+        for recipient in self._accepted:
+            self.outcome.replies[recipient] = (code, text)
+        self.send("QUIT", lambda *_: self.transport.loseConnection())
+        self._finish()
+
+    def _data_failed(self, code, text):
+        for recipient in self._accepted:
+            self.outcome.replies[recipient] = (code, text)
+        self.send("QUIT", lambda *_: self.transport.loseConnection())
+        self._finish()
+
+    def timeoutConnection(self):
+        self.outcome.error, self.outcome.temporary = "timeout", True
+        self.transport.abortConnection()
+        self._finish()
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.setTimeout(None)
+        if not self.done.called:
+            self.outcome.error = self.outcome.error or "connection lost"
+            self.outcome.temporary = True
+            self._finish()
+
+
+@dataclass(frozen=True)
+class Job:
+    helo: str
+    sender: str
+    recipients: tuple
+    body: bytes
+
+
+class ClientFactory(protocol.ClientFactory):
+    def __init__(self, job: Job, timeout: float, reactor):
+        self.job, self.timeout, self.reactor = job, timeout, reactor
+        self.done = defer.Deferred()
+
+    def buildProtocol(self, addr):
+        p = ClientProtocol(self.job, self.done, self.timeout, self.reactor)
+        p.factory = self
+        return p

@@ -1,0 +1,133 @@
+"""The outbound queue: durable before the 250, claimed safely by any number of runners.
+
+Why per-recipient rows: one message to five domains is five deliveries with their own
+retries and outcomes.  A runner *claims* due rows with a lease (``claimed_until``); a
+runner that dies leaves a lease that expires and the rows are taken over.  On PostgreSQL
+the claim skips rows another runner has locked (``FOR UPDATE SKIP LOCKED``); SQLite's
+single writer (BEGIN IMMEDIATE) serialises claims by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from mailstack.store.errors import NotFound
+from mailstack.store.schema import outbound_messages as messages, outbound_recipients as rcpts
+
+QUEUED, DELIVERING, DELIVERED, BOUNCED = "queued", "delivering", "delivered", "bounced"
+
+
+@dataclass(frozen=True)
+class Due:
+    id: int
+    message_id: int
+    recipient: str
+    domain: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Queued:
+    sender: str
+    body: bytes
+    created_at: datetime
+    queue_id: str
+
+
+@dataclass(frozen=True)
+class Row:
+    queue_id: str
+    sender: str
+    recipient: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_reply: str
+    created_at: datetime
+
+
+def enqueue(conn: Connection, sender: str, recipients, body: bytes, at: datetime, *,
+            account_id=None, client_ip=None, queue_id=None) -> int:
+    message_id = conn.execute(insert(messages).values(
+        queue_id=queue_id or "", sender=sender or "", body=body, created_at=at,
+        account_id=account_id, client_ip=client_ip)).inserted_primary_key[0]
+    for recipient in dict.fromkeys(recipients):
+        conn.execute(insert(rcpts).values(
+            message_id=message_id, recipient=recipient, domain=recipient.rpartition("@")[2],
+            status=QUEUED, attempts=0, next_attempt_at=at, last_reply="", updated_at=at))
+    return message_id
+
+
+def claim_due(conn: Connection, now: datetime, lease_until: datetime, limit: int) -> list[Due]:
+    c = rcpts.c
+    due = or_(and_(c.status == QUEUED, c.next_attempt_at <= now),
+              and_(c.status == DELIVERING, c.claimed_until < now))
+    rows = conn.execute(select(c.id, c.message_id, c.recipient, c.domain, c.attempts)
+                        .where(due).order_by(c.next_attempt_at, c.id).limit(limit)
+                        .with_for_update(skip_locked=True)).all()
+    if rows:
+        conn.execute(update(rcpts).where(c.id.in_([r.id for r in rows]))
+                     .values(status=DELIVERING, claimed_until=lease_until, updated_at=now))
+    return [Due(*r) for r in rows]
+
+
+def message(conn: Connection, message_id: int) -> Queued | None:
+    row = conn.execute(select(messages.c.sender, messages.c.body, messages.c.created_at,
+                              messages.c.queue_id).where(messages.c.id == message_id)).first()
+    return Queued(row.sender, bytes(row.body), row.created_at, row.queue_id) if row else None
+
+
+def _finish(conn: Connection, rid: int, status: str, reply: str, at: datetime, **extra) -> None:
+    conn.execute(update(rcpts).where(rcpts.c.id == rid).values(
+        status=status, last_reply=reply[:1000], updated_at=at, claimed_until=None, **extra))
+
+
+def delivered(conn: Connection, rid: int, reply: str, at: datetime) -> None:
+    _finish(conn, rid, DELIVERED, reply, at, attempts=rcpts.c.attempts + 1)
+    _forget_finished(conn, rid)
+
+
+def retry(conn: Connection, rid: int, reply: str, at: datetime, next_at: datetime) -> None:
+    _finish(conn, rid, QUEUED, reply, at, attempts=rcpts.c.attempts + 1, next_attempt_at=next_at)
+
+
+def bounced(conn: Connection, rid: int, reply: str, at: datetime) -> None:
+    _finish(conn, rid, BOUNCED, reply, at, attempts=rcpts.c.attempts + 1)
+    _forget_finished(conn, rid)
+
+
+def _forget_finished(conn: Connection, rid: int) -> None:
+    """Once every recipient of a message is final, its body is no longer needed."""
+    message_id = conn.execute(select(rcpts.c.message_id).where(rcpts.c.id == rid)).scalar()
+    open_ = conn.execute(select(func.count(rcpts.c.id)).where(
+        rcpts.c.message_id == message_id, rcpts.c.status.in_([QUEUED, DELIVERING]))).scalar()
+    if not open_:
+        conn.execute(delete(rcpts).where(rcpts.c.message_id == message_id))
+        conn.execute(delete(messages).where(messages.c.id == message_id))
+
+
+def listing(conn: Connection, queue_id: str | None = None) -> list[Row]:
+    query = (select(messages.c.queue_id, messages.c.sender, rcpts.c.recipient, rcpts.c.status,
+                    rcpts.c.attempts, rcpts.c.next_attempt_at, rcpts.c.last_reply,
+                    messages.c.created_at)
+             .select_from(rcpts.join(messages)).order_by(messages.c.created_at, rcpts.c.id))
+    if queue_id is not None:
+        query = query.where(messages.c.queue_id == queue_id)
+    return [Row(*r) for r in conn.execute(query)]
+
+
+def flush(conn: Connection, now: datetime) -> int:
+    return conn.execute(update(rcpts).where(rcpts.c.status == QUEUED)
+                        .values(next_attempt_at=now)).rowcount
+
+
+def remove(conn: Connection, queue_id: str) -> int:
+    ids = [i for (i,) in conn.execute(select(messages.c.id).where(messages.c.queue_id == queue_id))]
+    if not ids:
+        raise NotFound(f"no queued message {queue_id}")
+    conn.execute(delete(rcpts).where(rcpts.c.message_id.in_(ids)))
+    return conn.execute(delete(messages).where(messages.c.id.in_(ids))).rowcount
