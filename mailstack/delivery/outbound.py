@@ -59,10 +59,11 @@ class OutboundQueue(service.Service):
         self.loop.start(self.settings.queue_interval, now=True)
 
     def stopService(self):
+        # Do not wait for a pass in flight (a slow remote server would hold up shutdown):
+        # its claims expire and the next start, or another process, takes them over.
         super().stopService()
         if self.loop.running:
             self.loop.stop()
-        return self._running or defer.succeed(None)
 
     def kick(self) -> None:
         """Look for due mail now (after an enqueue), without waiting for the interval."""

@@ -38,6 +38,7 @@ from mailstack.store import maildrop
 from mailstack.store.errors import Conflict, StoreUnavailable
 
 CHUNK = 64 * 1024
+READ_AHEAD_BYTES = 1024 * 1024
 
 
 class IPOP3User(Interface):
@@ -67,6 +68,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         self.continuation = None
         self.quitting = False
         self._lock_refreshed = None
+        self._read_ahead = {}
 
     def reset_after_tls(self):
         """RFC 2595 §4: forget everything learned before the handshake."""
@@ -312,7 +314,11 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
     @defer.inlineCallbacks
     def _send(self, entry, top_lines):
         self._refresh_lock()
-        message = yield self.parts.db.read(maildrop.body, self.account.id, entry.id)
+        if entry.id not in self._read_ahead:
+            # Clients RETR 1..n in a row: one query fetches the next ~1 MB of messages.
+            self._read_ahead = yield self.parts.db.read(
+                maildrop.bodies, self.account.id, self._next_ids(entry))
+        message = self._read_ahead.pop(entry.id, None)
         if message is None:
             return self.err(replies.POP_NO_SUCH_MESSAGE)
         if top_lines is not None:
@@ -322,6 +328,18 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         for start in range(0, len(message), CHUNK):
             self.transport.write(stuffer.feed(message[start:start + CHUNK]))
         self.transport.write(stuffer.finish())
+
+    def _next_ids(self, entry) -> list[int]:
+        start = self.drop.index(entry)
+        ids, total = [], 0
+        for n, e in enumerate(self.drop[start:], start + 1):
+            if n in self.deleted and e is not entry:
+                continue
+            ids.append(e.id)
+            total += e.size
+            if total >= READ_AHEAD_BYTES or len(ids) >= 64:
+                break
+        return ids
 
     def _refresh_lock(self):
         now = clocks.now(self.parts.clock)

@@ -53,11 +53,12 @@ def refresh(conn: Connection, account_id: int, holder: str, expires: datetime) -
         .values(expires_at=expires)).rowcount == 1
 
 
-def body(conn: Connection, account_id: int, message_id: int) -> bytes | None:
-    """The stored message, or None if it was removed meanwhile (by IMAP, say)."""
-    row = conn.execute(select(messages.c.body).select_from(messages.join(folders)).where(
-        messages.c.id == message_id, folders.c.account_id == account_id)).first()
-    return bytes(row.body) if row else None
+def bodies(conn: Connection, account_id: int, message_ids) -> dict[int, bytes]:
+    """The stored messages that still exist (IMAP may have removed some meanwhile)."""
+    rows = conn.execute(select(messages.c.id, messages.c.body).select_from(messages.join(folders))
+                        .where(messages.c.id.in_(list(message_ids)),
+                               folders.c.account_id == account_id))
+    return {row.id: bytes(row.body) for row in rows}
 
 
 def close_maildrop(conn: Connection, account_id: int, holder: str, delete_ids) -> int:

@@ -208,3 +208,32 @@ def test_recipients_per_hour_limit_defers_with_451_471_and_resets_after_an_hour(
     rows = server.db(submissions.by_method, "auth")
     assert [(r.username, r.recipients, r.tls) for r in rows] == [
         ("alice@example.test", 2, True), ("alice@example.test", 1, True)]
+
+
+def test_mx_relays_for_authenticated_customers_only_when_configured(make_server, certs):
+    server = start(make_server, certs, smtp={"mx_relay": "authenticated"})
+    with client(server, "smtp", starttls=False) as c:
+        assert c.has_extn("auth")                  # before the cutover, as on 587
+    with client(server, "smtp") as c:
+        assert c.mail("someone@remote.test")[0] == 250
+        code, text = c.rcpt("friend@remote.test")
+        assert code == 554 and b"Relay access denied" in text     # not without AUTH
+        c.rset()
+        c.login("alice@example.test", PASSWORD)
+        c.mail("alice@example.test")
+        assert c.rcpt("friend@remote.test")[0] == 250
+        assert c.data(b"Subject: via 25\r\n\r\nx\r\n")[0] == 250
+    from mailstack.store import queue
+    assert [r.recipient for r in server.db(queue.listing)] == ["friend@remote.test"]
+
+
+def test_swaks_authenticates_with_login_over_starttls(sub, certs):
+    done = subprocess.run(
+        ["swaks", "--server", "127.0.0.1", "--port", str(sub.port("submission")), "--tls",
+         "--tls-verify", "--tls-ca-path", str(certs.ca), "--auth", "LOGIN",
+         "--auth-user", "alice@example.test", "--auth-password", PASSWORD,
+         "--from", "alice@example.test", "--to", "bob@example.test"],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "235 2.7.0" in done.stdout
+    assert inbox_count(sub, sub.bob) == 1

@@ -40,6 +40,8 @@ def base_config(db_url: str, certs, state_dir) -> dict:
         # No DNS leaves the machine: anti-spam tests start their own DNS server and turn
         # the reverse-DNS requirement back on.
         "antispam": {"require_ptr": False},
+        # Nothing answers on the discard port: lookups fail fast, and never leave the machine.
+        "dns": {"nameservers": ["127.0.0.1:9"], "timeout": 1},
         "listeners": copy.deepcopy(LISTENERS),
     }
 
