@@ -17,7 +17,7 @@ import ipaddress
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from mailstack import clock as clocks, dns, replies
+from mailstack import dns, replies
 from mailstack.policy.decision import DUNNO, defer as defer_decision, reject
 
 log = Logger(namespace="mailstack.policy.dnsbl")

@@ -144,7 +144,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
 
     def capabilities(self) -> list[str]:
         caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING",
-                f"EXPIRE NEVER", "IMPLEMENTATION mailstack"]
+                "EXPIRE NEVER", "IMPLEMENTATION mailstack"]
         if self.account is None:
             if self.password_allowed():
                 caps += ["USER", "SASL PLAIN"]

@@ -17,7 +17,6 @@ import base64
 import binascii
 
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer
 from zope.interface import Interface
 
 from mailstack import replies

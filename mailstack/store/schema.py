@@ -10,7 +10,7 @@ type, and business time always comes from the injected clock, never a database d
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import timezone
 
 from sqlalchemy import (
     Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
