@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Measure mailstack with the shared load generator, as docs/benchmarks.md reports it.
 # The server is pinned to core 1 and the load generator to core 0; each figure is the
-# median of three runs.  Usage: benchmarks/run.sh [sqlite|postgresql] [smtp pop3 imap]
+# median of three runs.  Usage: benchmarks/run.sh [sqlite|postgresql] [smtp submission pop3 imap]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:-sqlite}
 shift || true
-protocols=${*:-smtp pop3 imap}
+protocols=${*:-smtp submission pop3 imap}
 loadgen=${LOADGEN:-../shared/bench/loadgen.py}
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -25,13 +25,17 @@ url = "$url"
 threads = 4
 [tls]
 generate_dev = true
+[submission]
+recipients_per_hour = 100000000   # the load generator is one account sending a lot
 TOML
-declare -A ports=([smtp]=2525 [pop3]=1110 [imap]=1143)
+declare -A ports=([smtp]=2525 [submission]=2587 [pop3]=1110 [imap]=1143)
 for p in $protocols; do
     printf '[[listeners]]\nprotocol = "%s"\nport = %s\ntls = "starttls"\n' "$p" "${ports[$p]}" >> "$work/mailstack.toml"
 done
 first=${ports[${protocols%% *}]}
 .venv/bin/python benchmarks/prepare.py "$work/mailstack.toml"
+# The load generator sends as sender@remote.test while logged in as user1.
+.venv/bin/mailstack --config "$work/mailstack.toml" account sender-rule user1@example.test any >/dev/null
 taskset -c 1 .venv/bin/mailstack --config "$work/mailstack.toml" serve --log-level warn > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$first) 2>/dev/null && break; sleep 0.2; done
@@ -41,6 +45,10 @@ if has smtp; then
     echo "## smtp 10 senders, 4 KB, 1 msg/conn";   run smtp --port 2525 --conc 10 --count 3000 --size 4096
     echo "## smtp 10 senders, 4 KB, 100 msg/conn"; run smtp --port 2525 --conc 10 --count 3000 --size 4096 --per-conn 100
     echo "## smtp 10 senders, 64 KB, 1 msg/conn";  run smtp --port 2525 --conc 10 --count 1000 --size 65536
+fi
+if has submission; then
+    echo "## submission 587, STARTTLS + AUTH PLAIN, 10 senders, 4 KB, 1 msg/conn"
+    run smtp --port 2587 --conc 10 --count 1000 --size 4096 --starttls --auth user1@example.test:pw-user1
 fi
 if has pop3; then
     echo "## pop3 1 client";   run pop3 --port 1110 --conc 1 --sessions 20 --users 90..99

@@ -131,6 +131,8 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
             return self.err(replies.POP_NOT_UTF8)
         verb, _, argument = text.strip().partition(" ")
         state = "trans" if self.account is not None else "auth"
+        if state == "trans":
+            self._refresh_lock()   # any command: a long STAT/NOOP session keeps its lock
         handler = getattr(self, f"{state}_{verb.upper()}", None) if verb.isalpha() else None
         if handler is None:
             other = "auth" if state == "trans" else "trans"
@@ -313,7 +315,6 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
 
     @defer.inlineCallbacks
     def _send(self, entry, top_lines):
-        self._refresh_lock()
         if entry.id not in self._read_ahead:
             # Clients RETR 1..n in a row: one query fetches the next ~1 MB of messages.
             self._read_ahead = yield self.parts.db.read(
@@ -342,6 +343,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         return ids
 
     def _refresh_lock(self):
+        """Push the lock's expiry forward at most every idle_timeout/2 (one small write)."""
         now = clocks.now(self.parts.clock)
         if now - self._lock_refreshed > timedelta(seconds=self.parts.config.pop3.idle_timeout / 2):
             self._lock_refreshed = now

@@ -159,6 +159,7 @@ def test_stls_command_injection_is_discarded(pop):
     tls.sendall(b"PASS " + PASSWORD.encode() + b"\r\n")
     assert tls_reader.readline().startswith(b"-ERR")   # the injected USER was never seen
     tls.close()
+    login_eventually(pop).quit()
 
 
 def test_bad_input_is_answered_and_the_server_keeps_serving(pop):
@@ -181,6 +182,42 @@ def test_idle_client_is_closed_after_the_timeout(pop):
     pop.advance(pop.config.pop3.idle_timeout + 1)
     assert client.file.readline().startswith(b"-ERR")
     assert client.file.readline() == b""
+    client.close()
+    login_eventually(pop).quit()                 # the lock went with the connection
+
+
+def test_a_live_session_keeps_its_lock_past_the_lock_expiry(pop):
+    client = stls(pop)
+    for _ in range(4):                          # 3.2 idle timeouts; the lock lasts two
+        pop.advance(pop.config.pop3.idle_timeout * 0.8)
+        assert client.noop().startswith(b"+OK")
+    time.sleep(0.2)                             # the refresh is written after the +OK
+    second = stls(pop, user=None)
+    second.user("ann@example.test")
+    with pytest.raises(poplib.error_proto, match=r"-ERR \[IN-USE\]"):
+        second.pass_(PASSWORD)
+    second.quit()
+    client.quit()
+
+
+def test_user_and_pass_after_login_are_refused_and_the_session_continues(pop):
+    client = stls(pop)
+    for command in ("USER ann@example.test", f"PASS {PASSWORD}", "AUTH PLAIN", "STLS"):
+        with pytest.raises(poplib.error_proto, match="-ERR"):
+            client._shortcmd(command)
+    assert client.stat()[0] == 3
+    client.quit()
+
+
+def test_store_unavailable_at_login_is_a_temporary_error(pop, db_url):
+    client = poplib.POP3("127.0.0.1", pop.port("pop3"), timeout=10)
+    client.stls(context=pop.context)
+    client.user("ann@example.test")
+    with writes_blocked(db_url, tables=("folders", "messages", "mailbox_locks")):
+        with pytest.raises(poplib.error_proto, match=r"-ERR \[SYS/TEMP\]"):
+            client.pass_(PASSWORD)
+    client.quit()
+    login_eventually(pop).quit()
 
 
 def test_store_unavailable_at_quit_deletes_nothing_and_says_so(pop, db_url):
