@@ -19,6 +19,7 @@ _ATEXT = r"[A-Za-z0-9!#$&'*+/=?^_`{|}~-]"  # RFC 5322 atext minus '%' (the %-hac
 _LOCAL = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _DOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
+_HOST = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")   # RFC 5321 allows a single label
 MAX_ADDRESS = 254
 MAX_LOCAL = 64
 
@@ -40,8 +41,13 @@ class Address:
         return f"{self.local}@{self.domain}"
 
 
-def parse(text: str) -> Address:
-    """Parse and normalise ``local@domain``; raise ``AddressError`` for anything tricky."""
+def parse(text: str, *, fqdn: bool = True) -> Address:
+    """Parse and normalise ``local@domain``; raise ``AddressError`` for anything tricky.
+
+    ``fqdn=False`` accepts a single-label domain (``root@gateway``), which RFC 5321 allows:
+    envelope senders of badly configured hosts look like that and are not our business to
+    refuse on syntax.
+    """
     if not text or len(text) > MAX_ADDRESS:
         raise AddressError("address is empty or too long")
     if text.startswith("@"):
@@ -57,19 +63,19 @@ def parse(text: str) -> Address:
         raise AddressError("invalid local part")
     if domain.startswith("["):
         raise RelayTrick("IP-literal domains are not accepted")
-    return Address(local.lower(), parse_domain(domain))
+    return Address(local.lower(), parse_domain(domain, fqdn=fqdn))
 
 
-def parse_domain(text: str) -> str:
+def parse_domain(text: str, *, fqdn: bool = True) -> str:
     domain = text.rstrip(".").lower()
     try:
         domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
     except UnicodeError:
         raise AddressError("invalid domain") from None
-    if len(domain) > 253 or not _DOMAIN.match(domain):
+    if len(domain) > 253 or not (_DOMAIN if fqdn else _HOST).match(domain):
         raise AddressError("invalid domain")
     return domain
 
 
-def normalise(text: str) -> str:
-    return str(parse(text))
+def normalise(text: str, *, fqdn: bool = True) -> str:
+    return str(parse(text, fqdn=fqdn))

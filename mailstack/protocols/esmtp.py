@@ -226,7 +226,7 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
             return self.refuse(problem)
         if path:
             try:
-                path = addresses.normalise(path)
+                path = addresses.normalise(path, fqdn=False)
             except addresses.AddressError:
                 return self.refuse(replies.BAD_SENDER)
         return defer.maybeDeferred(self.policy.check_sender, self, path).addCallback(

@@ -198,6 +198,8 @@ def test_overlong_command_unknown_command_and_non_utf8_are_answered_and_serving_
     assert raw.reply().startswith(b"555 5.5.4")
     raw.send(b"MAIL FROM:<not an address>\r\n")
     assert raw.reply().startswith(b"501 5.1.7")
+    raw.send(b"MAIL FROM:<root@gateway>\r\n")         # a single-label domain is valid syntax
+    assert raw.reply().startswith(b"250")
     raw.close()
     with connect(mx) as client:
         assert client.noop()[0] == 250
