@@ -400,6 +400,7 @@ class SMTPFactory(protocol.ServerFactory):
     """Twisted's SMTPFactory does not pass its settings to the protocol; ours carries them."""
 
     protocol = SMTPSession
+    noisy = False   # ListenerService logs the listening line once
 
     def __init__(self, parts, listener, policy):
         self.parts, self.listener, self.policy = parts, listener, policy

@@ -237,4 +237,5 @@ def register_avatars(parts) -> None:
 def build_factory(parts, listener):
     site = server.Site(ClientSetup(parts))
     site.displayTracebacks = False
+    site.noisy = False
     return site

@@ -322,6 +322,8 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
                                    arg_append_literal)
 
 class IMAPFactory(protocol.ServerFactory):
+    noisy = False   # ListenerService logs the listening line once
+
     def __init__(self, parts, listener):
         self.parts, self.listener = parts, listener
         self.name = listener.name or f"imap-{listener.port}"

@@ -379,6 +379,7 @@ def _top(message: bytes, lines: int) -> bytes:
 
 class POP3Factory(protocol.ServerFactory):
     protocol = POP3Session
+    noisy = False   # ListenerService logs the listening line once
 
     def __init__(self, parts, listener):
         self.parts, self.listener = parts, listener
