@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailstack import addresses
 from mailstack.cli.common import CommandError, add_format, emit, open_context, read_password
+from mailstack.cli import account_import
 from mailstack.cli.common import run as _run
 from mailstack.store import directory, logins
 
@@ -150,6 +151,7 @@ def register(groups) -> None:
 
     account = groups.add_parser("account", help="mail accounts").add_subparsers(
         dest="verb", required=True)
+    account_import.register(account)
     for verb, func, helptext in (("add", account_add, "create an account"),
                                  ("passwd", account_passwd, "set a new password")):
         p = account.add_parser(verb, help=helptext)

@@ -19,7 +19,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 VERIFIABLE = ["argon2", "bcrypt_sha256", "bcrypt", "sha512_crypt", "sha256_crypt",
-              "md5_crypt", "des_crypt"]
+              "md5_crypt", "apr_md5_crypt", "ldap_salted_sha1", "ldap_sha1", "des_crypt"]
 
 
 def make_context(default_scheme: str = "argon2") -> CryptContext:
@@ -56,6 +56,16 @@ class PasswordHasher:
         if not password:
             raise ValueError("empty password")
         return self.context.hash(password)
+
+    def scheme_of(self, stored_hash: str) -> str | None:
+        try:
+            return self.context.identify(stored_hash)
+        except (ValueError, TypeError):
+            return None
+
+    def is_legacy(self, stored_hash: str) -> bool:
+        """True when the next successful login will replace this hash."""
+        return self.scheme_of(stored_hash) != self.context.default_scheme()
 
     def verify(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
         """(matches, replacement hash or None)."""

@@ -225,3 +225,48 @@ def resolve(conn: Connection, address: str) -> Recipients:
         elif not is_hosted(conn, target.rpartition("@")[2]):
             remote.append(target)
     return Recipients(tuple(dict.fromkeys(local)), tuple(remote))
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    unchanged: int = 0
+    conflicts: list = None
+    domains_created: int = 0
+    aliases_created: int = 0
+
+    def __post_init__(self):
+        self.conflicts = self.conflicts or []
+
+
+def import_accounts(conn: Connection, accounts_, at: datetime, *, with_aliases: bool) -> ImportResult:
+    """Create accounts (and their domains, and aliases) keeping their hashes; one transaction.
+
+    ``accounts_``: [(line, address, password_hash, aliases)].  Idempotent: an account that
+    exists with the same hash is unchanged; with a different hash it is left alone and
+    reported, never overwritten.
+    """
+    result = ImportResult()
+    for line, address, password_hash, alias_list in accounts_:
+        domain = address.rpartition("@")[2]
+        if not is_hosted(conn, domain):
+            add_domain(conn, domain, at)
+            result.domains_created += 1
+        existing = get_account(conn, address)
+        if existing is None:
+            add_account(conn, address, password_hash, at)
+            result.imported += 1
+        elif existing.password_hash == password_hash:
+            result.unchanged += 1
+        else:
+            result.conflicts.append((line, f"{address} exists with another password; not changed"))
+        for alias in alias_list if with_aliases else ():
+            if not is_hosted(conn, alias.rpartition("@")[2]):
+                add_domain(conn, alias.rpartition("@")[2], at)
+                result.domains_created += 1
+            known = conn.execute(select(aliases.c.id).where(
+                aliases.c.address == alias, aliases.c.target == address)).first()
+            if not known and get_account(conn, alias) is None:
+                add_alias(conn, alias, address)
+                result.aliases_created += 1
+    return result
