@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mailstack.cli import antispam, common, directory, dns_records, policy, queue, server, support
+from mailstack.cli import (
+    antispam, common, directory, dns_records, legacy, policy, queue, server, support,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     support.register(groups)
     dns_records.register(groups)
     queue.register(groups)
+    legacy.register(groups)
     return parser
 
 

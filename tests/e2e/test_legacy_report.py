@@ -1,0 +1,65 @@
+"""The migration report counts who still relays through POP-before-SMTP, who sends passwords
+in the clear, and who still has a legacy hash — from a population of real clients."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import subprocess
+import sys
+
+import pytest
+from passlib.hash import md5_crypt
+
+from tests.e2e.test_pop_before_smtp import POP3From
+
+pytestmark = pytest.mark.e2e
+PW = "legacy-pw"
+
+
+def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, tmp_path):
+    server = make_server(
+        listeners=[{"name": "submission", "protocol": "submission", "port": 0, "tls": "starttls"},
+                   {"name": "pop3", "protocol": "pop3", "port": 0, "tls": "starttls"}],
+        pop_before_smtp={"enabled": True})
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    for name in ("window", "cleartext", "modern"):
+        server.add_account(f"{name}@example.test", PW)
+    from mailstack.store import directory
+    server.db(directory.add_account, "oldhash@example.test", md5_crypt.hash(PW), server.now())
+
+    pop = POP3From("127.0.0.1", server.port("pop3"), "127.0.0.41")   # the window customer
+    pop.stls(context=context)
+    pop.user("window@example.test")
+    pop.pass_(PW)
+    pop.quit()
+    with smtplib.SMTP("127.0.0.1", server.port("submission"), source_address=("127.0.0.41", 0)) as c:
+        c.sendmail("window@example.test", ["modern@example.test"], b"Subject: a\r\n\r\nx\r\n")
+    pop = POP3From("127.0.0.1", server.port("pop3"), "127.0.0.42")   # password in the clear
+    pop.user("cleartext@example.test")
+    pop.pass_(PW)
+    pop.quit()
+    with smtplib.SMTP("127.0.0.1", server.port("submission"), source_address=("127.0.0.43", 0)) as c:
+        c.starttls(context=context)                                  # the modern customer
+        c.login("modern@example.test", PW)
+        c.sendmail("modern@example.test", ["window@example.test"], b"Subject: b\r\n\r\nx\r\n")
+
+    config = tmp_path / "m.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "legacy",
+                           "report", "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["summary"]["cut_off_at_sunset"] == 1
+    assert report["summary"]["cut_off_at_cutover"] == 1
+    assert report["summary"]["legacy_hashes"] == 1
+    rows = {r["account"]: r for r in report["accounts"]}
+    assert set(rows) == {"window@example.test", "cleartext@example.test", "oldhash@example.test"}
+    assert rows["window@example.test"]["pop_before_smtp_relays"] == 1
+    assert rows["window@example.test"]["client_ips"] == "127.0.0.41"
+    assert rows["cleartext@example.test"]["cleartext_protocols"] == "pop3"
+    assert rows["oldhash@example.test"]["legacy_hash"] == "md5_crypt"
+    table = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "legacy",
+                            "report"], capture_output=True, text=True, timeout=60).stdout
+    assert "1 account(s) would be cut off at the POP-before-SMTP sunset" in table
