@@ -11,10 +11,16 @@ import json
 import sys
 from datetime import timedelta
 
+import string
+import uuid
+from email.utils import format_datetime
+from importlib.resources import files
+from pathlib import Path
 from types import SimpleNamespace
 
-from mailstack.cli.common import emit, open_context, run
+from mailstack.cli.common import CommandError, emit, open_context, run
 from mailstack.cli.policy import _moment
+from mailstack.policy import client_settings
 from mailstack.store import legacy
 
 
@@ -26,6 +32,8 @@ def report(args):
     hasher = ctx.hasher()
     old_hashes = {a: hasher.scheme_of(h) for a, h in run(ctx, legacy.account_hashes)
                   if hasher.is_legacy(h)}
+    notices = run(ctx, legacy.notices_sent)
+    ids = run(ctx, legacy.account_ids, sorted(set(window) | set(cleartext) | set(old_hashes)))
     rows = []
     for address in sorted(set(window) | set(cleartext) | set(old_hashes)):
         w, c = window.get(address), cleartext.get(address)
@@ -38,6 +46,7 @@ def report(args):
             "legacy_hash": old_hashes.get(address) or "",
             "last_seen": max(seen).isoformat(timespec="seconds") if seen else "",
             "client_ips": ",".join(sorted((w.client_ips if w else set()) | (c.client_ips if c else set()))),
+            "notices": len(notices.get(ids.get(address), [])),
         })
     summary = {
         "since": since.isoformat(timespec="seconds"),
@@ -50,9 +59,62 @@ def report(args):
     _emit(args.format, summary, rows)
 
 
+def _notice(template: str, values: dict, address: str, now, hostname: str) -> bytes:
+    text = string.Template(template).safe_substitute(values)
+    first, _, body = text.partition("\n")
+    subject = first.removeprefix("Subject:").strip() if first.startswith("Subject:") else "Notice"
+    body = body if first.startswith("Subject:") else text
+    domain = address.rpartition("@")[2]
+    head = [f'From: "Mail team" <postmaster@{domain}>', f"To: <{address}>", f"Subject: {subject}",
+            f"Date: {format_datetime(now)}", f"Message-ID: <{uuid.uuid4().hex}@{hostname}>",
+            "Auto-Submitted: auto-generated", "MIME-Version: 1.0",
+            "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"]
+    lines = head + [""] + body.strip("\n").split("\n")
+    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+def notify(args):
+    ctx = open_context(args)
+    config = ctx.config
+    date = config.pop_before_smtp.sunset if args.phase == "sunset" else config.auth.tls_cutover
+    if date is None:
+        raise CommandError(f"no {args.phase} date is configured "
+                           f"({'pop_before_smtp.sunset' if args.phase == 'sunset' else 'auth.tls_cutover'})")
+    since = _moment(args.since) if args.since else ctx.now() - timedelta(days=30)
+    finder = legacy.window_relays if args.phase == "sunset" else legacy.cleartext_logins
+    affected = run(ctx, finder, since)
+    template = (Path(args.template).read_text(encoding="utf-8") if args.template else
+                files("mailstack").joinpath(f"data/notice-{args.phase}.txt").read_text("utf-8"))
+    ids = run(ctx, legacy.account_ids, list(affected))
+    setup = config.client_setup
+    sent = skipped = 0
+    for address, usage in sorted(affected.items()):
+        if address not in ids:
+            continue
+        values = {"address": address, "date": date.strftime("%d %B %Y"),
+                  "last_seen": usage.last_seen.strftime("%d %B %Y %H:%M UTC"),
+                  "client_ips": ", ".join(sorted(usage.client_ips)),
+                  "protocols": ", ".join(sorted(usage.protocols)),
+                  "host": client_settings.hostname(config), "help_url": config.submission.help_url,
+                  "submissions_port": setup.submissions_port, "submission_port": setup.submission_port,
+                  "imaps_port": setup.imaps_port, "pop3s_port": setup.pop3s_port}
+        message = _notice(template, values, address, ctx.now(), config.server.hostname)
+        if args.dry_run:
+            print(f"would notify {address} (last seen {values['last_seen']} from {values['client_ips']})")
+            continue
+        if run(ctx, legacy.deliver_notice, ids[address], args.phase, message, ctx.now(),
+               again=args.again):
+            sent += 1
+        else:
+            skipped += 1
+    if not args.dry_run:
+        print(f"{sent} notice(s) put into INBOXes; {skipped} account(s) already notified "
+              f"(--again to repeat)")
+
+
 def _emit(fmt, summary, rows):
     columns = ["account", "pop_before_smtp_relays", "cleartext_logins", "cleartext_protocols",
-               "legacy_hash", "last_seen", "client_ips"]
+               "legacy_hash", "last_seen", "client_ips", "notices"]
     if fmt == "json":
         print(json.dumps({"summary": summary, "accounts": rows}, indent=2))
     elif fmt == "csv":
@@ -78,3 +140,11 @@ def register(groups) -> None:
     p.add_argument("--since", help="start of the period (default: 30 days ago)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=report)
+    p = group.add_parser("notify", help="put a notice written for each affected account into "
+                                        "its INBOX (once per account and phase)")
+    p.add_argument("--phase", required=True, choices=["sunset", "cutover"])
+    p.add_argument("--template", help="a text file: first line 'Subject: …', $placeholders")
+    p.add_argument("--since", help="who counts as affected: activity since (default 30 days)")
+    p.add_argument("--dry-run", action="store_true", help="list who would be notified")
+    p.add_argument("--again", action="store_true", help="notify even those already notified")
+    p.set_defaults(func=notify)

@@ -11,10 +11,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from mailstack.store.schema import accounts, login_events, submissions
+from mailstack.store import mailboxes
+from mailstack.store.schema import accounts, legacy_notices, login_events, submissions
 
 
 @dataclass
@@ -69,3 +70,32 @@ def weekly_accounts(usages: dict[str, Usage]) -> dict[str, int]:
         for week in usage.weeks:
             per_week[week].add(usage.address)
     return {week: len(names) for week, names in sorted(per_week.items())}
+
+
+def notices_sent(conn: Connection, phase: str | None = None) -> dict[int, list[datetime]]:
+    n = legacy_notices.c
+    query = select(n.account_id, n.at).order_by(n.at)
+    if phase is not None:
+        query = query.where(n.phase == phase)
+    found: dict[int, list[datetime]] = defaultdict(list)
+    for account_id, at in conn.execute(query):
+        found[account_id].append(at)
+    return found
+
+
+def deliver_notice(conn: Connection, account_id: int, phase: str, message: bytes, at: datetime,
+                   *, again: bool) -> bool:
+    """Put one notice into the INBOX and record it; False if one was sent and not ``again``."""
+    n = legacy_notices.c
+    if not again and conn.execute(select(n.id).where(n.account_id == account_id,
+                                                     n.phase == phase)).first():
+        return False
+    mailboxes.deliver(conn, [account_id], message, at)
+    conn.execute(insert(legacy_notices).values(account_id=account_id, phase=phase, at=at))
+    return True
+
+
+def account_ids(conn: Connection, addresses_) -> dict[str, int]:
+    rows = conn.execute(select(accounts.c.address, accounts.c.id)
+                        .where(accounts.c.address.in_(list(addresses_))))
+    return {address: account_id for address, account_id in rows}

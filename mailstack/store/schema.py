@@ -229,3 +229,14 @@ outbound_recipients = Table(
     Index("ix_outbound_recipients_status_next", "status", "next_attempt_at"),
     Index("ix_outbound_recipients_message", "message_id"),
 )
+
+legacy_notices = Table(
+    "legacy_notices", metadata,
+    # Every notice put into a legacy customer's INBOX: one per account and phase unless the
+    # operator asks again; the migration report shows them.
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("phase", String(16), nullable=False),   # sunset | cutover
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_legacy_notices_account_phase", "account_id", "phase"),
+)

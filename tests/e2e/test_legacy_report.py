@@ -21,7 +21,8 @@ PW = "legacy-pw"
 def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, tmp_path):
     server = make_server(
         listeners=[{"name": "submission", "protocol": "submission", "port": 0, "tls": "starttls"},
-                   {"name": "pop3", "protocol": "pop3", "port": 0, "tls": "starttls"}],
+                   {"name": "pop3", "protocol": "pop3", "port": 0, "tls": "starttls"},
+                   {"name": "imaps", "protocol": "imap", "port": 0, "tls": "implicit"}],
         pop_before_smtp={"enabled": True})
     context = ssl.create_default_context(cafile=str(certs.ca))
     for name in ("window", "cleartext", "modern"):
@@ -46,7 +47,9 @@ def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, 
         c.sendmail("modern@example.test", ["window@example.test"], b"Subject: b\r\n\r\nx\r\n")
 
     config = tmp_path / "m.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    config.write_text(f'[database]\nurl = "{db_url}"\n[pop_before_smtp]\nenabled = true\n'
+                      'sunset = 2027-03-01\n[auth]\ntls_cutover = 2027-06-01\n'
+                      '[submission]\nhelp_url = "https://help.example.test/smtp"\n')
     done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "legacy",
                            "report", "--format", "json"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -63,3 +66,29 @@ def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, 
     table = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "legacy",
                             "report"], capture_output=True, text=True, timeout=60).stdout
     assert "1 account(s) would be cut off at the POP-before-SMTP sunset" in table
+
+    def legacy(*args):
+        done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config),
+                               "legacy", *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "would notify window@example.test" in legacy("notify", "--phase", "sunset", "--dry-run")
+    assert legacy("notify", "--phase", "sunset").startswith("1 notice(s)")
+    assert legacy("notify", "--phase", "sunset").startswith("0 notice(s)")      # idempotent
+    assert legacy("notify", "--phase", "cutover").startswith("1 notice(s)")
+    assert legacy("notify", "--phase", "sunset", "--again").startswith("1 notice(s)")
+    import imaplib
+    client = imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=context)
+    client.login("window@example.test", PW)
+    client.select("INBOX")
+    typ, found = client.search(None, "SUBJECT", '"Action needed"')
+    notices = [client.fetch(n, "(BODY.PEEK[])")[1][0][1] for n in found[0].split()]
+    client.logout()
+    assert len(notices) == 2
+    text = notices[0].decode()
+    assert "POP before SMTP" in text and "127.0.0.41" in text and "01 March 2027" in text
+    assert "https://help.example.test/smtp" in text and "Port:          465 with SSL/TLS" in text
+    report = json.loads(legacy("report", "--format", "json"))
+    notified = {r["account"]: r["notices"] for r in report["accounts"]}
+    assert notified == {"window@example.test": 2, "cleartext@example.test": 1, "oldhash@example.test": 0}
