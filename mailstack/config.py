@@ -200,6 +200,24 @@ class AntispamConfig:
 
 
 @dataclass(frozen=True)
+class MigrationConfig:
+    """Moving legacy customers: warnings before the dates, the reflector, OP25B."""
+
+    # Days before the sunset / cutover in which legacy use is still accepted but each
+    # affected account gets one notice a day in its INBOX.
+    sunset_warning_days: int = setting(14, _not_negative)
+    cutover_warning_days: int = setting(14, _not_negative)
+    # "check" makes check@<each hosted domain> answer authenticated senders with a report.
+    reflector_local_part: str = "check"
+    # Outbound port 25 blocking for the ISP's own customer networks.
+    customer_networks: tuple[str, ...] = setting(factory=tuple, each=_network)
+    op25b_domains: tuple[str, ...] = setting(factory=tuple)
+    op25b_domains_from: datetime | None = None
+    op25b_all_from: datetime | None = None
+    mx_hosts: tuple[str, ...] = setting(factory=tuple, each=_ip)
+
+
+@dataclass(frozen=True)
 class ClientSetupConfig:
     """What autoconfig, Autodiscover and ``mailstack dns records`` tell mail programs."""
 
@@ -244,6 +262,7 @@ class Config:
     delivery: DeliveryConfig = setting(factory=DeliveryConfig)
     antispam: AntispamConfig = setting(factory=AntispamConfig)
     client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)
+    migration: MigrationConfig = setting(factory=MigrationConfig)
     listeners: tuple[ListenerConfig, ...] = setting(factory=tuple)
     base_dir: str = "."  # the directory of the config file; relative paths resolve here
 

@@ -40,7 +40,8 @@ class Accepted:
     address: str
     account_ids: tuple[int, ...] = ()
     remote: bool = False
-    discard: bool = False   # accepted with 250 and dropped (spam traps)
+    discard: bool = False   # accepted with 250 and not stored (spam traps, the reflector)
+    reflect: bool = False   # the settings-check address: answered, not stored
 
 
 def received_header(trace: TraceFacts, at: datetime) -> bytes:

@@ -12,6 +12,7 @@ successful login events count), and the window is per IP, never per network.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from twisted.internet import defer
@@ -20,6 +21,15 @@ from mailstack import clock as clocks, replies
 from mailstack.policy.decision import DUNNO, Decision, Verdict, reject
 from mailstack.realm.credentials import AccountRef
 from mailstack.store import logins
+
+
+@dataclass(frozen=True)
+class WindowLogin:
+    """Who opened the window, and whether their password travelled under TLS."""
+
+    account: AccountRef
+    protocol: str
+    tls: bool
 
 
 class PopBeforeSMTP:
@@ -47,4 +57,5 @@ class PopBeforeSMTP:
             return reject(self.name, f"window of {login.username} after the sunset",
                           replies.POP_BEFORE_SMTP_ENDED.format(url=self.help_url))
         return Decision(Verdict.PERMIT, self.name, f"window of {login.username}",
-                        subject=AccountRef(login.account_id, login.username))
+                        subject=WindowLogin(AccountRef(login.account_id, login.username),
+                                            login.protocol, login.tls))

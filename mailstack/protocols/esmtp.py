@@ -67,6 +67,7 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
         self.helo = None
         self.esmtp = False
         self.authenticated_as = None
+        self.password_tls = None     # did the sender's password travel under TLS?
         self.errors = 0
         self.messages = 0
         self.continuation = None   # set while a SASL exchange awaits the client's next line
@@ -118,6 +119,7 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
         self.helo = None
         self.esmtp = False
         self.authenticated_as = None
+        self.password_tls = None
         self._reset_transaction()
 
     def max_line_length(self) -> int:

@@ -45,6 +45,11 @@ def _b(reply) -> bytes:
     return reply.imap()
 
 
+_REFUSALS = {imap4.IllegalClientResponse: replies.IMAP_SYNTAX,
+             imap4.IllegalMailboxEncoding: replies.IMAP_BAD_MAILBOX_NAME,
+             imap4.IllegalOperation: replies.IMAP_NOT_ALLOWED}
+
+
 class IMAPServer(SelectedState, imap4.IMAP4Server):
     IDENT = b"mailstack IMAP4rev1 ready"
     MAX_LENGTH = 8192
@@ -91,13 +96,20 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
             self.sendBadResponse(None, _b(replies.IMAP_SERVER_BUG))
             self._unblock()
 
+    # Twisted answers parser errors with the exception text ("Illegal syntax: ..."); we
+    # route every refusal through _failed, which sends a fixed text and logs the detail.
     def parse_command(self, line):
         if self.blocked is None:
             self.blocked = []
-        if len(line.split(None, 2)) < 2:
+        args = line.split(None, 2)
+        if len(args) < 2:
             super().parse_command(line)
             return self._unblock()
-        return super().parse_command(line)
+        tag, cmd, rest = args[0], args[1].upper(), (args[2] if len(args) == 3 else None)
+        try:
+            return self.dispatchCommand(tag, cmd, rest)
+        except Exception:
+            return self._failed(defer.Failure(), tag)
 
     def _respond(self, state, tag, message):
         super()._respond(state, tag, message)
@@ -113,15 +125,17 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
             self.blocked[:0] = commands
 
     def _IMAP4Server__ebDispatch(self, failure, tag):
-        if failure.check(TooBig):
-            return self.sendNegativeResponse(tag, _b(replies.IMAP_TOO_BIG))
-        if failure.check(imap4.IllegalClientResponse):
-            return self.sendBadResponse(tag, b"Illegal syntax: " + str(failure.value).encode()[:200])
-        if failure.check(imap4.IllegalMailboxEncoding, imap4.IllegalOperation):
-            return self.sendNegativeResponse(tag, b"Illegal mailbox name or operation")
         self._failed(failure, tag)
 
     def _failed(self, failure, tag):
+        """The one tagged answer for every failure: a fixed text, the detail only in the log."""
+        if failure.check(TooBig):
+            return self.sendNegativeResponse(tag, _b(replies.IMAP_TOO_BIG))
+        refusal = _REFUSALS.get(failure.type)
+        if refusal is not None:
+            self.log.info("command refused: {why}", why=str(failure.value)[:200])
+            send = self.sendBadResponse if refusal is replies.IMAP_SYNTAX else self.sendNegativeResponse
+            return send(tag, _b(refusal))
         if failure.check(StoreUnavailable):
             self.log.warn("store unavailable")
             return self.sendNegativeResponse(tag, _b(replies.IMAP_UNAVAILABLE))

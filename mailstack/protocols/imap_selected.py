@@ -169,8 +169,13 @@ class SelectedState:
 
 
 def _name(raw) -> str:
-    name = imap4._parseMbox(raw) if isinstance(raw, bytes) else raw
-    return folder_name(name)
+    # Twisted's _parseMbox logs a traceback for every undecodable name; we just refuse it.
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("imap4-utf-7")
+        except UnicodeError:
+            raise imap4.IllegalMailboxEncoding("undecodable mailbox name") from None
+    return folder_name(raw)
 
 
 def _section_name(part) -> bytes:

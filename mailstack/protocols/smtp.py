@@ -24,7 +24,7 @@ from twisted.internet import defer
 from mailstack import clock as clocks
 from mailstack.delivery.routing import Accepted, MessageRouter, TraceFacts
 from mailstack.policy import (
-    blocklist, complaints, containment, dnsbl, harvest, rdns, recipients, relay,
+    blocklist, complaints, containment, dnsbl, harvest, rdns, recipients, reflector, relay,
     sender_rules, spamtrap, whitelist,
 )
 from mailstack.policy.chains import Chain
@@ -34,7 +34,7 @@ from mailstack.policy.rejection_log import RejectionLog
 from mailstack.policy.request import SMTPRequest
 from mailstack.protocols import smtp_auth, starttls
 from mailstack.protocols.esmtp import SMTPFactory
-from mailstack.store import blocks, directory
+from mailstack.store import blocks, directory, mailboxes
 from mailstack.store.errors import StoreUnavailable
 
 
@@ -65,10 +65,11 @@ class InboundPolicy:
         self.relay_chain = Chain("relay", [relay.HostedDomainsOnly()])
         self.trap_chain = Chain("trap", [spamtrap.SpamTrap(parts.db, parts.clock,
                                                            settings.spam_traps, self.blocker)])
+        self.reflector = reflector.Reflector(config.migration.reflector_local_part)
         self.rcpt_chain = Chain("rcpt", [
             containment.RecipientsPerHour(parts.db, parts.clock,
                                           config.submission.recipients_per_hour),
-            recipients.LocalRecipientExists()])
+            self.reflector, recipients.LocalRecipientExists()])
         self.harvest = harvest.HarvestWatch(parts.db, parts.clock, settings, self.blocker)
         hosted = config.domains.hosted
         self._postmaster_domain = hosted[0] if hosted else config.server.hostname
@@ -125,9 +126,11 @@ class InboundPolicy:
         if session.authenticated_as is not None:
             session.envelope.account, session.envelope.method = session.authenticated_as, "auth"
         elif decision.subject is not None:
-            session.envelope.account, session.envelope.method = decision.subject, decision.check
+            window = decision.subject
+            session.envelope.account, session.envelope.method = window.account, decision.check
+            session.password_tls = window.tls
             session.log.info("sending as {user} through a {how} window",
-                             user=decision.subject.address, how=decision.check)
+                             user=window.account.address, how=decision.check)
         return None
 
     # --- RCPT -------------------------------------------------------------------------------
@@ -168,6 +171,8 @@ class InboundPolicy:
                 if verdict.verdict is not Verdict.PERMIT:
                     yield self.harvest.after_unknown_user(request)
             return reply, None
+        if decision.check == self.reflector.name:
+            return None, Accepted(address, discard=True, reflect=True)
         return None, Accepted(address, route.recipients.account_ids, remote=not route.hosted)
 
     def _client_verdict(self, session):
@@ -194,7 +199,22 @@ class InboundPolicy:
             result = yield self.router.store(envelope.sender, kept, body, trace,
                                              account=account, tls=session.tls)
         yield self._take_report(session, envelope, body)
+        if any(r.reflect for r in envelope.recipients):
+            yield self._reflect(session, envelope)
         return result
+
+    def _reflect(self, session, envelope):
+        """Answer the settings check into the sender's own INBOX."""
+        arrival = reflector.Arrival(
+            account=envelope.account.address, port=session.factory.name,
+            port_number=session.transport.getHost().port,
+            tls_version=starttls.tls_version(session.transport), method=envelope.method,
+            password_tls=session.password_tls)
+        at = clocks.now(self.clock)
+        session.log.info("settings check for {user}: {fixes}", user=arrival.account,
+                         fixes="; ".join(self.reflector.verdict(arrival)) or "ready")
+        return self.db.run(mailboxes.deliver, [envelope.account.id],
+                           self.reflector.report(arrival, session.hostname, at), at)
 
     @defer.inlineCallbacks
     def _take_report(self, session, envelope, body):

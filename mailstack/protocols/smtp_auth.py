@@ -148,6 +148,7 @@ class _Exchange:
     def _logged_in(self, result):
         _interface, account, _logout = result
         self.session.authenticated_as = account
+        self.session.password_tls = self.session.tls
         self.session.log.info("AUTH {mechanism} as {user}", mechanism=self.mechanism,
                               user=account.address)
         self._finish(replies.AUTH_OK)

@@ -34,10 +34,14 @@ def status(conn: Connection, account_id: int, name: str) -> dict | None:
 
 
 def store_flags(conn: Connection, folder_id: int, changes: dict[int, frozenset]) -> None:
+    """One UPDATE per distinct resulting flag set (``1:* +FLAGS`` is usually one statement)."""
+    by_flags: dict[str, list[int]] = {}
     for message_id, flags in changes.items():
-        conn.execute(update(messages).where(messages.c.id == message_id,
+        by_flags.setdefault(mailboxes.flags_text(flags), []).append(message_id)
+    for text, ids in by_flags.items():
+        conn.execute(update(messages).where(messages.c.id.in_(ids),
                                             messages.c.folder_id == folder_id)
-                     .values(flags=mailboxes.flags_text(flags)))
+                     .values(flags=text))
 
 
 def expunge(conn: Connection, folder_id: int) -> list[int]:

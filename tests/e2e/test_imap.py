@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from mailstack.store import logins, mailboxes
+from mailstack.store import imap_store, logins, mailboxes
 from tests.support.faults import writes_blocked
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +74,23 @@ def test_capability_login_and_select_over_starttls(imap):
     assert "UIDVALIDITY" in untagged and "UIDNEXT" in untagged and "PERMANENTFLAGS" in untagged
     assert untagged["UNSEEN"] == [b"1"]
     client.logout()
+
+
+def test_examine_is_read_only_and_implicit_tls_offers_no_starttls(imap):
+    client = imaplib.IMAP4_SSL("127.0.0.1", imap.port("imaps"), ssl_context=imap.context,
+                               timeout=10)
+    assert "STARTTLS" not in client.capabilities and "AUTH=PLAIN" in client.capabilities
+    client.login("ann@example.test", PASSWORD)
+    typ, data = client.select("INBOX", readonly=True)                 # EXAMINE
+    assert typ == "OK" and data == [b"3"] and "READ-ONLY" in client.untagged_responses
+    typ, data = client.store("1", "+FLAGS", "(\\Flagged)")
+    assert typ == "NO" and data[0].startswith(b"[READ-ONLY]")
+    client.fetch("1", "(BODY[])")                                     # no \Seen under EXAMINE
+    assert client.expunge()[0] == "NO"
+    client.logout()
+    inbox = imap.db(lambda c: mailboxes.list_messages(
+        c, mailboxes.require_folder(c, imap.ann, "INBOX").id))
+    assert [m.flags for m in inbox] == [frozenset()] * 3
 
 
 def test_list_lsub_status_create_rename_delete_subscribe(imap):
@@ -223,8 +240,12 @@ def test_bad_input_gets_bad_or_no_and_the_server_keeps_serving(imap):
     tls.sendall(b"d LOGIN ann@example.test \"" + PASSWORD.encode() + b"\"\r\n")
     assert reader.readline().startswith(b"d OK")
     tls.sendall(b"e CREATE \xc3\x28bad\r\n")
-    line = reader.readline()
-    assert line.startswith((b"e NO", b"e BAD", b"e OK")) and b"Traceback" not in line
+    assert reader.readline() == b"e NO [CANNOT] Mailbox names must be modified UTF-7 (RFC 3501 5.1.3)\r\n"
+    tls.sendall(b"e2 SELECT \"caf\xc3\xa9\"\r\n")
+    assert reader.readline().startswith(b"e2 NO [CANNOT]")
+    tls.sendall(b"e3 STATUS INBOX\r\n")                                 # missing argument
+    assert reader.readline() == b"e3 BAD Syntax error in the command arguments\r\n"
+    assert imap.db(imap_store.folder_count, imap.ann) == 5               # nothing created
     tls.sendall(b"f " + b"x" * 10000 + b"\r\n")
     assert reader.readline().startswith(b"* BYE")
     tls.close()
@@ -257,6 +278,7 @@ def test_idle_client_is_logged_out_after_the_timeout(imap):
     assert reader.readline().startswith(b"* BYE")
     assert reader.readline() == b""
     tls.close()
+    implicit(imap).logout()
 
 
 def test_store_unavailable_gives_no_unavailable_and_recovers(imap, db_url):

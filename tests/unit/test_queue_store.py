@@ -1,0 +1,173 @@
+"""The outbound queue store on every backend: enqueue, claims with leases, outcomes, CLI ops.
+
+Why these tests: the queue is what makes a 250 durable for remote recipients, and two
+runners on one database must never deliver the same recipient twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from mailstack.store import directory, migrations, queue
+from mailstack.store.db import Database, make_engine
+from mailstack.store.errors import NotFound
+from twisted.internet import reactor
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+LEASE = timedelta(minutes=10)
+BODY = b"Subject: hi\r\n\r\nhello\r\n"
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url, reactor=reactor, threads=4)
+    yield database
+    database.stop()
+
+
+def claim(db, at=NOW, limit=100):
+    return db.run_sync(queue.claim_due, at, at + LEASE, limit)
+
+
+def by_recipient(db, queue_id=None):
+    return {r.recipient: r for r in db.run_sync(queue.listing, queue_id)}
+
+
+def test_enqueue_keeps_one_row_per_distinct_recipient_with_its_domain(db):
+    message_id = db.run_sync(queue.enqueue, "", ["a@remote.test", "b@other.test", "a@remote.test"],
+                             BODY, NOW, queue_id="Q1", client_ip="192.0.2.1")
+    rows = by_recipient(db)
+    assert sorted(rows) == ["a@remote.test", "b@other.test"]
+    assert {r.status for r in rows.values()} == {"queued"}
+    assert all(r.sender == "" and r.queue_id == "Q1" and r.attempts == 0 for r in rows.values())
+    stored = db.read_sync(queue.message, message_id)
+    assert stored.body == BODY and stored.sender == "" and stored.created_at == NOW
+    assert {(d.recipient, d.domain) for d in claim(db)} == {
+        ("a@remote.test", "remote.test"), ("b@other.test", "other.test")}
+
+
+def test_a_claim_is_exclusive_until_its_lease_expires(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test"], BODY, NOW, queue_id="Q1")
+    assert claim(db, NOW - timedelta(seconds=1)) == []          # not yet due
+    first = claim(db)
+    assert [d.recipient for d in first] == ["a@remote.test"]
+    assert by_recipient(db)["a@remote.test"].status == "delivering"
+    assert claim(db, NOW + LEASE - timedelta(seconds=1)) == []  # another runner: held
+    # The runner that claimed it crashed: once the lease is over, the row is taken over.
+    again = claim(db, NOW + LEASE + timedelta(seconds=1))
+    assert [d.id for d in again] == [first[0].id]
+
+
+def test_claims_honour_the_limit_oldest_first(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["late@remote.test"], BODY,
+                NOW + timedelta(seconds=5), queue_id="Q2")
+    db.run_sync(queue.enqueue, "s@example.test", ["early@remote.test"], BODY, NOW, queue_id="Q1")
+    later = NOW + timedelta(minutes=1)
+    assert [d.recipient for d in claim(db, later, limit=1)] == ["early@remote.test"]
+    assert [d.recipient for d in claim(db, later, limit=1)] == ["late@remote.test"]
+
+
+def test_two_runners_claiming_at_once_never_share_a_recipient(db, db_url):
+    recipients = [f"r{i}@remote.test" for i in range(4)]
+    db.run_sync(queue.enqueue, "s@example.test", recipients, BODY, NOW, queue_id="Q1")
+    other = Database(db_url, reactor=reactor, threads=2)   # a second process, its own engine
+    claimed, release, b_done = threading.Event(), threading.Event(), threading.Event()
+    results = {}
+
+    def runner_a(conn):
+        results["a"] = queue.claim_due(conn, NOW, NOW + LEASE, 2)
+        claimed.set()
+        assert release.wait(10)           # keep the transaction (and its locks) open
+
+    def runner_b():
+        results["b"] = other.run_sync(queue.claim_due, NOW, NOW + LEASE, 10)
+        b_done.set()
+
+    a = threading.Thread(target=db.run_sync, args=(runner_a,))
+    b = threading.Thread(target=runner_b)
+    try:
+        a.start()
+        assert claimed.wait(10)
+        b.start()
+        if db.engine.dialect.name == "postgresql":
+            # SKIP LOCKED: the second runner takes the other rows without waiting.
+            assert b_done.wait(5)
+        release.set()
+        a.join(10)
+        b.join(10)
+    finally:
+        release.set()
+        other.stop()
+    ids_a = {d.id for d in results["a"]}
+    ids_b = {d.id for d in results["b"]}
+    assert len(ids_a) == 2 and not ids_a & ids_b
+    assert {d.recipient for d in results["a"] + results["b"]} == set(recipients)
+
+
+def test_retry_counts_the_attempt_and_waits_until_the_next_time(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test"], BODY, NOW, queue_id="Q1")
+    (item,) = claim(db)
+    next_at = NOW + timedelta(minutes=5)
+    db.run_sync(queue.retry, item.id, "451 4.3.0 busy", NOW, next_at)
+    row = by_recipient(db)["a@remote.test"]
+    assert (row.status, row.attempts, row.last_reply) == ("queued", 1, "451 4.3.0 busy")
+    assert row.next_attempt_at == next_at
+    assert claim(db, next_at - timedelta(seconds=1)) == []
+    (again,) = claim(db, next_at)
+    assert again.attempts == 1
+
+
+def test_message_is_forgotten_once_every_recipient_is_final(db):
+    message_id = db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test", "b@remote.test"],
+                             BODY, NOW, queue_id="Q1")
+    first, second = claim(db)
+    db.run_sync(queue.delivered, first.id, "250 ok", NOW)
+    rows = by_recipient(db)
+    assert rows[first.recipient].status == "delivered"
+    assert rows[second.recipient].status == "delivering"
+    assert db.read_sync(queue.message, message_id) is not None     # still needed
+    db.run_sync(queue.bounced, second.id, "550 5.1.1 no such user", NOW)
+    assert db.run_sync(queue.listing) == []
+    assert db.read_sync(queue.message, message_id) is None
+
+
+def test_flush_makes_waiting_recipients_due_now_and_leaves_claims_alone(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test", "b@remote.test"], BODY, NOW,
+                queue_id="Q1")
+    first, _ = claim(db)
+    db.run_sync(queue.retry, first.id, "451 busy", NOW, NOW + timedelta(hours=4))
+    later = NOW + timedelta(minutes=1)
+    assert db.run_sync(queue.flush, later) == 1                      # the claimed row untouched
+    assert by_recipient(db)[first.recipient].next_attempt_at == later
+    assert [d.id for d in claim(db, later)] == [first.id]
+
+
+def test_remove_deletes_a_message_by_queue_id_and_refuses_unknown_ids(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test"], BODY, NOW, queue_id="Q1")
+    db.run_sync(queue.enqueue, "s@example.test", ["b@remote.test"], BODY, NOW, queue_id="Q2")
+    assert list(by_recipient(db, "Q1")) == ["a@remote.test"]
+    assert db.run_sync(queue.remove, "Q1") == 1
+    assert list(by_recipient(db)) == ["b@remote.test"]
+    with pytest.raises(NotFound):
+        db.run_sync(queue.remove, "Q1")
+
+
+def test_upgrading_to_the_queue_keeps_existing_data(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        migrations.upgrade(engine, "0003")
+        with engine.begin() as conn:
+            directory.add_domain(conn, "example.test", NOW)
+            account_id = directory.add_account(conn, "ann@example.test", "h", NOW)
+        migrations.upgrade(engine)
+        assert migrations.is_current(engine)
+        with engine.begin() as conn:
+            assert directory.get_account(conn, "ann@example.test") is not None
+            queue.enqueue(conn, "ann@example.test", ["x@remote.test"], BODY, NOW,
+                          account_id=account_id, queue_id="Q1")
+            assert [r.recipient for r in queue.listing(conn)] == ["x@remote.test"]
+    finally:
+        engine.dispose()
