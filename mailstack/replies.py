@@ -100,6 +100,8 @@ POP_BEFORE_SMTP_ENDED = Reply(
     530, "5.7.0", "Authentication required: sending after a POP login (POP before SMTP) has "
     "ended; turn on SMTP authentication in your mail program, see {url}")
 SENDER_NOT_OWNED = Reply(553, "5.7.1", "<{address}>: Sender address rejected: not owned by user {user}")
+OP25B = Reply(554, "5.7.1", "Sending on port 25 is blocked for customer networks: use port 587 "
+              "(STARTTLS) or 465 (SSL/TLS) with authentication, see {url}")
 RATE_LIMITED = Reply(451, "4.7.1", "Too many recipients this hour; try again later")
 ENCRYPTION_REQUIRED = Reply(
     538, "5.7.11", "Encryption required for requested authentication mechanism"

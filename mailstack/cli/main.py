@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from mailstack.cli import (
-    antispam, common, directory, dns_records, legacy, policy, queue, server, support,
+    antispam, common, directory, dns_records, legacy, op25b, policy, queue, server, support,
 )
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     dns_records.register(groups)
     queue.register(groups)
     legacy.register(groups)
+    op25b.register(groups)
     return parser
 
 

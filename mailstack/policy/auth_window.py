@@ -35,8 +35,16 @@ class WindowLogin:
 class PopBeforeSMTP:
     name = "pop-before-smtp"
 
-    def __init__(self, db, clock, config, help_url: str):
+    def _refuse(self, why, reply):
+        return reject(self.name, why, reply) if self.required else DUNNO
+
+    def __init__(self, db, clock, config, help_url: str, *, required: bool = True,
+                 applies_to=None):
         self.db, self.clock, self.config, self.help_url = db, clock, config, help_url
+        # On port 25 the window is optional (the MX takes mail for us from anyone) and
+        # applies only to the ISP's customer networks (OP25B's "before the phase").
+        self.required = required
+        self.applies_to = applies_to
 
     def sunset_passed(self) -> bool:
         sunset = self.config.sunset
@@ -46,16 +54,18 @@ class PopBeforeSMTP:
     def check(self, request):
         if request.authenticated_as:
             return DUNNO
+        if self.applies_to is not None and not self.applies_to(request.client_ip):
+            return DUNNO
         if not self.config.enabled:
-            return reject(self.name, "no authentication", replies.AUTH_REQUIRED)
+            return self._refuse("no authentication", replies.AUTH_REQUIRED)
         since = clocks.now(self.clock) - timedelta(seconds=self.config.window)
         login = yield self.db.read(logins.last_success_from, request.client_ip, since,
                                    self.config.protocols)
         if login is None:
-            return reject(self.name, "no login window", replies.AUTH_REQUIRED)
+            return self._refuse("no login window", replies.AUTH_REQUIRED)
         if self.sunset_passed():
-            return reject(self.name, f"window of {login.username} after the sunset",
-                          replies.POP_BEFORE_SMTP_ENDED.format(url=self.help_url))
+            return self._refuse(f"window of {login.username} after the sunset",
+                                replies.POP_BEFORE_SMTP_ENDED.format(url=self.help_url))
         return Decision(Verdict.PERMIT, self.name, f"window of {login.username}",
                         subject=WindowLogin(AccountRef(login.account_id, login.username),
                                             login.protocol, login.tls))

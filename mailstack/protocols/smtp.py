@@ -24,7 +24,8 @@ from twisted.internet import defer
 from mailstack import clock as clocks
 from mailstack.delivery.routing import Accepted, MessageRouter, TraceFacts
 from mailstack.policy import (
-    blocklist, complaints, containment, dnsbl, harvest, rdns, recipients, reflector, relay,
+    auth_window, blocklist, complaints, containment, dnsbl, harvest, op25b, rdns, recipients,
+    reflector, relay,
     sender_rules, spamtrap, whitelist,
 )
 from mailstack.policy.chains import Chain
@@ -62,7 +63,7 @@ class InboundPolicy:
             client_checks.append(rdns.HasReverseDNS(settings.forward_confirmed_ptr))
         self.client_chain = Chain("client", client_checks)
         self.sender_chain = Chain("mail", self.sender_checks())
-        self.relay_chain = Chain("relay", [relay.HostedDomainsOnly()])
+        self.relay_chain = Chain("relay", self.relay_checks())
         self.trap_chain = Chain("trap", [spamtrap.SpamTrap(parts.db, parts.clock,
                                                            settings.spam_traps, self.blocker)])
         self.reflector = reflector.Reflector(config.migration.reflector_local_part)
@@ -75,7 +76,20 @@ class InboundPolicy:
         self._postmaster_domain = hosted[0] if hosted else config.server.hostname
 
     def sender_checks(self):
-        return [sender_rules.OwnAddressesOnly(self.db)]
+        """On the MX: customers on our own networks may still relay through a login window
+        until OP25B blocks them; everyone else is simply an MX client."""
+        config = self.parts.config
+        customers = op25b.Phases(config.migration)
+        window = auth_window.PopBeforeSMTP(self.db, self.clock, config.pop_before_smtp,
+                                           config.submission.help_url, required=False,
+                                           applies_to=customers.is_customer)
+        return [window, sender_rules.OwnAddressesOnly(self.db)]
+
+    def relay_checks(self):
+        config = self.parts.config
+        return [op25b.OutboundPort25Blocked(config.migration, self.clock,
+                                            config.submission.help_url),
+                relay.HostedDomainsOnly()]
 
     def extensions(self, session):
         return self.authenticator.extension(session)

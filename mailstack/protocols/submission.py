@@ -14,7 +14,7 @@ Security: see ``smtp_auth`` (no password before TLS after the cutover) and
 
 from __future__ import annotations
 
-from mailstack.policy import auth_window, sender_rules
+from mailstack.policy import auth_window, relay, sender_rules
 from mailstack.protocols import smtp_auth
 from mailstack.protocols.esmtp import SMTPFactory
 from mailstack.protocols.smtp import InboundPolicy
@@ -31,6 +31,9 @@ class SubmissionPolicy(InboundPolicy):
         window = auth_window.PopBeforeSMTP(self.parts.db, self.parts.clock,
                                            config.pop_before_smtp, config.submission.help_url)
         return [window, sender_rules.OwnAddressesOnly(self.parts.db)]
+
+    def relay_checks(self):
+        return [relay.HostedDomainsOnly()]   # OP25B is about port 25 only
 
 
 def register_avatars(parts) -> None:
