@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from mailstack import clock as clocks, dns, tls
 from mailstack.config import Config, ListenerConfig
 from mailstack.delivery import outbound
+from mailstack.policy import notices
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.store import directory, migrations
@@ -47,6 +48,7 @@ class Parts:
     resolver: dns.Resolver
     listeners: list = field(default_factory=list)
     outbound: object = None   # the queue runner, once built
+    warner: object = None     # daily notices in the migration warning periods
 
 
 class PoolService(service.Service):
@@ -137,9 +139,12 @@ def build_parts(config: Config, reactor, clock=None) -> Parts:
     checker = checkers.AccountChecker(db, hasher, clock, throttle.FailureThrottle(clock),
                                       reactor=reactor, cache_seconds=config.auth.cache_seconds)
     realm = portals.MailRealm()
-    return Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
-                 _tls_options(config), TLSRequirement(clock, config.auth.tls_cutover),
-                 dns.Resolver(config.dns.nameservers, timeout=config.dns.timeout, reactor=reactor))
+    parts = Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
+                  _tls_options(config), TLSRequirement(clock, config.auth.tls_cutover),
+                  dns.Resolver(config.dns.nameservers, timeout=config.dns.timeout, reactor=reactor))
+    parts.warner = notices.Warner(parts)
+    checker.after_login = parts.warner.after_login
+    return parts
 
 
 def _protocol_modules(config: Config) -> dict:

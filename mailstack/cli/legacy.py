@@ -11,16 +11,12 @@ import json
 import sys
 from datetime import timedelta
 
-import string
-import uuid
-from email.utils import format_datetime
-from importlib.resources import files
 from pathlib import Path
 from types import SimpleNamespace
 
 from mailstack.cli.common import CommandError, emit, open_context, run
 from mailstack.cli.policy import _moment
-from mailstack.policy import client_settings
+from mailstack.policy import notices
 from mailstack.store import legacy
 
 
@@ -59,24 +55,10 @@ def report(args):
     _emit(args.format, summary, rows)
 
 
-def _notice(template: str, values: dict, address: str, now, hostname: str) -> bytes:
-    text = string.Template(template).safe_substitute(values)
-    first, _, body = text.partition("\n")
-    subject = first.removeprefix("Subject:").strip() if first.startswith("Subject:") else "Notice"
-    body = body if first.startswith("Subject:") else text
-    domain = address.rpartition("@")[2]
-    head = [f'From: "Mail team" <postmaster@{domain}>', f"To: <{address}>", f"Subject: {subject}",
-            f"Date: {format_datetime(now)}", f"Message-ID: <{uuid.uuid4().hex}@{hostname}>",
-            "Auto-Submitted: auto-generated", "MIME-Version: 1.0",
-            "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"]
-    lines = head + [""] + body.strip("\n").split("\n")
-    return ("\r\n".join(lines) + "\r\n").encode("utf-8")
-
-
 def notify(args):
     ctx = open_context(args)
     config = ctx.config
-    date = config.pop_before_smtp.sunset if args.phase == "sunset" else config.auth.tls_cutover
+    date = notices.phase_date(config, args.phase)
     if date is None:
         raise CommandError(f"no {args.phase} date is configured "
                            f"({'pop_before_smtp.sunset' if args.phase == 'sunset' else 'auth.tls_cutover'})")
@@ -84,21 +66,15 @@ def notify(args):
     finder = legacy.window_relays if args.phase == "sunset" else legacy.cleartext_logins
     affected = run(ctx, finder, since)
     template = (Path(args.template).read_text(encoding="utf-8") if args.template else
-                files("mailstack").joinpath(f"data/notice-{args.phase}.txt").read_text("utf-8"))
+                notices.default_template(args.phase))
     ids = run(ctx, legacy.account_ids, list(affected))
-    setup = config.client_setup
     sent = skipped = 0
     for address, usage in sorted(affected.items()):
         if address not in ids:
             continue
-        values = {"address": address, "date": date.strftime("%d %B %Y"),
-                  "last_seen": usage.last_seen.strftime("%d %B %Y %H:%M UTC"),
-                  "client_ips": ", ".join(sorted(usage.client_ips)),
-                  "protocols": ", ".join(sorted(usage.protocols)),
-                  "host": client_settings.hostname(config), "help_url": config.submission.help_url,
-                  "submissions_port": setup.submissions_port, "submission_port": setup.submission_port,
-                  "imaps_port": setup.imaps_port, "pop3s_port": setup.pop3s_port}
-        message = _notice(template, values, address, ctx.now(), config.server.hostname)
+        values = notices.values(config, address, date, usage.last_seen, usage.client_ips,
+                                usage.protocols)
+        message = notices.render(template, values, address, ctx.now(), config.server.hostname)
         if args.dry_run:
             print(f"would notify {address} (last seen {values['last_seen']} from {values['client_ips']})")
             continue

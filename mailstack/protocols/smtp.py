@@ -145,6 +145,9 @@ class InboundPolicy:
             session.password_tls = window.tls
             session.log.info("sending as {user} through a {how} window",
                              user=window.account.address, how=decision.check)
+            if self.parts.warner is not None:
+                yield self.parts.warner.warn(window.account, "sunset", session.client_ip,
+                                             "smtp (POP before SMTP)")
         return None
 
     # --- RCPT -------------------------------------------------------------------------------

@@ -66,7 +66,11 @@ class VerifiedCache:
 class AccountChecker:
     credentialInterfaces = (ISessionCredentials,)
 
-    def __init__(self, db, hasher, clock, throttle, *, reactor, cache_seconds: float = 300):
+    def __init__(self, db, hasher, clock, throttle, *, reactor, cache_seconds: float = 300,
+                 after_login=None):
+        # after_login(credentials, AccountRef) -> Deferred: the migration warnings hook in
+        # here (wired by service.py; the realm does not know about policy).
+        self.after_login = after_login
         self.db = db
         self.hasher = hasher
         self.clock = clock
@@ -101,7 +105,13 @@ class AccountChecker:
             raise UnauthorizedLogin(reason)
         self.throttle.succeeded(credentials.client_ip, address)
         yield self._record(credentials, address, account.id, True, "")
-        return AccountRef(account.id, account.address)
+        ref = AccountRef(account.id, account.address)
+        if self.after_login is not None:
+            try:
+                yield self.after_login(credentials, ref)
+            except Exception:
+                log.failure("after-login hook failed for {user}", user=account.address)
+        return ref
 
     @defer.inlineCallbacks
     def _verify(self, account, password: str):

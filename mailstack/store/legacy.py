@@ -99,3 +99,16 @@ def account_ids(conn: Connection, addresses_) -> dict[str, int]:
     rows = conn.execute(select(accounts.c.address, accounts.c.id)
                         .where(accounts.c.address.in_(list(addresses_))))
     return {address: account_id for address, account_id in rows}
+
+
+def deliver_daily_notice(conn: Connection, account_id: int, kind: str, message: bytes,
+                         at: datetime) -> bool:
+    """At most one ``kind`` notice per account per UTC day."""
+    n = legacy_notices.c
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    if conn.execute(select(n.id).where(n.account_id == account_id, n.phase == kind,
+                                       n.at >= day)).first():
+        return False
+    mailboxes.deliver(conn, [account_id], message, at)
+    conn.execute(insert(legacy_notices).values(account_id=account_id, phase=kind, at=at))
+    return True
