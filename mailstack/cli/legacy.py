@@ -28,7 +28,7 @@ def report(args):
     hasher = ctx.hasher()
     old_hashes = {a: hasher.scheme_of(h) for a, h in run(ctx, legacy.account_hashes)
                   if hasher.is_legacy(h)}
-    notices = run(ctx, legacy.notices_sent)
+    sent = run(ctx, legacy.notices_sent)
     ids = run(ctx, legacy.account_ids, sorted(set(window) | set(cleartext) | set(old_hashes)))
     rows = []
     for address in sorted(set(window) | set(cleartext) | set(old_hashes)):
@@ -42,7 +42,8 @@ def report(args):
             "legacy_hash": old_hashes.get(address) or "",
             "last_seen": max(seen).isoformat(timespec="seconds") if seen else "",
             "client_ips": ",".join(sorted((w.client_ips if w else set()) | (c.client_ips if c else set()))),
-            "notices": len(notices.get(ids.get(address), [])),
+            "mail_program": ", ".join(sorted(w.programs)) if w else "",
+            "notices": len(sent.get(ids.get(address), [])),
         })
     summary = {
         "since": since.isoformat(timespec="seconds"),
@@ -73,7 +74,7 @@ def notify(args):
         if address not in ids:
             continue
         values = notices.values(config, address, date, usage.last_seen, usage.client_ips,
-                                usage.protocols)
+                                usage.protocols, usage.programs)
         message = notices.render(template, values, address, ctx.now(), config.server.hostname)
         if args.dry_run:
             print(f"would notify {address} (last seen {values['last_seen']} from {values['client_ips']})")
@@ -90,7 +91,7 @@ def notify(args):
 
 def _emit(fmt, summary, rows):
     columns = ["account", "pop_before_smtp_relays", "cleartext_logins", "cleartext_protocols",
-               "legacy_hash", "last_seen", "client_ips", "notices"]
+               "legacy_hash", "last_seen", "client_ips", "mail_program", "notices"]
     if fmt == "json":
         print(json.dumps({"summary": summary, "accounts": rows}, indent=2))
     elif fmt == "csv":

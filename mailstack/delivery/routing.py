@@ -62,6 +62,16 @@ def received_header(trace: TraceFacts, at: datetime) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
 
 
+def mail_program(body: bytes) -> str | None:
+    """The User-Agent or X-Mailer header of a submitted message (the report shows it)."""
+    head = body.partition(b"\r\n\r\n")[0]
+    for line in head.split(b"\r\n"):
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() in (b"user-agent", b"x-mailer"):
+            return value.strip().decode("utf-8", "replace")[:255] or None
+    return None
+
+
 def _clean(helo: str) -> str:
     """The HELO argument is client-supplied: keep it printable and short in our header."""
     text = "".join(c if 33 <= ord(c) < 127 else "?" for c in helo)[:255]
@@ -98,7 +108,8 @@ class MessageRouter:
             submission = submissions.Submission(
                 at=at, account_id=account.id, username=account.address,
                 client_ip=trace.client_ip, method=trace.method or "auth", tls=tls,
-                recipients=len(accepted), queue_id=trace.queue_id)
+                recipients=len(accepted), queue_id=trace.queue_id, helo=trace.helo[:255],
+                user_agent=mail_program(body))
         d = self.db.run(store_message, sender, accepted, message, at,
                         account_id=account.id if account is not None else None,
                         client_ip=trace.client_ip, queue_id=trace.queue_id,

@@ -34,9 +34,11 @@ def phase_date(config, phase: str):
     return config.pop_before_smtp.sunset if phase == "sunset" else config.auth.tls_cutover
 
 
-def values(config, address: str, date, last_seen, client_ips, protocols) -> dict:
+def values(config, address: str, date, last_seen, client_ips, protocols, programs=()) -> dict:
     setup = config.client_setup
+    programs = sorted(p for p in programs if p)
     return {"address": address, "date": date.strftime("%d %B %Y"),
+            "program": f" using {', '.join(programs)}" if programs else "",
             "last_seen": last_seen.strftime("%d %B %Y %H:%M UTC"),
             "client_ips": ", ".join(sorted(client_ips)), "protocols": ", ".join(sorted(protocols)),
             "host": client_settings.hostname(config), "help_url": config.submission.help_url,

@@ -26,6 +26,7 @@ class Usage:
     client_ips: set = field(default_factory=set)
     protocols: set = field(default_factory=set)
     weeks: set = field(default_factory=set)
+    programs: set = field(default_factory=set)
 
     def add(self, at: datetime, ip: str, protocol: str) -> None:
         self.count += 1
@@ -39,11 +40,14 @@ class Usage:
 def window_relays(conn: Connection, since: datetime) -> dict[str, Usage]:
     """Accounts that sent through a POP-before-SMTP window since ``since``."""
     s = submissions.c
-    rows = conn.execute(select(s.username, s.at, s.client_ip).where(
+    rows = conn.execute(select(s.username, s.at, s.client_ip, s.user_agent, s.helo).where(
         s.method == "pop-before-smtp", s.at >= since))
     found: dict[str, Usage] = {}
-    for username, at, ip in rows:
-        found.setdefault(username, Usage(username)).add(at, ip, "smtp (POP-before-SMTP)")
+    for username, at, ip, agent, helo in rows:
+        usage = found.setdefault(username, Usage(username))
+        usage.add(at, ip, "smtp (POP-before-SMTP)")
+        if agent or helo:
+            usage.programs.add(agent or f"EHLO {helo}")
     return found
 
 

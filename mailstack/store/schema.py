@@ -134,6 +134,8 @@ submissions = Table(
     Column("tls", Boolean, nullable=False),
     Column("recipients", Integer, nullable=False),
     Column("queue_id", String(64), nullable=False),
+    Column("helo", String(255)),          # the mail program, where it says who it is
+    Column("user_agent", String(255)),
     Index("ix_submissions_account_at", "account_id", "at"),
     Index("ix_submissions_method_at", "method", "at"),
 )

@@ -36,7 +36,8 @@ def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, 
     pop.pass_(PW)
     pop.quit()
     with smtplib.SMTP("127.0.0.1", server.port("submission"), source_address=("127.0.0.41", 0)) as c:
-        c.sendmail("window@example.test", ["modern@example.test"], b"Subject: a\r\n\r\nx\r\n")
+        c.sendmail("window@example.test", ["modern@example.test"],
+                   b"Subject: a\r\nUser-Agent: Thunderbird 115.3\r\n\r\nx\r\n")
     pop = POP3From("127.0.0.1", server.port("pop3"), "127.0.0.42")   # password in the clear
     pop.user("cleartext@example.test")
     pop.pass_(PW)
@@ -61,6 +62,7 @@ def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, 
     assert set(rows) == {"window@example.test", "cleartext@example.test", "oldhash@example.test"}
     assert rows["window@example.test"]["pop_before_smtp_relays"] == 1
     assert rows["window@example.test"]["client_ips"] == "127.0.0.41"
+    assert rows["window@example.test"]["mail_program"] == "Thunderbird 115.3"
     assert rows["cleartext@example.test"]["cleartext_protocols"] == "pop3"
     assert rows["oldhash@example.test"]["legacy_hash"] == "md5_crypt"
     table = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "legacy",
@@ -87,7 +89,8 @@ def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, 
     client.logout()
     assert len(notices) == 2
     text = notices[0].decode()
-    assert "POP before SMTP" in text and "127.0.0.41" in text and "01 March 2027" in text
+    assert "POP before SMTP" in text and "127.0.0.41 using Thunderbird 115.3" in text
+    assert "01 March 2027" in text
     assert "https://help.example.test/smtp" in text and "Port:          465 with SSL/TLS" in text
     report = json.loads(legacy("report", "--format", "json"))
     notified = {r["account"]: r["notices"] for r in report["accounts"]}
