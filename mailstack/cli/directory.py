@@ -108,6 +108,27 @@ def account_sender_rule(args):
                                        else "its own addresses and aliases only"))
 
 
+def _size(text: str) -> int | None:
+    text = text.strip().upper()
+    if text in ("NONE", "UNLIMITED", "0"):
+        return None
+    units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+    try:
+        if text[-1:] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise CommandError(f"{text!r} is not a size like 500M, 2G or none") from None
+
+
+def account_quota(args):
+    ctx = open_context(args)
+    address = _address(args.address)
+    quota = _size(args.size)
+    _run(ctx, directory.set_quota, address, quota)
+    print(f"quota of {address}: " + ("unlimited" if quota is None else f"{quota} bytes"))
+
+
 def account_delete(args):
     ctx = open_context(args)
     address = _address(args.address)
@@ -176,6 +197,10 @@ def register(groups) -> None:
     p.add_argument("address")
     p.add_argument("rule", choices=["own", "any"])
     p.set_defaults(func=account_sender_rule)
+    p = account.add_parser("quota", help="storage quota over all folders (500M, 2G, none)")
+    p.add_argument("address")
+    p.add_argument("size")
+    p.set_defaults(func=account_quota)
     p = account.add_parser("delete", help="delete an account and all its mail")
     p.add_argument("address")
     p.add_argument("--yes", action="store_true", help="confirm")

@@ -42,6 +42,7 @@ class Accepted:
     remote: bool = False
     discard: bool = False   # accepted with 250 and not stored (spam traps, the reflector)
     reflect: bool = False   # the settings-check address: answered, not stored
+    room: int | None = None  # quota headroom at RCPT time
 
 
 def received_header(trace: TraceFacts, at: datetime) -> bytes:

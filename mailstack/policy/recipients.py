@@ -9,7 +9,7 @@ Standards: RFC 5321 §3.3, RFC 3463 (X.1.1).
 from __future__ import annotations
 
 from mailstack import replies
-from mailstack.policy.decision import DUNNO, permit, reject
+from mailstack.policy.decision import DUNNO, defer, permit, reject
 
 
 class LocalRecipientExists:
@@ -20,6 +20,9 @@ class LocalRecipientExists:
         if route is None or not route.hosted:
             return DUNNO
         if route.recipients.exists:
+            if route.room is not None and route.room <= 0:
+                return defer(self.name, "mailbox full",
+                             replies.MAILBOX_FULL.format(address=request.recipient))
             return permit(self.name, "local recipient")
         return reject(self.name, "user unknown",
                       replies.UNKNOWN_USER.format(address=request.recipient))

@@ -368,6 +368,9 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
 
     def _not_stored(self, failure, queue_id):
         # Twisted answers a failed store with 550; a store outage must be temporary (451).
+        if failure.check(replies.Refused):
+            self.log.info("message {id} refused: {reply}", id=queue_id, reply=str(failure.value.reply))
+            return self.reply(failure.value.reply) if not self.transport.disconnecting else None
         if not failure.check(StoreUnavailable):
             self.log.failure("message {id} not stored", failure, id=queue_id)
         else:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
-from mailstack import clock as clocks
+from mailstack import clock as clocks, replies
 from mailstack.delivery.routing import Accepted, MessageRouter, TraceFacts
 from mailstack.policy import (
     auth_window, blocklist, complaints, containment, dnsbl, harvest, op25b, rdns, recipients,
@@ -190,7 +190,8 @@ class InboundPolicy:
             return reply, None
         if decision.check == self.reflector.name:
             return None, Accepted(address, discard=True, reflect=True)
-        return None, Accepted(address, route.recipients.account_ids, remote=not route.hosted)
+        return None, Accepted(address, route.recipients.account_ids, remote=not route.hosted,
+                              room=route.room)
 
     def _client_verdict(self, session):
         d = defer.Deferred()
@@ -211,6 +212,8 @@ class InboundPolicy:
             recipient=envelope.addresses[0] if len(envelope.addresses) == 1 else None,
             account=account.address if account is not None else None, method=envelope.method)
         kept = [r for r in envelope.recipients if not r.discard]
+        if any(r.room is not None and len(body) > r.room for r in kept):
+            raise replies.Refused(replies.MESSAGE_OVER_QUOTA)
         result = None
         if kept:
             result = yield self.router.store(envelope.sender, kept, body, trace,

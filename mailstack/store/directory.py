@@ -40,13 +40,29 @@ class Route:
 
     hosted: bool
     recipients: Recipients = Recipients()
+    room: int | None = None        # bytes left in the fullest recipient mailbox; None: no quota
 
 
 def route(conn: Connection, address: str) -> Route:
     """One read for an RCPT: the hosted-domain test and the recipient lookup together."""
     if not is_hosted(conn, address.rpartition("@")[2]):
         return Route(False)
-    return Route(True, resolve(conn, address))
+    recipients = resolve(conn, address)
+    return Route(True, recipients, room_left(conn, recipients.account_ids))
+
+
+def room_left(conn: Connection, account_ids) -> int | None:
+    """The smallest quota headroom among the accounts (None when none has a quota)."""
+    rooms = []
+    for account_id in account_ids:
+        quota = conn.execute(select(accounts.c.quota_bytes).where(accounts.c.id == account_id)).scalar()
+        if quota is not None:
+            rooms.append(quota - mailbox_usage(conn, account_id)[1])
+    return min(rooms) if rooms else None
+
+
+def set_quota(conn: Connection, address: str, quota_bytes: int | None) -> None:
+    _update_account(conn, address, quota_bytes=quota_bytes)
 
 
 def _domain_id(conn: Connection, name: str) -> int:

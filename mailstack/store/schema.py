@@ -53,6 +53,7 @@ accounts = Table(
     Column("address", String(320), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("may_send_as_any", Boolean, nullable=False, default=False, server_default=false()),
+    Column("quota_bytes", BigInteger),   # storage quota over all folders; NULL: unlimited
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
