@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""FETCH and SEARCH on a large IMAP mailbox: time per command and the server's peak memory.
+
+Usage: .venv/bin/python benchmarks/imap_large.py [--messages 50000] [--db URL]
+Creates a fresh database (SQLite file by default), fills one INBOX with N small messages
+(2 KB, every 100th with the subject "needle"), starts `mailstack serve` pinned to core 1,
+and times, with imaplib over IMAPS: SELECT, UID FETCH 1:* (FLAGS), FETCH of the last 100
+messages' BODY.PEEK[], UID SEARCH UNSEEN, SEARCH SUBJECT needle, SEARCH BODY needle.
+Peak memory is the server's VmHWM (Linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import imaplib
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from mailstack import config as configs
+from mailstack.realm import hashing
+from mailstack.store import directory, mailboxes, migrations
+from mailstack.store.db import Database
+from mailstack.store.schema import folders, messages
+
+BIN = Path(sys.executable).parent
+
+
+def fill(config, count: int) -> None:
+    db = Database(config.database_url(), reactor=None, threads=1)
+    migrations.upgrade(db.engine)
+    now = datetime.now(timezone.utc)
+    db.run_sync(directory.ensure_domains, ["example.test"], now)
+    hasher = hashing.PasswordHasher(hashing.make_context())
+    account = db.run_sync(directory.add_account, "big@example.test", hasher.hash("pw-big"), now)
+
+    def bulk(conn):
+        inbox = mailboxes.require_folder(conn, account, "INBOX")
+        rows = []
+        for n in range(1, count + 1):
+            subject = "needle" if n % 100 == 0 else f"message {n}"
+            body = (f"From: s{n}@remote.test\r\nTo: big@example.test\r\nSubject: {subject}\r\n\r\n"
+                    + "lorem ipsum dolor sit amet " * 70 + "\r\n").encode()
+            rows.append(dict(folder_id=inbox.id, uid=n, guid=uuid.uuid4().hex, internal_date=now,
+                             size=len(body), flags="\\Seen" if n % 3 else "", body=body))
+        conn.execute(insert(messages), rows)
+        conn.execute(folders.update().where(folders.c.id == inbox.id).values(uidnext=count + 1))
+    db.run_sync(bulk)
+    db.stop()
+
+
+def peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=50000)
+    parser.add_argument("--db")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    port = 19930
+    url = args.db or f"sqlite:///{work}/big.db"
+    (work / "m.toml").write_text(f'[database]\nurl = "{url}"\n[tls]\ngenerate_dev = true\n'
+                                 f'[[listeners]]\nprotocol = "imap"\nport = {port}\ntls = "implicit"\n')
+    config = configs.load(work / "m.toml")
+    started = time.monotonic()
+    fill(config, args.messages)
+    filled = time.monotonic() - started
+    server = subprocess.Popen(["taskset", "-c", "1", str(BIN / "mailstack"), "--config",
+                               str(work / "m.toml"), "serve", "--log-level", "warn"])
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        context = ssl.create_default_context(cafile=str(work / "certs" / "ca.pem"))
+        client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=600)
+        client.login("big@example.test", "pw-big")
+        timings = {}
+
+        def timed(name, fn):
+            t = time.monotonic()
+            typ, data = fn()
+            timings[name] = round((time.monotonic() - t) * 1000, 1)
+            assert typ == "OK", (name, data)
+            return data
+        timed("SELECT", lambda: client.select("INBOX"))
+        timed("UID FETCH 1:* (FLAGS)", lambda: client.uid("FETCH", "1:*", "(FLAGS)"))
+        first = max(1, args.messages - 99)
+        timed("FETCH last 100 BODY.PEEK[]", lambda: client.fetch(f"{first}:*", "(BODY.PEEK[])"))
+        found = timed("UID SEARCH UNSEEN", lambda: client.uid("SEARCH", None, "UNSEEN"))
+        assert len(found[0].split()) == args.messages // 3
+        found = timed("SEARCH SUBJECT needle", lambda: client.search(None, "SUBJECT", "needle"))
+        assert len(found[0].split()) == args.messages // 100
+        timed("SEARCH BODY needle", lambda: client.search(None, "BODY", "needle"))
+        client.logout()
+        print(json.dumps({"messages": args.messages, "fill_s": round(filled, 1),
+                          "ms": timings, "server_peak_mb": round(peak_kib(server.pid) / 1024, 1)}))
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
