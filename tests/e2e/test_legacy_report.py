@@ -42,10 +42,15 @@ def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, 
     pop.user("cleartext@example.test")
     pop.pass_(PW)
     pop.quit()
-    with smtplib.SMTP("127.0.0.1", server.port("submission"), source_address=("127.0.0.43", 0)) as c:
-        c.starttls(context=context)                                  # the modern customer
-        c.login("modern@example.test", PW)
-        c.sendmail("modern@example.test", ["window@example.test"], b"Subject: b\r\n\r\nx\r\n")
+    rc = tmp_path / "msmtprc"                                        # the modern customer
+    rc.write_text(f"account default\nhost 127.0.0.1\nport {server.port('submission')}\n"
+                  f"tls on\ntls_starttls on\ntls_trust_file {certs.ca}\ntls_certcheck on\n"
+                  f"tls_host_override localhost\nauth plain\nuser modern@example.test\n"
+                  f"password {PW}\nfrom modern@example.test\n")
+    rc.chmod(0o600)
+    sent = subprocess.run(["msmtp", "-C", str(rc), "window@example.test"],
+                          input=b"Subject: b\r\n\r\nx\r\n", capture_output=True, timeout=30)
+    assert sent.returncode == 0, sent.stderr
 
     config = tmp_path / "m.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n[pop_before_smtp]\nenabled = true\n'
