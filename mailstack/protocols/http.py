@@ -24,6 +24,7 @@ from twisted.web import resource, server
 
 from mailstack import addresses, clock as clocks
 from mailstack.policy import client_settings
+from mailstack.protocols import selfcheck
 from mailstack.store import directory
 
 log = Logger(namespace="mailstack.http")
@@ -64,6 +65,8 @@ class ClientSetup(resource.Resource):
 
     def render_GET(self, request):
         path = request.path.decode("latin-1").lower().rstrip("/")
+        if path == "/check":
+            return selfcheck.SelfCheck(self.parts).render_GET(request)
         if path in AUTOCONFIG_PATHS:
             return self._respond(request, self._autoconfig, request)
         if path.startswith("/autodiscover/autodiscover.json"):
@@ -231,7 +234,7 @@ def _requested_address(body: bytes) -> str:
 
 
 def register_avatars(parts) -> None:
-    """Nobody logs in over HTTP (yet)."""
+    selfcheck.register_avatars(parts)
 
 
 def build_factory(parts, listener):
