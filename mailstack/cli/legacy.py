@@ -42,7 +42,8 @@ def report(args):
             "legacy_hash": old_hashes.get(address) or "",
             "last_seen": max(seen).isoformat(timespec="seconds") if seen else "",
             "client_ips": ",".join(sorted((w.client_ips if w else set()) | (c.client_ips if c else set()))),
-            "mail_program": ", ".join(sorted(w.programs)) if w else "",
+            "ports": ",".join(str(p) for p in sorted((w.ports if w else set()) | (c.ports if c else set()))),
+            "mail_program": ", ".join(sorted((w.programs if w else set()) | (c.programs if c else set()))),
             "notices": len(sent.get(ids.get(address), [])),
         })
     summary = {
@@ -91,7 +92,7 @@ def notify(args):
 
 def _emit(fmt, summary, rows):
     columns = ["account", "pop_before_smtp_relays", "cleartext_logins", "cleartext_protocols",
-               "legacy_hash", "last_seen", "client_ips", "mail_program", "notices"]
+               "legacy_hash", "last_seen", "client_ips", "ports", "mail_program", "notices"]
     if fmt == "json":
         print(json.dumps({"summary": summary, "accounts": rows}, indent=2))
     elif fmt == "csv":

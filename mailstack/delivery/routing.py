@@ -31,6 +31,7 @@ class TraceFacts:
     recipient: str | None = None   # named only when there is exactly one
     account: str | None = None     # the customer who sent it (AUTH or login window)
     method: str | None = None      # "auth" | "pop-before-smtp"
+    port: int | None = None        # the port the client connected to
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class MessageRouter:
                 at=at, account_id=account.id, username=account.address,
                 client_ip=trace.client_ip, method=trace.method or "auth", tls=tls,
                 recipients=len(accepted), queue_id=trace.queue_id, helo=trace.helo[:255],
-                user_agent=mail_program(body))
+                user_agent=mail_program(body), port=trace.port)
         d = self.db.run(store_message, sender, accepted, message, at,
                         account_id=account.id if account is not None else None,
                         client_ip=trace.client_ip, queue_id=trace.queue_id,

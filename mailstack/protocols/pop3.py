@@ -232,7 +232,8 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
     @defer.inlineCallbacks
     def _login(self, user: bytes, password: bytes, mechanism: str):
         credentials = SessionCredentials(user, password, protocol="pop3", client_ip=self.client_ip,
-                                         tls=self.tls, mechanism=mechanism)
+                                         tls=self.tls, mechanism=mechanism,
+                                         port=self.transport.getHost().port)
         try:
             _iface, account, _logout = yield self.parts.portal.login(credentials, None, IPOP3User)
         except UnauthorizedLogin:

@@ -210,7 +210,8 @@ class InboundPolicy:
             hostname=session.hostname, protocol=_with(session), queue_id=queue_id,
             tls_version=starttls.tls_version(session.transport),
             recipient=envelope.addresses[0] if len(envelope.addresses) == 1 else None,
-            account=account.address if account is not None else None, method=envelope.method)
+            account=account.address if account is not None else None, method=envelope.method,
+            port=session.transport.getHost().port)
         kept = [r for r in envelope.recipients if not r.discard]
         if any(r.room is not None and len(body) > r.room for r in kept):
             raise replies.Refused(replies.MESSAGE_OVER_QUOTA)

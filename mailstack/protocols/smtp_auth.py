@@ -141,7 +141,8 @@ class _Exchange:
     def _login(self, user: bytes, password: bytes):
         s = self.session
         credentials = SessionCredentials(user, password, protocol="smtp", client_ip=s.client_ip,
-                                         tls=s.tls, mechanism=self.mechanism)
+                                         tls=s.tls, mechanism=self.mechanism,
+                                         port=s.transport.getHost().port)
         d = self.authenticator.parts.portal.login(credentials, None, ISMTPSender)
         return d.addCallbacks(self._logged_in, self._failed)
 

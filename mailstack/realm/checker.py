@@ -140,7 +140,8 @@ class AccountChecker:
         event = logins.LoginEvent(
             at=clocks.now(self.clock), username=username[:320], protocol=c.protocol,
             client_ip=c.client_ip, tls=c.tls, mechanism=c.mechanism, success=success,
-            account_id=account_id, reason=reason, client_name=c.client_name)
+            account_id=account_id, reason=reason, client_name=c.client_name,
+            port=getattr(c, "port", None))
         log.info("login {outcome} user={user} protocol={protocol} ip={ip} tls={tls} "
                  "mechanism={mechanism}{why}", outcome="ok" if success else "failed",
                  user=username, protocol=c.protocol, ip=c.client_ip, tls=c.tls,

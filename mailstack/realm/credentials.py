@@ -33,6 +33,7 @@ class SessionCredentials:
     tls: bool
     mechanism: str
     client_name: str | None = None
+    port: int | None = None
 
     def checkPassword(self, password) -> bool:
         mine = self.password.encode() if isinstance(self.password, str) else self.password

@@ -27,6 +27,7 @@ class Usage:
     protocols: set = field(default_factory=set)
     weeks: set = field(default_factory=set)
     programs: set = field(default_factory=set)
+    ports: set = field(default_factory=set)
 
     def add(self, at: datetime, ip: str, protocol: str) -> None:
         self.count += 1
@@ -40,12 +41,14 @@ class Usage:
 def window_relays(conn: Connection, since: datetime) -> dict[str, Usage]:
     """Accounts that sent through a POP-before-SMTP window since ``since``."""
     s = submissions.c
-    rows = conn.execute(select(s.username, s.at, s.client_ip, s.user_agent, s.helo).where(
+    rows = conn.execute(select(s.username, s.at, s.client_ip, s.user_agent, s.helo, s.port).where(
         s.method == "pop-before-smtp", s.at >= since))
     found: dict[str, Usage] = {}
-    for username, at, ip, agent, helo in rows:
+    for username, at, ip, agent, helo, port in rows:
         usage = found.setdefault(username, Usage(username))
         usage.add(at, ip, "smtp (POP-before-SMTP)")
+        if port:
+            usage.ports.add(port)
         if agent or helo:
             usage.programs.add(agent or f"EHLO {helo}")
     return found
@@ -54,11 +57,16 @@ def window_relays(conn: Connection, since: datetime) -> dict[str, Usage]:
 def cleartext_logins(conn: Connection, since: datetime) -> dict[str, Usage]:
     """Accounts whose password crossed without TLS (successful logins) since ``since``."""
     e = login_events.c
-    rows = conn.execute(select(e.username, e.at, e.client_ip, e.protocol).where(
-        e.success.is_(True), e.tls.is_(False), e.at >= since))
+    rows = conn.execute(select(e.username, e.at, e.client_ip, e.protocol, e.port, e.client_name)
+                        .where(e.success.is_(True), e.tls.is_(False), e.at >= since))
     found: dict[str, Usage] = {}
-    for username, at, ip, protocol in rows:
-        found.setdefault(username, Usage(username)).add(at, ip, protocol)
+    for username, at, ip, protocol, port, client_name in rows:
+        usage = found.setdefault(username, Usage(username))
+        usage.add(at, ip, protocol)
+        if port:
+            usage.ports.add(port)
+        if client_name:
+            usage.programs.add(client_name)
     return found
 
 

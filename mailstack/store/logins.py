@@ -29,6 +29,7 @@ class LoginEvent:
     account_id: int | None = None
     reason: str = ""
     client_name: str | None = None
+    port: int | None = None
 
 
 def record(conn: Connection, event: LoginEvent) -> None:
@@ -40,7 +41,7 @@ def recent(conn: Connection, *, client_ip: str | None = None, account_id: int | 
            limit: int = 100) -> list[LoginEvent]:
     c = login_events.c
     query = select(c.at, c.username, c.protocol, c.client_ip, c.tls, c.mechanism, c.success,
-                   c.account_id, c.reason, c.client_name).order_by(c.at.desc(), c.id.desc())
+                   c.account_id, c.reason, c.client_name, c.port).order_by(c.at.desc(), c.id.desc())
     if client_ip is not None:
         query = query.where(c.client_ip == client_ip)
     if account_id is not None:
@@ -58,7 +59,7 @@ def last_success_from(conn: Connection, client_ip: str, since: datetime,
     c = login_events.c
     row = conn.execute(
         select(c.at, c.username, c.protocol, c.client_ip, c.tls, c.mechanism, c.success,
-               c.account_id, c.reason, c.client_name)
+               c.account_id, c.reason, c.client_name, c.port)
         .where(c.client_ip == client_ip, c.at >= since, c.success.is_(True),
                c.protocol.in_(list(protocols)), c.account_id.is_not(None))
         .order_by(c.at.desc(), c.id.desc()).limit(1)).first()

@@ -108,6 +108,7 @@ login_events = Table(
     Column("success", Boolean, nullable=False),
     Column("reason", String(64), nullable=False, default=""),
     Column("client_name", String(255)),
+    Column("port", Integer),              # the server port the client used
     # The POP-before-SMTP window and the migration reports ask "who logged in from this IP
     # since T" and "what did this account do since T": both are index range scans.
     Index("ix_login_events_ip_at", "client_ip", "at"),
@@ -137,6 +138,7 @@ submissions = Table(
     Column("queue_id", String(64), nullable=False),
     Column("helo", String(255)),          # the mail program, where it says who it is
     Column("user_agent", String(255)),
+    Column("port", Integer),
     Index("ix_submissions_account_at", "account_id", "at"),
     Index("ix_submissions_method_at", "method", "at"),
 )

@@ -28,6 +28,7 @@ class Submission:
     queue_id: str
     helo: str | None = None
     user_agent: str | None = None
+    port: int | None = None
 
 
 def record(conn: Connection, entry: Submission) -> None:
@@ -44,7 +45,7 @@ def by_method(conn: Connection, method: str, since: datetime | None = None,
               account_id: int | None = None) -> list[Submission]:
     c = submissions.c
     query = select(c.at, c.account_id, c.username, c.client_ip, c.method, c.tls, c.recipients,
-                   c.queue_id, c.helo, c.user_agent).where(c.method == method).order_by(c.at, c.id)
+                   c.queue_id, c.helo, c.user_agent, c.port).where(c.method == method).order_by(c.at, c.id)
     if since is not None:
         query = query.where(c.at >= since)
     if account_id is not None:

@@ -69,6 +69,8 @@ def test_report_counts_each_kind_of_legacy_customer(make_server, certs, db_url, 
     assert rows["window@example.test"]["client_ips"] == "127.0.0.41"
     assert rows["window@example.test"]["mail_program"] == "Thunderbird 115.3"
     assert rows["cleartext@example.test"]["cleartext_protocols"] == "pop3"
+    assert rows["cleartext@example.test"]["ports"] == str(server.port("pop3"))
+    assert rows["window@example.test"]["ports"] == str(server.port("submission"))
     assert rows["oldhash@example.test"]["legacy_hash"] == "md5_crypt"
     table = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "legacy",
                             "report"], capture_output=True, text=True, timeout=60).stdout
