@@ -32,6 +32,7 @@ from mailstack.realm import hashing
 from mailstack.store import directory, mailboxes, migrations
 from mailstack.store.db import Database
 from mailstack.store.schema import folders, messages
+from mailstack.store.search_facts import search_facts
 
 BIN = Path(sys.executable).parent
 
@@ -51,8 +52,10 @@ def fill(config, count: int) -> None:
             subject = "needle" if n % 100 == 0 else f"message {n}"
             body = (f"From: s{n}@remote.test\r\nTo: big@example.test\r\nSubject: {subject}\r\n\r\n"
                     + "lorem ipsum dolor sit amet " * 70 + "\r\n").encode()
+            headers, sent_at = search_facts(body)
             rows.append(dict(folder_id=inbox.id, uid=n, guid=uuid.uuid4().hex, internal_date=now,
-                             size=len(body), flags="\\Seen" if n % 3 else "", body=body))
+                             size=len(body), flags="\\Seen" if n % 3 else "", body=body,
+                             search_headers=headers, sent_at=sent_at))
         conn.execute(insert(messages), rows)
         conn.execute(folders.update().where(folders.c.id == inbox.id).values(uidnext=count + 1))
     db.run_sync(bulk)

@@ -126,6 +126,9 @@ class POP3Config:
 class IMAPConfig:
     idle_timeout: int = setting(1800, _positive)
     max_append_size: int = setting(25 * 1024 * 1024, _positive)
+    # Seconds between checks for other processes' writes to folders clients IDLE on
+    # (SQLite, or PostgreSQL while its LISTEN connection is down).
+    idle_poll: float = setting(2.0, _positive)
 
 
 @dataclass(frozen=True)

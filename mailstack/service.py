@@ -24,6 +24,7 @@ from mailstack.policy.tls_required import TLSRequirement
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.store import directory, migrations
 from mailstack.store.db import Database
+from mailstack.store.watch import FolderWatch
 
 log = Logger(namespace="mailstack.service")
 
@@ -48,6 +49,7 @@ class Parts:
     resolver: dns.Resolver
     listeners: list = field(default_factory=list)
     outbound: object = None   # the queue runner, once built
+    watch: object = None      # folder change notices for IMAP IDLE
     warner: object = None     # daily notices in the migration warning periods
 
 
@@ -162,6 +164,8 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Pa
     PoolService(parts.db, parts.hasher).setServiceParent(root)
     parts.outbound = outbound.build_service(parts)
     parts.outbound.setServiceParent(root)
+    parts.watch = FolderWatch(parts.db, reactor, config.imap.idle_poll)
+    parts.watch.setServiceParent(root)
     modules = _protocol_modules(config)
     for module in modules.values():
         module.register_avatars(parts)

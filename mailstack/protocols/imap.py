@@ -10,7 +10,9 @@ set by ``BODY[]``, partial fetches returning the whole body, APPEND without flag
 and its literal uncapped, and store errors reported as BAD instead of ``NO [UNAVAILABLE]``.
 
 Standards: RFC 3501, RFC 2595 (STARTTLS), RFC 4616 (AUTHENTICATE PLAIN), RFC 5530
-(response codes), RFC 7889 (TOOBIG).
+(response codes), RFC 7889 (APPENDLIMIT, TOOBIG), RFC 2971 (ID), RFC 5161 (ENABLE),
+RFC 4315 (APPENDUID).  Folder commands live in ``imap_folders``, message commands in
+``imap_selected``, IDLE in ``imap_idle``.
 Security: no password before TLS after the cutover (LOGINDISABLED, NO [PRIVACYREQUIRED]);
 failures are recorded and throttled by the realm; the APPEND literal is capped.
 """
@@ -28,11 +30,15 @@ from twisted.mail import imap4
 from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
+from mailstack import clock as clocks
+from mailstack.protocols.imap_folders import FolderCommands
+from mailstack.protocols.imap_idle import IdleState
 from mailstack.protocols.imap_mailbox import Account, PERMANENT_FLAGS
 from mailstack.protocols.imap_selected import SelectedState, _name
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
-from mailstack.store.errors import Conflict, NotFound, StoreUnavailable
+from mailstack.store import logins
+from mailstack.store.errors import OverQuota, StoreUnavailable
 
 P = imap4.IMAP4Server
 
@@ -50,7 +56,15 @@ _REFUSALS = {imap4.IllegalClientResponse: replies.IMAP_SYNTAX,
              imap4.IllegalOperation: replies.IMAP_NOT_ALLOWED}
 
 
-class IMAPServer(SelectedState, imap4.IMAP4Server):
+# Advertised only because each works (tests/e2e/test_imap_extensions.py).  No LITERAL+:
+# Twisted's parser treats ``{5+}`` as a command line (TWISTED-NOTES).
+EXTENSIONS = (b"IDLE", b"UIDPLUS", b"MOVE", b"SPECIAL-USE", b"CREATE-SPECIAL-USE", b"NAMESPACE",
+              b"ID", b"UNSELECT", b"ENABLE", b"CHILDREN", b"QUOTA", b"QUOTA=RES-STORAGE",
+              b"STATUS=SIZE")
+SERVER_ID = b'("name" "mailstack" "vendor" "mailstack")'
+
+
+class IMAPServer(IdleState, FolderCommands, SelectedState, imap4.IMAP4Server):
     IDENT = b"mailstack IMAP4rev1 ready"
     MAX_LENGTH = 8192
 
@@ -58,6 +72,8 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
         super().__init__(chal={}, contextFactory=None)
         self.parts, self.listener, self.name = parts, listener, name
         self.timeOut = self.POSTAUTH_TIMEOUT = parts.config.imap.idle_timeout
+        self.client_id = None       # "Thunderbird 115.3" from the client's ID command
+        self.logged_in_at = None
 
     def connectionMade(self):
         self.client_ip = self.transport.getPeer().host
@@ -164,7 +180,9 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
             caps[b"AUTH"] = [b"PLAIN"]
         else:
             caps[b"LOGINDISABLED"] = None
-        caps[b"NAMESPACE"] = None
+        for name in EXTENSIONS:
+            caps[name] = None
+        caps[b"APPENDLIMIT=%d" % self.parts.config.imap.max_append_size] = None
         return caps
 
     def do_STARTTLS(self, tag):
@@ -216,7 +234,9 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
 
     def _login(self, tag, user, password, mechanism):
         credentials = SessionCredentials(user, password, protocol="imap", client_ip=self.client_ip,
-                                         tls=self.tls, mechanism=mechanism)
+                                         tls=self.tls, mechanism=mechanism,
+                                         client_name=self.client_id,
+                                         port=self.transport.getHost().port)
         d = self.parts.portal.login(credentials, None, imap4.IAccount)
         d.addCallbacks(self._logged_in, self._login_failed, (tag,), None, (tag,), None)
         return d
@@ -224,6 +244,7 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
     def _logged_in(self, result, tag):
         _iface, account, logout = result
         self.account, self._onLogout, self.state = account, logout, "auth"
+        self.logged_in_at = clocks.now(self.parts.clock)
         caps = b" ".join(self.listCapabilities())
         self.sendPositiveResponse(tag, b"[CAPABILITY " + caps + b"] Logged in")
         self.setTimeout(self.POSTAUTH_TIMEOUT)
@@ -257,57 +278,40 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
         self.sendPositiveResponse(tag, b"[" + mode + b"] " + cmdName + b" completed")
         self.state, self.mbox = "select", mbox
 
-    def _ebListWork(self, failure, tag):
-        self._failed(failure, tag)
+    # --- ID and ENABLE ---------------------------------------------------------------------
 
-    def _change(self, tag, d, done: bytes):
-        """Answer OK only after the commit; a refusal is NO, an outage NO [UNAVAILABLE]."""
-        def failed(failure):
-            if failure.check(Conflict):
-                return self.sendNegativeResponse(tag, b"[ALREADYEXISTS] " + done + b" refused")
-            if failure.check(NotFound):
-                return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
-            self._failed(failure, tag)
-        d.addCallbacks(lambda ok: self.sendPositiveResponse(tag, done + b" completed")
-                       if ok is not False else self.sendNegativeResponse(tag, done + b" refused"),
-                       failed)
-        return d
-
-    def do_CREATE(self, tag, name):
-        return self._change(tag, self.account.create(_name(name)), b"CREATE")
-
-    def do_DELETE(self, tag, name):
-        return self._change(tag, self.account.delete(_name(name)), b"DELETE")
-
-    def do_RENAME(self, tag, old, new):
-        return self._change(tag, self.account.rename(_name(old), _name(new)), b"RENAME")
-
-    def do_SUBSCRIBE(self, tag, name):
-        return self._change(tag, self.account.subscribe(_name(name)), b"SUBSCRIBE")
-
-    def do_UNSUBSCRIBE(self, tag, name):
-        return self._change(tag, self.account.unsubscribe(_name(name)), b"UNSUBSCRIBE")
-
-    auth_CREATE = select_CREATE = (do_CREATE, P.arg_finalastring)
-    auth_DELETE = select_DELETE = (do_DELETE, P.arg_finalastring)
-    auth_RENAME = select_RENAME = (do_RENAME, P.arg_astring, P.arg_finalastring)
-    auth_SUBSCRIBE = select_SUBSCRIBE = (do_SUBSCRIBE, P.arg_finalastring)
-    auth_UNSUBSCRIBE = select_UNSUBSCRIBE = (do_UNSUBSCRIBE, P.arg_finalastring)
-
-    @defer.inlineCallbacks
-    def do_STATUS(self, tag, mailbox, names):
+    def do_ID(self, tag, line):
+        """RFC 2971: answer with our name; the client's goes on its login event."""
         try:
-            mbox = yield self.account.select(_name(mailbox), False)
-        except Exception as e:
-            return self._failed(defer.Failure(e), tag)
-        if mbox is None:
-            return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
-        status = mbox.requestStatus([n.decode("ascii", "replace") for n in names])
-        items = " ".join(f"{k} {v}" for k, v in status.items()).encode()
-        self.sendUntaggedResponse(b"STATUS " + imap4._quote(mailbox) + b" (" + items + b")")
-        self.sendPositiveResponse(tag, b"STATUS completed")
+            fields = imap4.parseNestedParens(line or b"")
+        except imap4.MismatchedNesting:
+            return self.sendBadResponse(tag, b"Bad ID syntax")
+        params = fields[0] if len(fields) == 1 and isinstance(fields[0], list) else []
+        if len(fields) != 1 or (fields[0] is not None and not isinstance(fields[0], list)):
+            return self.sendBadResponse(tag, b"ID takes a parameter list or NIL")
+        pairs = dict(zip(params[0::2], params[1::2]))
+        name = b" ".join(v for k in (b"name", b"version") for key, v in pairs.items()
+                         if isinstance(key, bytes) and key.lower() == k and isinstance(v, bytes))
+        self.sendUntaggedResponse(b"ID " + SERVER_ID)
+        self.sendPositiveResponse(tag, b"ID completed")
+        if not name:
+            return None
+        self.client_id = name.decode("utf-8", "replace")[:255]
+        self.log.info("client ID {name}", name=self.client_id)
+        if self.account is not None and self.logged_in_at is not None:
+            d = self.parts.db.run(logins.name_client, self.account.ref.id, self.client_ip,
+                                  "imap", self.client_id, self.logged_in_at)
+            d.addErrback(lambda f: self.log.warn("recording the client ID failed: {e}", e=f.value))
+        return None
 
-    auth_STATUS = select_STATUS = (do_STATUS, P.arg_astring, P.arg_plist)
+    unauth_ID = auth_ID = select_ID = (do_ID, P.arg_line)
+
+    def do_ENABLE(self, tag, line):
+        """RFC 5161: none of our extensions needs enabling, so nothing is enabled."""
+        self.sendUntaggedResponse(b"ENABLED")
+        self.sendPositiveResponse(tag, b"ENABLE completed")
+
+    auth_ENABLE = (do_ENABLE, P.arg_line)
 
     # --- APPEND ---------------------------------------------------------------------------
 
@@ -325,12 +329,15 @@ class IMAPServer(SelectedState, imap4.IMAP4Server):
                 return self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
             flags = [f.decode("utf-8", "replace") for f in (flags or [])]
             uid = yield mbox.addMessage(message, flags, date)
+        except OverQuota:
+            return self.sendNegativeResponse(tag, b"[OVERQUOTA] Mailbox full: over the quota")
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
         if self.mbox is not None and self.mbox.folder.id == mbox.folder.id:
-            yield self._announce_new()
+            yield self.announce_changes()
         self.log.info("APPEND to {box}: uid {uid}", box=mbox.folder.name, uid=uid)
-        self.sendPositiveResponse(tag, b"APPEND completed")
+        self.sendPositiveResponse(
+            tag, b"[APPENDUID %d %d] APPEND completed" % (mbox.getUIDValidity(), uid))
 
     auth_APPEND = select_APPEND = (do_APPEND, P.arg_astring, P.opt_plist, P.opt_datetime,
                                    arg_append_literal)

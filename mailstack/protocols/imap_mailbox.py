@@ -86,12 +86,16 @@ class Account:
         folder, infos = found
         return Mailbox(self, folder, infos, bool(rw))
 
-    def create(self, name):
+    def create(self, name, special_use=None):
         name = folder_name(name)
         if not name or name == mailboxes.INBOX:
             return defer.succeed(False)
         return self.db.run(imap_store.create_with_parents, self.ref.id, name,
-                           clocks.now(self.parts.clock), DELIMITER)
+                           clocks.now(self.parts.clock), DELIMITER, special_use)
+
+    def quota(self):
+        """(bytes used, quota in bytes or None) over all the account's folders."""
+        return self.db.read(imap_store.quota, self.ref.id)
 
     def delete(self, name):
         return self.db.run(imap_store.delete_folder, self.ref.id, folder_name(name))
@@ -163,8 +167,11 @@ class Mailbox:
         pass
 
     def requestStatus(self, names):
+        deleted = [m for m in self.infos if "\\Deleted" in m.flags]
         facts = {"MESSAGES": self.getMessageCount(), "RECENT": 0, "UIDNEXT": self.getUIDNext(),
-                 "UIDVALIDITY": self.getUIDValidity(), "UNSEEN": self.getUnseenCount()}
+                 "UIDVALIDITY": self.getUIDValidity(), "UNSEEN": self.getUnseenCount(),
+                 "SIZE": sum(m.size for m in self.infos), "DELETED": len(deleted),
+                 "DELETED-STORAGE": sum(m.size for m in deleted) // 1024}
         return {n.upper(): facts[n.upper()] for n in names if n.upper() in facts}
 
     # --- message sets -----------------------------------------------------------------
@@ -183,27 +190,46 @@ class Mailbox:
 
     @defer.inlineCallbacks
     def refresh(self):
-        """Reload the message list; (new count, expunged sequence numbers)."""
-        found = yield self.db.read(imap_store.open_folder, self.account.ref.id, self.folder.name)
+        """Catch up with other sessions: (expunged seqs, new count, seqs whose flags changed).
+
+        Reads only what changed since the folder's modseq we hold (store/imap_store.py).
+        """
+        last_uid = self.infos[-1].uid if self.infos else 0
+        found = yield self.db.read(imap_store.changes_since, self.account.ref.id, self.folder.id,
+                                   self.folder.modseq, len(self.infos), last_uid)
         if found is None:
-            return len(self.infos), []
-        self.folder, fresh = found
-        alive = {m.id for m in fresh}
-        gone = [seq for seq, m in enumerate(self.infos, 1) if m.id not in alive]
-        self.infos = fresh
-        return len(fresh), gone
+            return [], len(self.infos), []
+        self.folder, changed, alive = found
+        gone = []
+        if alive is not None:
+            gone = [seq for seq, m in enumerate(self.infos, 1) if m.id not in alive]
+            self.infos = [m for m in self.infos if m.id in alive]
+        position = {m.id: index for index, m in enumerate(self.infos)}
+        flagged = []
+        for m in changed:
+            index = position.get(m.id)
+            if index is None:
+                if m.uid > last_uid:
+                    self.infos.append(m)
+            elif self.infos[index].flags != m.flags:
+                self.infos[index] = m
+                flagged.append(index + 1)
+        return gone, len(self.infos), flagged
+
+    def flags_of(self, seq) -> list[str]:
+        return sorted(self.infos[seq - 1].flags)
 
     # --- reading --------------------------------------------------------------------------
     @defer.inlineCallbacks
-    def fetch(self, messages, uid, need_bodies=True):
-        chosen = self.resolve(messages, uid)
+    def load(self, chosen, need_bodies=True):
+        """[(seq, StoredMessage)] for resolved messages, bodies read in one query."""
         bodies = {}
         if need_bodies and chosen:
             bodies = yield self.db.read(mailboxes.get_bodies, [m.id for _, m in chosen])
         return [(seq, StoredMessage(m, bodies.get(m.id))) for seq, m in chosen]
 
     @defer.inlineCallbacks
-    def search(self, query, uid):
+    def search(self, query, uid, charset=None):
         needs_body = imap_search.needs_body(query)
         bodies = {}
         if needs_body and self.infos:
@@ -218,9 +244,8 @@ class Mailbox:
         body = message.read() if hasattr(message, "read") else bytes(message)
         at = clocks.now(self.account.parts.clock)
         flags = [f for f in (flags or ()) if f.lower() != "\\recent"]
-        info = yield self.db.run(mailboxes.append, self.folder.id, body, _internal_date(date, at),
-                                 flags)
-        self.infos.append(info)
+        info = yield self.db.run(imap_store.append, self.account.ref.id, self.folder.id, body,
+                                 _internal_date(date, at), flags)
         return info.uid
 
     @defer.inlineCallbacks
@@ -251,15 +276,36 @@ class Mailbox:
         return sorted(changed)
 
     @defer.inlineCallbacks
-    def expunge(self):
-        removed = set((yield self.db.run(imap_store.expunge, self.folder.id)))
+    def expunge(self, chosen=None):
+        """EXPUNGE, or UID EXPUNGE over ``chosen``: the sequence numbers removed."""
+        only = None if chosen is None else [m.id for _, m in chosen]
+        removed = set((yield self.db.run(imap_store.expunge, self.folder.id, only)))
+        return self._drop(removed)
+
+    def _drop(self, removed) -> list[int]:
         gone = [seq for seq, m in enumerate(self.infos, 1) if m.id in removed]
         self.infos = [m for m in self.infos if m.id not in removed]
         return gone
 
+    @defer.inlineCallbacks
     def copy_to(self, chosen, target):
-        return self.db.run(imap_store.copy_messages, self.account.ref.id,
-                           [m.id for _, m in chosen], folder_name(target))
+        """COPY: (target UIDVALIDITY, source UIDs, new UIDs) for COPYUID (RFC 4315)."""
+        folder, ids, uids = yield self.db.run(imap_store.copy_messages, self.account.ref.id,
+                                              [m.id for _, m in chosen], folder_name(target))
+        return folder.uidvalidity, self._uids_of(ids), uids
+
+    @defer.inlineCallbacks
+    def move_to(self, chosen, target):
+        """MOVE (RFC 6851): like copy_to, plus the sequence numbers expunged here."""
+        folder, ids, uids = yield self.db.run(imap_store.move_messages, self.account.ref.id,
+                                              self.folder.id, [m.id for _, m in chosen],
+                                              folder_name(target))
+        source_uids = self._uids_of(ids)
+        return folder.uidvalidity, source_uids, uids, self._drop(set(ids))
+
+    def _uids_of(self, ids) -> list[int]:
+        by_id = {m.id: m.uid for m in self.infos}
+        return [by_id[i] for i in ids if i in by_id]
 
 
 def _internal_date(date, default):

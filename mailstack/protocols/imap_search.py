@@ -138,3 +138,7 @@ class Matcher:
         except (TypeError, ValueError):
             return False
         return self._compare_date(key, day, sent.astimezone(timezone.utc))
+
+
+class BadCharset(ValueError):
+    """A SEARCH CHARSET other than US-ASCII or UTF-8 (NO [BADCHARSET])."""

@@ -1,8 +1,10 @@
-"""IMAP commands of the selected state: FETCH, STORE, COPY, SEARCH, EXPUNGE, CLOSE, NOOP.
+"""IMAP commands of the selected state: FETCH, STORE, COPY, MOVE, SEARCH, EXPUNGE, CLOSE,
+UNSELECT, NOOP, and the announcements of other sessions' changes.
 
 Why a mixin of its own: these are the handlers that read and change messages, each waiting
 for its transaction before the tagged reply; ``imap.py`` keeps the session, TLS and login.
 Each handler is re-declared in its dispatch tuple (Twisted binds the base functions there).
+Standards: RFC 3501, RFC 4315 (UIDPLUS), RFC 6851 (MOVE), RFC 3691 (UNSELECT).
 """
 
 from __future__ import annotations
@@ -10,28 +12,49 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.mail import imap4
 
+from mailstack.protocols.imap_fetch import FetchWriter
 from mailstack.protocols.imap_mailbox import folder_name
-from mailstack.protocols.imap_message import _raw_split, header_fields
-from mailstack.store.errors import NotFound
+from mailstack.protocols.imap_search import BadCharset
+from mailstack.store.errors import NotFound, OverQuota
 
 P = imap4.IMAP4Server
+BATCH = 500      # messages per body query: bounds memory on FETCH 1:* BODY[]
 
 
-class SelectedState:
+def uid_set(uids) -> bytes:
+    """1,2,3,7,9,10 -> b"1:3,7,9:10" (RFC 4315 sequence sets)."""
+    out, run = [], []
+    for uid in uids:
+        if run and uid == run[-1] + 1:
+            run.append(uid)
+            continue
+        if run:
+            out.append(run)
+        run = [uid]
+    if run:
+        out.append(run)
+    return b",".join(b"%d" % r[0] if len(r) == 1 else b"%d:%d" % (r[0], r[-1]) for r in out)
+
+
+class SelectedState(FetchWriter):
     @defer.inlineCallbacks
-    def _announce_new(self):
+    def announce_changes(self):
+        """Tell the client what other sessions did: EXPUNGE, EXISTS, then FETCH FLAGS."""
         before = self.mbox.getMessageCount()
-        count, gone = yield self.mbox.refresh()
+        gone, count, flagged = yield self.mbox.refresh()
         for seq in reversed(gone):
             self.sendUntaggedResponse(b"%d EXPUNGE" % seq)
         if count != before or gone:
             self.sendUntaggedResponse(b"%d EXISTS" % count)
+        for seq in flagged:
+            flags = " ".join(self.mbox.flags_of(seq)).encode()
+            self.sendUntaggedResponse(b"%d FETCH (FLAGS (%s))" % (seq, flags))
 
     @defer.inlineCallbacks
     def do_NOOP(self, tag):
         if self.state == "select" and self.mbox is not None:
             try:
-                yield self._announce_new()
+                yield self.announce_changes()
             except Exception as e:
                 return self._failed(defer.Failure(e), tag)
         self.sendPositiveResponse(tag, b"NOOP completed")
@@ -39,59 +62,38 @@ class SelectedState:
     unauth_NOOP = auth_NOOP = select_NOOP = logout_NOOP = (do_NOOP,)
     select_CHECK = (do_NOOP,)
 
+    def do_UID(self, tag, command, line):
+        # Twisted routes only COPY/FETCH/STORE/SEARCH; UIDPLUS and MOVE add two.
+        command = command.upper()
+        if command not in (b"COPY", b"FETCH", b"STORE", b"SEARCH", b"MOVE", b"EXPUNGE"):
+            raise imap4.IllegalClientResponse(command)
+        self.dispatchCommand(tag, command, line, uid=1)
+
+    select_UID = (do_UID, P.arg_atom, P.arg_line)
+
     @defer.inlineCallbacks
     def do_FETCH(self, tag, messages, query, uid=0):
-        # Our own loop instead of Twisted's __cbFetch: that one keeps per-command state on
-        # the protocol and unblocks queued commands on its own.
+        # Our own writer instead of Twisted's __cbFetch/spewMessage: that one keeps
+        # per-command state on the protocol and schedules one reactor turn per message.
         if not query:
             return self.sendPositiveResponse(tag, b"FETCH completed")
-        cheap = {"flags", "internaldate", "rfc822size", "uid"}
-        need_bodies = any(q.type not in cheap for q in query)
-        marks_seen = any((q.type == "body" and not q.peek and (q.header or q.text or q.mime or q.empty))
-                         or q.type in ("rfc822", "rfc822text") for q in query)
+        need_bodies = self.needs_bodies(query)
         try:
-            results = yield self.mbox.fetch(messages, uid, need_bodies)
-            if marks_seen:
-                yield self.mbox.mark_seen([(seq, msg.info) for seq, msg in results])
-                for seq, msg in results:
-                    msg.info = self.mbox.infos[seq - 1]
-            for seq, msg in results:
+            chosen = self.mbox.resolve(messages, uid)
+            if self.marks_seen(query):
+                yield self.mbox.mark_seen(chosen)
+                chosen = [(seq, self.mbox.infos[seq - 1]) for seq, _ in chosen]
+            for start in range(0, len(chosen), BATCH if need_bodies else len(chosen) or 1):
+                batch = chosen[start:start + BATCH] if need_bodies else chosen
+                loaded = yield self.mbox.load(batch, need_bodies)
                 if self.transport.disconnecting:
                     return None
-                yield self.spewMessage(seq, msg, query, uid)
+                self.write_fetch(loaded, query, uid)
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
         self.sendPositiveResponse(tag, b"FETCH completed")
 
     select_FETCH = (do_FETCH, P.arg_seqset, P.arg_fetchatt)
-
-    def spew_body(self, part, id, msg, _w=None, _f=None):
-        # Twisted ignores <partial> and re-synthesizes headers; we send stored bytes.
-        target = msg
-        for index in part.part:
-            target = target.getSubPart(index) if target.isMultipart() else None
-            if target is None:
-                raise TypeError("no such body part")
-        raw = target.raw()
-        head, text = _raw_split(raw)
-        if part.header and part.header.fields:
-            fields = [f.decode() if isinstance(f, bytes) else f for f in part.header.fields]
-            data = header_fields(head, fields, part.header.negate)
-        elif part.header or part.mime:
-            data = head
-        elif part.text:
-            data = text
-        elif part.empty:
-            data = raw if not part.part else text
-        else:
-            _w(b"BODY " + imap4.collapseNestedLists([imap4.getBodyStructure(msg)]))
-            return None
-        name = _section_name(part)
-        if part.partialBegin is not None:
-            data = data[part.partialBegin:part.partialBegin + part.partialLength]
-            name += b"<%d>" % part.partialBegin
-        _w(name + b" {%d}\r\n" % len(data) + data)
-        return None
 
     @defer.inlineCallbacks
     def do_STORE(self, tag, messages, mode, flags, uid=0):
@@ -117,19 +119,49 @@ class SelectedState:
     def do_COPY(self, tag, messages, mailbox, uid=0):
         chosen = self.mbox.resolve(messages, uid)
         try:
-            yield self.mbox.copy_to(chosen, _name(mailbox))
+            validity, sources, uids = yield self.mbox.copy_to(chosen, _name(mailbox))
+        except NotFound:
+            return self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
+        except OverQuota:
+            return self.sendNegativeResponse(tag, b"[OVERQUOTA] Mailbox full: over the quota")
+        except Exception as e:
+            return self._failed(defer.Failure(e), tag)
+        code = self._copyuid(validity, sources, uids)
+        self.sendPositiveResponse(tag, code + b"COPY completed")
+
+    select_COPY = (do_COPY, P.arg_seqset, P.arg_finalastring)
+
+    @staticmethod
+    def _copyuid(validity, sources, uids) -> bytes:
+        if not uids:
+            return b""
+        return b"[COPYUID %d %s %s] " % (validity, uid_set(sources), uid_set(uids))
+
+    @defer.inlineCallbacks
+    def do_MOVE(self, tag, messages, mailbox, uid=0):
+        if not self.mbox.isWriteable():
+            return self.sendNegativeResponse(tag, b"[READ-ONLY] Mailbox is read-only")
+        chosen = self.mbox.resolve(messages, uid)
+        try:
+            validity, sources, uids, gone = yield self.mbox.move_to(chosen, _name(mailbox))
         except NotFound:
             return self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
-        self.sendPositiveResponse(tag, b"COPY completed")
+        if uids:   # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges
+            self.sendPositiveResponse(None, self._copyuid(validity, sources, uids) + b"Moved")
+        for seq in reversed(gone):
+            self.sendUntaggedResponse(b"%d EXPUNGE" % seq)
+        self.sendPositiveResponse(tag, b"MOVE completed")
 
-    select_COPY = (do_COPY, P.arg_seqset, P.arg_finalastring)
+    select_MOVE = (do_MOVE, P.arg_seqset, P.arg_finalastring)
 
     @defer.inlineCallbacks
     def do_SEARCH(self, tag, charset, query, uid=0):
         try:
-            found = yield self.mbox.search(query, uid)
+            found = yield self.mbox.search(query, uid, charset)
+        except BadCharset:
+            return self.sendNegativeResponse(tag, b"[BADCHARSET (US-ASCII UTF-8)] Unsupported charset")
         except ValueError:
             return self.sendBadResponse(tag, b"Unsupported search criteria")
         except Exception as e:
@@ -140,18 +172,26 @@ class SelectedState:
     select_SEARCH = (do_SEARCH, P.opt_charset, P.arg_searchkeys)
 
     @defer.inlineCallbacks
-    def do_EXPUNGE(self, tag):
+    def do_EXPUNGE(self, tag, messages=None, uid=0):
         if not self.mbox.isWriteable():
             return self.sendNegativeResponse(tag, b"[READ-ONLY] Mailbox is read-only")
+        if uid and messages is None:
+            return self.sendBadResponse(tag, b"UID EXPUNGE needs a UID set")
+        chosen = None if messages is None else self.mbox.resolve(messages, True)
         try:
-            gone = yield self.mbox.expunge()
+            gone = yield self.mbox.expunge(chosen)
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
         for seq in reversed(gone):
             self.sendUntaggedResponse(b"%d EXPUNGE" % seq)
         self.sendPositiveResponse(tag, b"EXPUNGE completed")
 
-    select_EXPUNGE = (do_EXPUNGE,)
+    def arg_optional_seqset(self, line):
+        if not line:
+            return None, b""
+        return self.arg_seqset(line)
+
+    select_EXPUNGE = (do_EXPUNGE, arg_optional_seqset)
 
     @defer.inlineCallbacks
     def do_CLOSE(self, tag):
@@ -165,7 +205,12 @@ class SelectedState:
 
     select_CLOSE = (do_CLOSE,)
 
+    def do_UNSELECT(self, tag):
+        """RFC 3691: leave the mailbox without expunging."""
+        self.mbox, self.state = None, "auth"
+        self.sendPositiveResponse(tag, b"UNSELECT completed")
 
+    select_UNSELECT = (do_UNSELECT,)
 
 
 def _name(raw) -> str:
@@ -176,15 +221,3 @@ def _name(raw) -> str:
         except UnicodeError:
             raise imap4.IllegalMailboxEncoding("undecodable mailbox name") from None
     return folder_name(raw)
-
-
-def _section_name(part) -> bytes:
-    section = b".".join(str(i + 1).encode() for i in part.part)
-    sep = b"." if section else b""
-    if part.header:
-        section += sep + bytes(part.header)
-    elif part.text:
-        section += sep + b"TEXT"
-    elif part.mime:
-        section += sep + b"MIME"
-    return b"BODY[" + section + b"]"

@@ -22,6 +22,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from mailstack.store.changes import TOUCHED
 from mailstack.store.errors import Conflict, StoreUnavailable
 
 T = TypeVar("T")
@@ -78,6 +79,8 @@ class Database:
         self.reactor = reactor
         self.pool = ThreadPool(minthreads=0, maxthreads=threads, name="mailstack-db")
         self._started = False
+        # Called in the reactor thread with the folder ids a committed transaction wrote.
+        self.commit_listeners: list[Callable[[set], None]] = []
 
     def start(self) -> None:
         if not self._started:
@@ -98,6 +101,13 @@ class Database:
         """Like ``run`` but a read-only transaction (SQLite readers do not queue behind writers)."""
         return deferToThreadPool(self.reactor, self.pool, self.read_sync, fn, *args, **kwargs)
 
+    def _committed(self, folder_ids) -> None:
+        for listener in list(self.commit_listeners):
+            try:
+                listener(folder_ids)
+            except Exception:
+                log.failure("commit listener failed")
+
     def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self._transaction(False, fn, args, kwargs)
 
@@ -108,11 +118,17 @@ class Database:
         try:
             with self.engine.connect() as conn:
                 conn.info[_READONLY] = readonly
+                touched = None
                 try:
                     with conn.begin():
-                        return fn(conn, *args, **kwargs)
+                        result = fn(conn, *args, **kwargs)
+                    touched = conn.info.get(TOUCHED)
+                    return result
                 finally:
                     conn.info.pop(_READONLY, None)
+                    conn.info.pop(TOUCHED, None)
+                    if touched and self.commit_listeners:
+                        self.reactor.callFromThread(self._committed, touched)
         except IntegrityError as e:
             raise Conflict(str(e.orig)) from e
         except (OperationalError, InterfaceError) as e:

@@ -55,10 +55,14 @@ def room_left(conn: Connection, account_ids) -> int | None:
     """The smallest quota headroom among the accounts (None when none has a quota)."""
     rooms = []
     for account_id in account_ids:
-        quota = conn.execute(select(accounts.c.quota_bytes).where(accounts.c.id == account_id)).scalar()
+        quota = quota_of(conn, account_id)
         if quota is not None:
             rooms.append(quota - mailbox_usage(conn, account_id)[1])
     return min(rooms) if rooms else None
+
+
+def quota_of(conn: Connection, account_id: int) -> int | None:
+    return conn.execute(select(accounts.c.quota_bytes).where(accounts.c.id == account_id)).scalar()
 
 
 def set_quota(conn: Connection, address: str, quota_bytes: int | None) -> None:

@@ -19,3 +19,7 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """The thing already exists, or a constraint forbids the change."""
+
+
+class OverQuota(StoreError):
+    """The change would take the account past its storage quota (IMAP ``NO [OVERQUOTA]``)."""

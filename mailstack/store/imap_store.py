@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailstack.store import mailboxes
-from mailstack.store.errors import Conflict, NotFound
+from mailstack.store import changes, directory, mailboxes
+from mailstack.store.errors import Conflict, NotFound, OverQuota
 from mailstack.store.schema import folders, messages
 
 
@@ -21,6 +21,46 @@ def open_folder(conn: Connection, account_id: int, name: str):
     if folder is None:
         return None
     return folder, mailboxes.list_messages(conn, folder.id)
+
+
+def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int,
+                  known_count: int, last_uid: int):
+    """What a session holding a snapshot must learn: (folder, changed rows, alive ids or None).
+
+    Reads only the rows whose modseq passed ``modseq`` (new mail, flag changes); expunges
+    are inferred from the count and only then are the ids listed.  The folder row is read
+    first, so a change committed meanwhile is seen now or at the next wake, never lost.
+    """
+    folder = mailboxes.get_folder_by_id(conn, account_id, folder_id)
+    if folder is None:
+        return None
+    total = conn.execute(select(func.count(messages.c.id))
+                         .where(messages.c.folder_id == folder_id)).scalar()
+    changed = mailboxes.list_messages(conn, folder_id, since_modseq=modseq)
+    new = sum(1 for m in changed if m.uid > last_uid)
+    alive = None
+    if known_count + new != total:
+        alive = set(conn.execute(select(messages.c.id)
+                                 .where(messages.c.folder_id == folder_id)).scalars())
+    return folder, changed, alive
+
+
+def quota(conn: Connection, account_id: int) -> tuple[int, int | None]:
+    """(bytes used over all folders, the quota in bytes or None)."""
+    return directory.mailbox_usage(conn, account_id)[1], directory.quota_of(conn, account_id)
+
+
+def _check_room(conn: Connection, account_id: int, size: int) -> None:
+    room = directory.room_left(conn, [account_id])
+    if room is not None and size > room:
+        raise OverQuota(f"{size} bytes do not fit in {room}")
+
+
+def append(conn: Connection, account_id: int, folder_id: int, body: bytes, at: datetime,
+           flags) -> mailboxes.MessageInfo:
+    """IMAP APPEND: refused with OverQuota when the account's quota has no room for it."""
+    _check_room(conn, account_id, len(body))
+    return mailboxes.append(conn, folder_id, body, at, flags)
 
 
 def status(conn: Connection, account_id: int, name: str) -> dict | None:
@@ -33,54 +73,81 @@ def status(conn: Connection, account_id: int, name: str) -> dict | None:
             "UNSEEN": sum(1 for m in infos if "\\Seen" not in m.flags)}
 
 
-def store_flags(conn: Connection, folder_id: int, changes: dict[int, frozenset]) -> None:
+def store_flags(conn: Connection, folder_id: int, new_flags: dict[int, frozenset]) -> None:
     """One UPDATE per distinct resulting flag set (``1:* +FLAGS`` is usually one statement)."""
     by_flags: dict[str, list[int]] = {}
-    for message_id, flags in changes.items():
+    for message_id, flags in new_flags.items():
         by_flags.setdefault(mailboxes.flags_text(flags), []).append(message_id)
+    if not by_flags:
+        return
+    modseq = changes.touch(conn, [folder_id]).get(folder_id, 0)
     for text, ids in by_flags.items():
         conn.execute(update(messages).where(messages.c.id.in_(ids),
                                             messages.c.folder_id == folder_id)
-                     .values(flags=text))
+                     .values(flags=text, modseq=modseq))
 
 
-def expunge(conn: Connection, folder_id: int) -> list[int]:
-    """Delete every \\Deleted message of the folder; the ids removed."""
-    rows = conn.execute(select(messages.c.id, messages.c.flags)
-                        .where(messages.c.folder_id == folder_id))
-    doomed = [r.id for r in rows if "\\Deleted" in r.flags.split()]
+def expunge(conn: Connection, folder_id: int, only_ids=None) -> list[int]:
+    """Delete the \\Deleted messages of the folder (UID EXPUNGE: only among ``only_ids``)."""
+    query = select(messages.c.id, messages.c.flags).where(messages.c.folder_id == folder_id)
+    if only_ids is not None:
+        query = query.where(messages.c.id.in_(list(only_ids)))
+    doomed = [r.id for r in conn.execute(query) if "\\Deleted" in r.flags.split()]
     if doomed:
         conn.execute(delete(messages).where(messages.c.id.in_(doomed)))
+        changes.touch(conn, [folder_id])
     return doomed
 
 
-def copy_messages(conn: Connection, account_id: int, message_ids, target: str) -> list[int]:
-    """Copy into ``target`` with new UIDs (and new GUIDs); the new UIDs in order."""
+def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
+                  quota_checked: bool = True) -> tuple[mailboxes.FolderInfo, list[int], list[int]]:
+    """Copy into ``target`` with new UIDs (and GUIDs): (target, source ids copied, new UIDs).
+
+    The source ids come back in ``message_ids`` order, so COPYUID pairs them with the UIDs.
+    """
     folder = mailboxes.get_folder(conn, account_id, target)
     if folder is None:
         raise NotFound(target)
     ids = list(message_ids)
     if not ids:
-        return []
+        return folder, [], []
     rows = conn.execute(select(messages.c.id, messages.c.internal_date, messages.c.size,
-                               messages.c.flags, messages.c.body)
+                               messages.c.flags, messages.c.body, messages.c.search_headers,
+                               messages.c.sent_at)
                         .where(messages.c.id.in_(ids))).all()
     by_id = {r.id: r for r in rows}
-    first = conn.execute(update(folders).where(folders.c.id == folder.id)
-                         .values(uidnext=folders.c.uidnext + len(by_id))
-                         .returning(folders.c.uidnext - len(by_id))).scalar()
+    if not by_id:
+        return folder, [], []
+    if quota_checked:
+        _check_room(conn, account_id, sum(r.size for r in rows))
+    first, modseq = mailboxes.allocate_uids(conn, folder.id, len(by_id))
     uids = []
     for offset, message_id in enumerate(i for i in ids if i in by_id):
         r = by_id[message_id]
         conn.execute(insert(messages).values(
             folder_id=folder.id, uid=first + offset, guid=uuid.uuid4().hex,
-            internal_date=r.internal_date, size=r.size, flags=r.flags, body=r.body))
+            internal_date=r.internal_date, size=r.size, flags=r.flags, body=r.body,
+            search_headers=r.search_headers, sent_at=r.sent_at, modseq=modseq))
         uids.append(first + offset)
-    return uids
+    return folder, [i for i in ids if i in by_id], uids
+
+
+def move_messages(conn: Connection, account_id: int, source_id: int, message_ids, target: str):
+    """MOVE (RFC 6851): copy and expunge in one transaction; same result as copy_messages.
+
+    No quota check: the account's usage does not grow.
+    """
+    result = copy_messages(conn, account_id, message_ids, target, quota_checked=False)
+    moved = result[1]
+    if moved:
+        conn.execute(delete(messages).where(messages.c.id.in_(moved),
+                                            messages.c.folder_id == source_id))
+        changes.touch(conn, [source_id])
+    return result
 
 
 def create_with_parents(conn: Connection, account_id: int, name: str, at: datetime,
-                        delimiter: str = "/") -> int:
+                        delimiter: str = "/", special_use: str | None = None) -> int:
     """CREATE a/b/c also creates a and a/b when missing (RFC 3501 §6.3.3)."""
     if mailboxes.get_folder(conn, account_id, name) is not None:
         raise Conflict(f"{name} already exists")
@@ -89,7 +156,7 @@ def create_with_parents(conn: Connection, account_id: int, name: str, at: dateti
         parent = delimiter.join(parts[:depth])
         if parent and mailboxes.get_folder(conn, account_id, parent) is None:
             mailboxes.create_folder(conn, account_id, parent, at)
-    return mailboxes.create_folder(conn, account_id, name, at)
+    return mailboxes.create_folder(conn, account_id, name, at, special_use=special_use)
 
 
 def delete_folder(conn: Connection, account_id: int, name: str) -> None:

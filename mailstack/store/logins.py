@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store.schema import login_events
@@ -34,6 +34,19 @@ class LoginEvent:
 
 def record(conn: Connection, event: LoginEvent) -> None:
     conn.execute(insert(login_events).values(**event.__dict__))
+
+
+def name_client(conn: Connection, account_id: int, client_ip: str, protocol: str,
+                client_name: str, since: datetime) -> bool:
+    """Put the client's name (IMAP ID, sent after login) on this session's login event."""
+    e = login_events.c
+    newest = conn.execute(select(e.id).where(
+        e.account_id == account_id, e.client_ip == client_ip, e.protocol == protocol,
+        e.success.is_(True), e.at >= since).order_by(e.at.desc(), e.id.desc()).limit(1)).scalar()
+    if newest is None:
+        return False
+    conn.execute(update(login_events).where(e.id == newest).values(client_name=client_name))
+    return True
 
 
 def recent(conn: Connection, *, client_ip: str | None = None, account_id: int | None = None,

@@ -16,7 +16,9 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from mailstack.store import changes
 from mailstack.store.errors import Conflict, NotFound
+from mailstack.store.search_facts import search_facts
 from mailstack.store.schema import folders, messages
 
 INBOX = "INBOX"
@@ -37,6 +39,7 @@ class FolderInfo:
     uidnext: int
     special_use: str | None
     subscribed: bool
+    modseq: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class MessageInfo:
 
 
 _FOLDER_COLUMNS = (folders.c.id, folders.c.name, folders.c.uidvalidity, folders.c.uidnext,
-                   folders.c.special_use, folders.c.subscribed)
+                   folders.c.special_use, folders.c.subscribed, folders.c.modseq)
 _MESSAGE_COLUMNS = (messages.c.id, messages.c.uid, messages.c.guid, messages.c.internal_date,
                     messages.c.size, messages.c.flags)
 
@@ -103,6 +106,12 @@ def get_folder(conn: Connection, account_id: int, name: str) -> FolderInfo | Non
     return FolderInfo(*row) if row else None
 
 
+def get_folder_by_id(conn: Connection, account_id: int, folder_id: int) -> FolderInfo | None:
+    row = conn.execute(select(*_FOLDER_COLUMNS).where(
+        folders.c.account_id == account_id, folders.c.id == folder_id)).first()
+    return FolderInfo(*row) if row else None
+
+
 def require_folder(conn: Connection, account_id: int, name: str) -> FolderInfo:
     folder = get_folder(conn, account_id, name)
     if folder is None:
@@ -116,24 +125,27 @@ def list_folders(conn: Connection, account_id: int) -> list[FolderInfo]:
     return [FolderInfo(*row) for row in rows]
 
 
-def _allocate_uids(conn: Connection, folder_id: int, count: int = 1) -> int:
-    """Reserve ``count`` consecutive UIDs atomically; return the first."""
-    first = conn.execute(update(folders).where(folders.c.id == folder_id)
-                         .values(uidnext=folders.c.uidnext + count)
-                         .returning(folders.c.uidnext - count)).scalar()
-    if first is None:
+def allocate_uids(conn: Connection, folder_id: int, count: int = 1) -> tuple[int, int]:
+    """Reserve ``count`` consecutive UIDs atomically and bump modseq: (first UID, modseq)."""
+    row = conn.execute(update(folders).where(folders.c.id == folder_id)
+                       .values(uidnext=folders.c.uidnext + count, modseq=folders.c.modseq + 1)
+                       .returning(folders.c.uidnext - count, folders.c.modseq)).first()
+    if row is None:
         raise NotFound(f"folder {folder_id} vanished")
-    return int(first)
+    changes.notice(conn, [folder_id])
+    return int(row[0]), int(row[1])
 
 
 def append(conn: Connection, folder_id: int, body: bytes, internal_date: datetime,
            flags=()) -> MessageInfo:
-    uid = _allocate_uids(conn, folder_id)
+    uid, modseq = allocate_uids(conn, folder_id)
     guid = uuid.uuid4().hex
     text = flags_text(flags)
+    headers, sent_at = search_facts(body)
     message_id = conn.execute(insert(messages).values(
         folder_id=folder_id, uid=uid, guid=guid, internal_date=internal_date,
-        size=len(body), flags=text, body=body)).inserted_primary_key[0]
+        size=len(body), flags=text, body=body, search_headers=headers,
+        sent_at=sent_at, modseq=modseq)).inserted_primary_key[0]
     return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text))
 
 
@@ -146,9 +158,12 @@ def deliver(conn: Connection, account_ids, body: bytes, at: datetime) -> list[Me
     return stored
 
 
-def list_messages(conn: Connection, folder_id: int) -> list[MessageInfo]:
-    rows = conn.execute(select(*_MESSAGE_COLUMNS).where(messages.c.folder_id == folder_id)
-                        .order_by(messages.c.uid))
+def list_messages(conn: Connection, folder_id: int, since_modseq: int | None = None
+                  ) -> list[MessageInfo]:
+    query = select(*_MESSAGE_COLUMNS).where(messages.c.folder_id == folder_id)
+    if since_modseq is not None:
+        query = query.where(messages.c.modseq > since_modseq)
+    rows = conn.execute(query.order_by(messages.c.uid))
     return [_message(row) for row in rows]
 
 
@@ -160,14 +175,12 @@ def get_bodies(conn: Connection, message_ids) -> dict[int, bytes]:
     return {row.id: bytes(row.body) for row in rows}
 
 
-def set_flags(conn: Connection, message_id: int, flags) -> None:
-    conn.execute(update(messages).where(messages.c.id == message_id)
-                 .values(flags=flags_text(flags)))
-
-
 def delete_messages(conn: Connection, folder_id: int, message_ids) -> int:
     ids = list(message_ids)
     if not ids:
         return 0
-    return conn.execute(delete(messages).where(
+    removed = conn.execute(delete(messages).where(
         and_(messages.c.folder_id == folder_id, messages.c.id.in_(ids)))).rowcount
+    if removed:
+        changes.touch(conn, [folder_id])
+    return removed

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailstack.store import mailboxes
+from mailstack.store import changes, mailboxes
 from mailstack.store.schema import folders, mailbox_locks, messages
 
 
@@ -67,8 +67,11 @@ def close_maildrop(conn: Connection, account_id: int, holder: str, delete_ids) -
     deleted = 0
     if ids:
         own = select(folders.c.id).where(folders.c.account_id == account_id)
+        touched = conn.execute(select(messages.c.folder_id).distinct().where(
+            and_(messages.c.id.in_(ids), messages.c.folder_id.in_(own)))).scalars().all()
         deleted = conn.execute(delete(messages).where(
             and_(messages.c.id.in_(ids), messages.c.folder_id.in_(own)))).rowcount
+        changes.touch(conn, touched)
     release(conn, account_id, holder)
     return deleted
 

@@ -77,6 +77,8 @@ folders = Table(
     Column("uidnext", BigInteger, nullable=False, default=1),
     Column("special_use", String(32)),
     Column("subscribed", Boolean, nullable=False, default=True),
+    # Bumped by every write to the folder's messages (store/changes.py): what IDLE watches.
+    Column("modseq", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("account_id", "name", name="uq_folders_account_name"),
 )
 
@@ -92,7 +94,14 @@ messages = Table(
     # Space-separated, e.g. "\\Seen \\Flagged $Label1"; "" for none.
     Column("flags", Text, nullable=False, default=""),
     Column("body", LargeBinary, nullable=False),
+    # What SEARCH reads instead of the body (store/search_facts.py).
+    Column("search_headers", Text),
+    # The folder's modseq when the row was stored or its flags last changed: IDLE and NOOP
+    # read only the rows changed since the modseq they know.
+    Column("modseq", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("sent_at", UTCDateTime),
     UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
+    Index("ix_messages_folder_modseq", "folder_id", "modseq"),
 )
 
 login_events = Table(
