@@ -1,4 +1,4 @@
-"""IMAP end to end: imaplib over STARTTLS and implicit TLS, curl and mbsync, and the faults."""
+"""IMAP end to end: imaplib over STARTTLS and implicit TLS, curl, and the faults (mbsync: test_imap_extensions)."""
 
 from __future__ import annotations
 
@@ -302,42 +302,6 @@ def test_curl_fetches_by_uid_and_appends(imap, certs, tmp_path):
                           timeout=30)
     assert done.returncode == 0, done.stderr
     assert folder_uids(imap, "Drafts") == [1]
-
-
-def test_mbsync_mirrors_the_mailbox_into_a_maildir(imap, certs, tmp_path):
-    maildir = tmp_path / "mail"
-    maildir.mkdir()
-    rc = tmp_path / "mbsyncrc"
-    rc.write_text(f"""IMAPAccount ann
-Host localhost
-Port {imap.port('imaps')}
-User ann@example.test
-Pass "{PASSWORD}"
-SSLType IMAPS
-CertificateFile {certs.ca}
-
-IMAPStore remote
-Account ann
-
-MaildirStore local
-Path {maildir}/
-Inbox {maildir}/INBOX
-SubFolders Verbatim
-
-Channel ann
-Far :remote:
-Near :local:
-Patterns *
-Create Near
-SyncState *
-""")
-    done = subprocess.run(["mbsync", "-c", str(rc), "-a"], capture_output=True, text=True,
-                          timeout=60, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    files = list((maildir / "INBOX").glob("*/*"))
-    assert len(files) == 3
-    assert any(b"with attachment" in f.read_bytes() for f in files)
-    assert (maildir / "Sent").is_dir() and (maildir / "Trash").is_dir()
 
 
 def test_after_the_tls_cutover_login_needs_starttls(make_server, certs):

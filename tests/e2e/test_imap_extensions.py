@@ -15,7 +15,7 @@ import time
 import pytest
 
 from mailstack.store import directory, logins, mailboxes
-from tests.e2e.test_process import free_ports, stop, wait_for_port
+from tests.e2e.test_process import config_text, free_ports, stop, wait_for_port
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "imap ext password"
@@ -264,28 +264,11 @@ def test_idle_must_end_with_done(ext):
     client.logout()
 
 
-def second_process_config(db_url, smtp_port):
-    return f"""
-[server]
-hostname = "mx2.example.test"
-[database]
-url = "{db_url}"
-[tls]
-generate_dev = true
-[domains]
-hosted = ["example.test"]
-[[listeners]]
-protocol = "smtp"
-port = {smtp_port}
-tls = "none"
-"""
-
-
 def test_idle_hears_a_delivery_made_by_a_second_process(ext, db_url, tmp_path):
     """PostgreSQL: LISTEN/NOTIFY, well under a second.  SQLite: the poll (imap.idle_poll)."""
-    (smtp_port,) = free_ports(1)
+    smtp_port, pop3s_port = free_ports(2)
     config = tmp_path / "second.toml"
-    config.write_text(second_process_config(db_url, smtp_port))
+    config.write_text(config_text(db_url, smtp_port, pop3s_port))
     proc = subprocess.Popen([sys.executable, "-m", "mailstack", "--config", str(config), "serve"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=tmp_path)
@@ -296,7 +279,7 @@ def test_idle_hears_a_delivery_made_by_a_second_process(ext, db_url, tmp_path):
         tag = start_idle(client)
         time.sleep(0.2)
         sent = time.monotonic()
-        with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:
+        with smtplib.SMTP("127.0.0.1", smtp_port) as smtp:   # the second process's port 25
             smtp.sendmail("s@remote.test", ["ann@example.test"], message(5))
         line, _ = wait_for(client, rb"EXISTS", 10)
         delay = time.monotonic() - sent
