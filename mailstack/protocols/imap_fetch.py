@@ -51,13 +51,18 @@ class FetchWriter:
         return any((q.type == "body" and not q.peek and (q.header or q.text or q.mime or q.empty))
                    or q.type in ("rfc822", "rfc822text") for q in query)
 
-    def write_fetch(self, loaded, query, uid) -> None:
+    def write_fetch(self, loaded, query, uid, now_seen=frozenset()) -> None:
+        """``now_seen``: messages this FETCH marked \\Seen, whose new FLAGS the client is
+        told even if it did not ask (RFC 3501 §6.4.5)."""
         chunks = []
         wants_uid = bool(uid) and not any(q.type == "uid" for q in query)
+        has_flags = any(q.type == "flags" for q in query)
         for seq, msg in loaded:
             items = [self.fetch_item(q, msg) for q in query]
             if wants_uid:
                 items.append(b"UID %d" % msg.info.uid)
+            if seq in now_seen and not has_flags:
+                items.append(b"FLAGS (" + " ".join(sorted(msg.info.flags)).encode() + b")")
             chunks.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
         self.transport.writeSequence(chunks)
 

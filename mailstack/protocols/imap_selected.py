@@ -80,15 +80,16 @@ class SelectedState(FetchWriter):
         need_bodies = self.needs_bodies(query)
         try:
             chosen = self.mbox.resolve(messages, uid)
+            now_seen = set()
             if self.marks_seen(query):
-                yield self.mbox.mark_seen(chosen)
+                now_seen = set((yield self.mbox.mark_seen(chosen)))
                 chosen = [(seq, self.mbox.infos[seq - 1]) for seq, _ in chosen]
             for start in range(0, len(chosen), BATCH if need_bodies else len(chosen) or 1):
                 batch = chosen[start:start + BATCH] if need_bodies else chosen
                 loaded = yield self.mbox.load(batch, need_bodies)
                 if self.transport.disconnecting:
                     return None
-                self.write_fetch(loaded, query, uid)
+                self.write_fetch(loaded, query, uid, now_seen)
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
         self.sendPositiveResponse(tag, b"FETCH completed")

@@ -136,8 +136,9 @@ def test_fetch_envelope_bodystructure_sections_and_partial(imap):
     typ, data = client.fetch("1", "(BODY.PEEK[TEXT])")
     assert data[0][1] == b"body number 1\r\n"
     assert b"\\Seen" not in client.fetch("1", "(FLAGS)")[1][0]      # PEEK does not mark
-    client.fetch("1", "(BODY[TEXT])")
-    assert b"\\Seen" in client.fetch("1", "(FLAGS)")[1][0]          # BODY[] does
+    typ, data = client.fetch("1", "(BODY[TEXT])")                  # BODY[] marks, and says so
+    assert data[1] == b" FLAGS (\\Seen))"
+    assert b"\\Seen" in client.fetch("1", "(FLAGS)")[1][0]
     client.logout()
     assert "\\Seen" in imap.db(lambda c: mailboxes.list_messages(
         c, mailboxes.require_folder(c, imap.ann, "INBOX").id))[0].flags
