@@ -292,17 +292,21 @@ class IMAPServer(IdleState, FolderCommands, SelectedState, imap4.IMAP4Server):
         pairs = dict(zip(params[0::2], params[1::2]))
         name = b" ".join(v for k in (b"name", b"version") for key, v in pairs.items()
                          if isinstance(key, bytes) and key.lower() == k and isinstance(v, bytes))
-        self.sendUntaggedResponse(b"ID " + SERVER_ID)
-        self.sendPositiveResponse(tag, b"ID completed")
-        if not name:
-            return None
-        self.client_id = name.decode("utf-8", "replace")[:255]
-        self.log.info("client ID {name}", name=self.client_id)
-        if self.account is not None and self.logged_in_at is not None:
-            d = self.parts.db.run(logins.name_client, self.account.ref.id, self.client_ip,
-                                  "imap", self.client_id, self.logged_in_at)
-            d.addErrback(lambda f: self.log.warn("recording the client ID failed: {e}", e=f.value))
-        return None
+        recorded = defer.succeed(None)
+        if name:
+            self.client_id = name.decode("utf-8", "replace")[:255]
+            self.log.info("client ID {name}", name=self.client_id)
+            if self.account is not None and self.logged_in_at is not None:
+                recorded = self.parts.db.run(logins.name_client, self.account.ref.id,
+                                             self.client_ip, "imap", self.client_id,
+                                             self.logged_in_at)
+                recorded.addErrback(
+                    lambda f: self.log.warn("recording the client ID failed: {e}", e=f.value))
+
+        def answer(_):
+            self.sendUntaggedResponse(b"ID " + SERVER_ID)
+            self.sendPositiveResponse(tag, b"ID completed")
+        return recorded.addCallback(answer)
 
     unauth_ID = auth_ID = select_ID = (do_ID, P.arg_line)
 

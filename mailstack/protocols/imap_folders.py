@@ -13,7 +13,6 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.mail import imap4
 
-from mailstack.protocols.imap_mailbox import folder_name
 from mailstack.protocols.imap_selected import _name
 from mailstack.store.errors import Conflict, NotFound
 

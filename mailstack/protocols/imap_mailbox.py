@@ -10,6 +10,7 @@ thread pool, and the protocol answers OK only from its callback.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import replace
 
 from twisted.internet import defer
@@ -19,7 +20,7 @@ from zope.interface import implementer
 from mailstack import clock as clocks
 from mailstack.protocols import imap_search
 from mailstack.protocols.imap_message import StoredMessage
-from mailstack.store import imap_store, mailboxes
+from mailstack.store import imap_store, mailboxes, message_search
 
 DELIMITER = "/"
 PERMANENT_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\*")
@@ -230,13 +231,11 @@ class Mailbox:
 
     @defer.inlineCallbacks
     def search(self, query, uid, charset=None):
-        needs_body = imap_search.needs_body(query)
-        bodies = {}
-        if needs_body and self.infos:
-            bodies = yield self.db.read(mailboxes.get_bodies, [m.id for m in self.infos])
-        matcher = imap_search.Matcher(self.infos, bodies)
-        hits = matcher.matching(query)
-        return [self.infos[seq - 1].uid if uid else seq for seq in hits]
+        """SEARCH runs in SQL over this session's snapshot (store/message_search.py)."""
+        criteria = imap_search.parse(query, charset)    # ValueError → BAD, BadCharset → NO
+        snapshot = [m.uid for m in self.infos]          # ascending: sequence order
+        found = yield self.db.read(message_search.search, self.folder.id, criteria, snapshot)
+        return found if uid else [bisect_left(snapshot, u) + 1 for u in found]
 
     # --- changing -------------------------------------------------------------------------
     @defer.inlineCallbacks

@@ -14,6 +14,7 @@ from twisted.mail import imap4
 
 from mailstack.protocols.imap_fetch import FetchWriter
 from mailstack.protocols.imap_mailbox import folder_name
+from mailstack.protocols import imap_search
 from mailstack.protocols.imap_search import BadCharset
 from mailstack.store.errors import NotFound, OverQuota
 
@@ -170,7 +171,8 @@ class SelectedState(FetchWriter):
         self.sendUntaggedResponse(b"SEARCH" + b"".join(b" %d" % n for n in found))
         self.sendPositiveResponse(tag, b"SEARCH completed")
 
-    select_SEARCH = (do_SEARCH, P.opt_charset, P.arg_searchkeys)
+    # Twisted's arg_searchkeys never asks for a literal ({5} needles): ours does.
+    select_SEARCH = (do_SEARCH, P.opt_charset, imap_search.arg_searchkeys)
 
     @defer.inlineCallbacks
     def do_EXPUNGE(self, tag, messages=None, uid=0):
