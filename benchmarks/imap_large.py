@@ -3,7 +3,7 @@
 
 Usage: .venv/bin/python benchmarks/imap_large.py [--messages 50000] [--db URL]
 Creates a fresh database (SQLite file by default), fills one INBOX with N small messages
-(2 KB, every 100th with the subject "needle"), starts `mailstack serve` pinned to core 1,
+(2 KB or --body-kb, every 100th with the subject "needle"), starts `mailstack serve` pinned to core 1,
 and times, with imaplib over IMAPS: SELECT, UID FETCH 1:* (FLAGS), FETCH of the last 100
 messages' BODY.PEEK[], UID SEARCH UNSEEN, SEARCH SUBJECT needle, SEARCH BODY needle.
 Peak memory is the server's VmHWM (Linux).
@@ -25,19 +25,19 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from mailstack import config as configs
 from mailstack.realm import hashing
 from mailstack.store import directory, mailboxes, migrations
 from mailstack.store.db import Database
-from mailstack.store.schema import folders, messages
+from mailstack.store.schema import folders, message_headers, messages
 from mailstack.store.search_facts import search_facts
 
 BIN = Path(sys.executable).parent
 
 
-def fill(config, count: int) -> None:
+def fill(config, count: int, body_kb: int = 2) -> None:
     db = Database(config.database_url(), reactor=None, threads=1)
     migrations.upgrade(db.engine)
     now = datetime.now(timezone.utc)
@@ -47,16 +47,20 @@ def fill(config, count: int) -> None:
 
     def bulk(conn):
         inbox = mailboxes.require_folder(conn, account, "INBOX")
-        rows = []
+        rows, facts = [], {}
         for n in range(1, count + 1):
             subject = "needle" if n % 100 == 0 else f"message {n}"
             body = (f"From: s{n}@remote.test\r\nTo: big@example.test\r\nSubject: {subject}\r\n\r\n"
-                    + "lorem ipsum dolor sit amet " * 70 + "\r\n").encode()
-            headers, sent_at = search_facts(body)
+                    + "lorem ipsum dolor sit amet " * (37 * body_kb) + "\r\n").encode()
+            facts[n] = search_facts(body)
             rows.append(dict(folder_id=inbox.id, uid=n, guid=uuid.uuid4().hex, internal_date=now,
-                             size=len(body), flags="\\Seen" if n % 3 else "", body=body,
-                             search_headers=headers, sent_at=sent_at))
+                             size=len(body), flags="\\Seen" if n % 3 else "", body=body))
         conn.execute(insert(messages), rows)
+        ids = conn.execute(select(messages.c.id, messages.c.uid)
+                           .where(messages.c.folder_id == inbox.id)).all()
+        conn.execute(insert(message_headers), [
+            dict(message_id=i, search_headers=facts[uid][0], sent_at=facts[uid][1])
+            for i, uid in ids])
         conn.execute(folders.update().where(folders.c.id == inbox.id).values(uidnext=count + 1))
     db.run_sync(bulk)
     db.stop()
@@ -73,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=50000)
     parser.add_argument("--db")
+    parser.add_argument("--body-kb", type=int, default=2, help="size of each message")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     port = 19930
@@ -81,7 +86,7 @@ def main() -> None:
                                  f'[[listeners]]\nprotocol = "imap"\nport = {port}\ntls = "implicit"\n')
     config = configs.load(work / "m.toml")
     started = time.monotonic()
-    fill(config, args.messages)
+    fill(config, args.messages, args.body_kb)
     filled = time.monotonic() - started
     server = subprocess.Popen(["taskset", "-c", "1", str(BIN / "mailstack"), "--config",
                                str(work / "m.toml"), "serve", "--log-level", "warn"])
@@ -113,7 +118,7 @@ def main() -> None:
         assert len(found[0].split()) == args.messages // 100
         timed("SEARCH BODY needle", lambda: client.search(None, "BODY", "needle"))
         client.logout()
-        print(json.dumps({"messages": args.messages, "fill_s": round(filled, 1),
+        print(json.dumps({"messages": args.messages, "body_kb": args.body_kb, "fill_s": round(filled, 1),
                           "ms": timings, "server_peak_mb": round(peak_kib(server.pid) / 1024, 1)}))
     finally:
         server.terminate()

@@ -12,7 +12,8 @@ from sqlalchemy.engine import Connection
 
 from mailstack.store import changes, directory, mailboxes
 from mailstack.store.errors import Conflict, NotFound, OverQuota
-from mailstack.store.schema import folders, messages
+from mailstack.store.schema import folders, message_headers, messages
+from mailstack.store.search_facts import search_facts
 
 
 def open_folder(conn: Connection, account_id: int, name: str):
@@ -112,8 +113,9 @@ def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
     if not ids:
         return folder, [], []
     rows = conn.execute(select(messages.c.id, messages.c.internal_date, messages.c.size,
-                               messages.c.flags, messages.c.body, messages.c.search_headers,
-                               messages.c.sent_at)
+                               messages.c.flags, messages.c.body, message_headers.c.search_headers,
+                               message_headers.c.sent_at)
+                        .select_from(messages.outerjoin(message_headers))
                         .where(messages.c.id.in_(ids))).all()
     by_id = {r.id: r for r in rows}
     if not by_id:
@@ -124,10 +126,14 @@ def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
     uids = []
     for offset, message_id in enumerate(i for i in ids if i in by_id):
         r = by_id[message_id]
-        conn.execute(insert(messages).values(
+        copy_id = conn.execute(insert(messages).values(
             folder_id=folder.id, uid=first + offset, guid=uuid.uuid4().hex,
             internal_date=r.internal_date, size=r.size, flags=r.flags, body=r.body,
-            search_headers=r.search_headers, sent_at=r.sent_at, modseq=modseq))
+            modseq=modseq)).inserted_primary_key[0]
+        headers, sent_at = ((r.search_headers, r.sent_at) if r.search_headers is not None
+                            else search_facts(bytes(r.body)))
+        conn.execute(insert(message_headers).values(message_id=copy_id, search_headers=headers,
+                                                    sent_at=sent_at))
         uids.append(first + offset)
     return folder, [i for i in ids if i in by_id], uids
 

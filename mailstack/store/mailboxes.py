@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from mailstack.store import changes
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.search_facts import search_facts
-from mailstack.store.schema import folders, messages
+from mailstack.store.schema import folders, message_headers, messages
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS = (
@@ -144,8 +144,9 @@ def append(conn: Connection, folder_id: int, body: bytes, internal_date: datetim
     headers, sent_at = search_facts(body)
     message_id = conn.execute(insert(messages).values(
         folder_id=folder_id, uid=uid, guid=guid, internal_date=internal_date,
-        size=len(body), flags=text, body=body, search_headers=headers,
-        sent_at=sent_at, modseq=modseq)).inserted_primary_key[0]
+        size=len(body), flags=text, body=body, modseq=modseq)).inserted_primary_key[0]
+    conn.execute(insert(message_headers).values(message_id=message_id, search_headers=headers,
+                                                sent_at=sent_at))
     return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text))
 
 

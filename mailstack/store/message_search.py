@@ -33,10 +33,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from mailstack.store.schema import messages
+from mailstack.store.schema import message_headers, messages
 from mailstack.store.search_criteria import (
     All, And, Date, Flag, Header, Not, Seqs, Size, Text, Uids, _children)
 
+# Headers live beside the messages (schema.message_headers): joined by primary key, so a
+# search never touches a body it does not test.
+_ROWS = messages.outerjoin(message_headers, message_headers.c.message_id == messages.c.id)
 CHUNK = 200     # bodies fetched per query when text rows need a re-check
 
 
@@ -129,14 +132,14 @@ def _flag(node, dialect: str):
 
 def _date(node):
     start = datetime.combine(node.day, time(), timezone.utc)
-    column = messages.c.internal_date if node.field == "internal" else messages.c.sent_at
+    column = messages.c.internal_date if node.field == "internal" else message_headers.c.sent_at
     test = {"before": column < start, "since": column >= start,
             "on": and_(column >= start, column < start + timedelta(days=1))}[node.op]
     return test if node.field == "internal" else and_(column.isnot(None), test)
 
 
 def _header(node, exact: bool):
-    lines = literal("\n") + func.coalesce(messages.c.search_headers, "")
+    lines = literal("\n") + func.coalesce(message_headers.c.search_headers, "")
     name = _like(header_text(node.name).strip())
     needle = "" if exact else _like(header_text(node.needle)) + "%"
     return lines.like(f"%\n{name}: %{needle}", escape="!")
@@ -250,7 +253,8 @@ def search(conn: Connection, folder_id: int, criteria, uids: list[int]) -> list[
     where = and_(messages.c.folder_id == folder_id,
                  messages.c.uid.between(uids[0], uids[-1]), grouped(maybe))
     if compiler.exact(criteria):
-        found = conn.execute(select(messages.c.uid).where(where).order_by(messages.c.uid))
+        found = conn.execute(select(messages.c.uid).select_from(_ROWS).where(where)
+                             .order_by(messages.c.uid))
         return _in_snapshot(found.scalars(), uids)
     return _in_snapshot(_rechecked(conn, compiler, criteria, sure, where), uids)
 
@@ -277,12 +281,12 @@ def _units(compiler: _Compiler, node, out: dict) -> dict:
 def _rechecked(conn, compiler: _Compiler, criteria, sure, where) -> list[int]:
     units = _units(compiler, criteria, {})
     inexact = [n for n in units if not compiler.exact(n)]
-    headers = (case((sure, null()), else_=messages.c.search_headers)
+    headers = (case((sure, null()), else_=message_headers.c.search_headers)
                if any(isinstance(n, Header) for n in inexact) else null())
     columns = [compiler.bounds(node)[1].label(f"u{i}") for node, i in units.items()]
     rows = conn.execute(select(messages.c.uid, messages.c.id, sure.label("certain"),
                                headers.label("headers"), *columns)
-                        .where(where).order_by(messages.c.uid)).all()
+                        .select_from(_ROWS).where(where).order_by(messages.c.uid)).all()
     texts = [units[n] for n in inexact if isinstance(n, Text)]
     found = []
     for start in range(0, len(rows), CHUNK):

@@ -183,7 +183,7 @@ def test_upgrading_keeps_existing_data(tmp_path):
             queue.enqueue(conn, "ann@example.test", ["x@remote.test"], BODY, NOW,
                           account_id=1, queue_id="Q1")
             assert [r.recipient for r in queue.listing(conn)] == ["x@remote.test"]
-            row = conn.exec_driver_sql("SELECT search_headers, sent_at FROM messages").one()
+            row = conn.exec_driver_sql("SELECT search_headers, sent_at FROM message_headers").one()
             assert "subject: grüße" in row[0]
             assert str(row[1]).startswith("2026-11-25 09:00:00")
     finally:
