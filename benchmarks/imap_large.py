@@ -63,6 +63,10 @@ def fill(config, count: int, body_kb: int = 2) -> None:
             for i, uid in ids])
         conn.execute(folders.update().where(folders.c.id == inbox.id).values(uidnext=count + 1))
     db.run_sync(bulk)
+    if db.engine.dialect.name == "postgresql":
+        # What autovacuum does soon after a bulk load: statistics and the visibility map.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
     db.stop()
 
 

@@ -99,6 +99,8 @@ messages = Table(
     Column("modseq", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
     Index("ix_messages_folder_modseq", "folder_id", "modseq"),
+    # Covers flag searches (UNSEEN, FLAGGED …): a compact index instead of the message rows.
+    Index("ix_messages_folder_uid_flags", "folder_id", "uid", "flags"),
 )
 
 # What SEARCH reads instead of the body (store/search_facts.py).  A table of its own: SQLite

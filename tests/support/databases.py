@@ -24,11 +24,11 @@ def backends() -> list[str]:
 
 
 @contextmanager
-def fresh_database(backend: str, tmp_path):
-    """Yield the URL of an empty database upgraded to the current schema."""
+def fresh_database(backend: str, tmp_path, revision: str = "head"):
+    """Yield the URL of an empty database upgraded to `revision` (the current schema)."""
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'mailstack.db'}"
-        _migrate(url)
+        _migrate(url, revision)
         yield url
         return
     schema = f"t_{secrets.token_hex(6)}"
@@ -38,7 +38,7 @@ def fresh_database(backend: str, tmp_path):
     sep = "&" if "?" in POSTGRES_URL else "?"
     url = f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
     try:
-        _migrate(url)
+        _migrate(url, revision)
         yield url
     finally:
         with admin.connect() as conn:
@@ -46,9 +46,9 @@ def fresh_database(backend: str, tmp_path):
         admin.dispose()
 
 
-def _migrate(url: str) -> None:
+def _migrate(url: str, revision: str) -> None:
     engine = make_engine(url)
     try:
-        migrations.upgrade(engine)
+        migrations.upgrade(engine, revision)
     finally:
         engine.dispose()

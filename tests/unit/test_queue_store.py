@@ -10,10 +10,12 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import text
 
 from mailstack.store import directory, migrations, queue
 from mailstack.store.db import Database, make_engine
 from mailstack.store.errors import NotFound
+from tests.support import databases
 from twisted.internet import reactor
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -155,36 +157,52 @@ def test_remove_deletes_a_message_by_queue_id_and_refuses_unknown_ids(db):
         db.run_sync(queue.remove, "Q1")
 
 
-def test_upgrading_keeps_existing_data(tmp_path):
+@pytest.mark.parametrize("backend", databases.backends())
+def test_upgrading_keeps_existing_data(backend, tmp_path):
     """Rows written under an old schema (raw SQL: today's code expects today's columns)
-    survive every later migration, and 0009 fills the SEARCH columns of old messages."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    try:
-        migrations.upgrade(engine, "0003")
-        with engine.begin() as conn:
-            conn.exec_driver_sql("INSERT INTO domains (id, name, created_at) "
-                                 "VALUES (1, 'example.test', '2026-11-25 12:00:00')")
-            conn.exec_driver_sql(
-                "INSERT INTO accounts (id, domain_id, address, password_hash, may_send_as_any,"
-                " enabled, created_at) VALUES (1, 1, 'ann@example.test', 'h', 0, 1,"
-                " '2026-11-25 12:00:00')")
-            conn.exec_driver_sql(
-                "INSERT INTO folders (id, account_id, name, uidvalidity, uidnext, subscribed)"
-                " VALUES (1, 1, 'INBOX', 7, 2, 1)")
-            conn.exec_driver_sql(
-                "INSERT INTO messages (folder_id, uid, guid, internal_date, size, flags, body)"
-                " VALUES (1, 1, 'g1', '2026-11-25 12:00:00', 10, '', ?)",
-                (b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nDate: Wed, 25 Nov 2026 10:00:00 +0100"
-                 b"\r\n\r\nhi\r\n",))
-        migrations.upgrade(engine)
-        assert migrations.is_current(engine)
-        with engine.begin() as conn:
-            assert directory.get_account(conn, "ann@example.test") is not None
-            queue.enqueue(conn, "ann@example.test", ["x@remote.test"], BODY, NOW,
-                          account_id=1, queue_id="Q1")
-            assert [r.recipient for r in queue.listing(conn)] == ["x@remote.test"]
-            row = conn.exec_driver_sql("SELECT search_headers, sent_at FROM message_headers").one()
-            assert "subject: grüße" in row[0]
-            assert str(row[1]).startswith("2026-11-25 09:00:00")
-    finally:
-        engine.dispose()
+    survive every later migration, 0009–0010 fill the SEARCH headers of old messages, and
+    0010 downgrades and upgrades again without losing them."""
+    with databases.fresh_database(backend, tmp_path, "0003") as url:
+        engine = make_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO domains (id, name, created_at) "
+                                     "VALUES (1, 'example.test', '2026-11-25 12:00:00')")
+                conn.exec_driver_sql(
+                    "INSERT INTO accounts (id, domain_id, address, password_hash,"
+                    " may_send_as_any, enabled, created_at) VALUES (1, 1, 'ann@example.test',"
+                    " 'h', false, true, '2026-11-25 12:00:00')")
+                conn.exec_driver_sql(
+                    "INSERT INTO folders (id, account_id, name, uidvalidity, uidnext, subscribed)"
+                    " VALUES (1, 1, 'INBOX', 7, 2, true)")
+                conn.execute(text(
+                    "INSERT INTO messages (folder_id, uid, guid, internal_date, size, flags, body)"
+                    " VALUES (1, 1, 'g1', '2026-11-25 12:00:00', 10, '', :body)"),
+                    {"body": SUBJECTED})
+            migrations.upgrade(engine)
+            assert migrations.is_current(engine)
+            with engine.begin() as conn:
+                assert directory.get_account(conn, "ann@example.test") is not None
+                queue.enqueue(conn, "ann@example.test", ["x@remote.test"], BODY, NOW,
+                              account_id=1, queue_id="Q1")
+                assert [r.recipient for r in queue.listing(conn)] == ["x@remote.test"]
+            assert_headers(engine)
+            migrations.downgrade(engine, "0009")
+            with engine.begin() as conn:
+                row = conn.exec_driver_sql("SELECT search_headers FROM messages").one()
+                assert "subject: grüße" in row[0]
+            migrations.upgrade(engine)
+            assert_headers(engine)
+        finally:
+            engine.dispose()
+
+
+SUBJECTED = (b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\nDate: Wed, 25 Nov 2026 10:00:00 +0100"
+             b"\r\n\r\nhi\r\n")
+
+
+def assert_headers(engine):
+    with engine.begin() as conn:
+        row = conn.exec_driver_sql("SELECT search_headers, sent_at FROM message_headers").one()
+        assert "subject: grüße" in row[0]
+        assert str(row[1]).startswith("2026-11-25 09:00:00")

@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 HERE = Path(__file__).parent
-HEAD = "0009"
+HEAD = "0010"
 
 
 def _alembic_config(engine: Engine):
@@ -33,6 +33,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(_alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Back to `revision`: for an operator undoing an upgrade, and for the migration tests."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(engine), revision)
 
 
 def head_revision() -> str:
