@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def make_server(db_url, certs, tmp_path):
     def make(**overrides) -> RunningServer:
         raw = merge(base_config(db_url, certs, tmp_path / "state"), overrides)
         server = RunningServer(raw, base_dir=str(tmp_path)).start()
+        # What a client that trusts the dev CA uses for STARTTLS and implicit TLS.
+        server.context = ssl.create_default_context(cafile=str(certs.ca))
         started.append(server)
         return server
 

@@ -131,8 +131,14 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
             return self.err(replies.POP_NOT_UTF8)
         verb, _, argument = text.strip().partition(" ")
         state = "trans" if self.account is not None else "auth"
-        if state == "trans":
-            self._refresh_lock()   # any command: a long STAT/NOOP session keeps its lock
+        refreshed = self._refresh_lock() if state == "trans" else None
+        if refreshed is not None:
+            # Any command keeps the lock of a long STAT/NOOP session; the new expiry is
+            # committed before the reply, so no second login slips in while it is written.
+            return refreshed.addCallback(lambda _: self._dispatch(state, verb, argument))
+        return self._dispatch(state, verb, argument)
+
+    def _dispatch(self, state, verb, argument):
         handler = getattr(self, f"{state}_{verb.upper()}", None) if verb.isalpha() else None
         if handler is None:
             other = "auth" if state == "trans" else "trans"
@@ -346,10 +352,17 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
     def _refresh_lock(self):
         """Push the lock's expiry forward at most every idle_timeout/2 (one small write)."""
         now = clocks.now(self.parts.clock)
-        if now - self._lock_refreshed > timedelta(seconds=self.parts.config.pop3.idle_timeout / 2):
-            self._lock_refreshed = now
-            self.parts.db.run(maildrop.refresh, self.account.id, self.session_id,
-                              self._lock_expiry(now)).addErrback(lambda f: None)
+        if now - self._lock_refreshed <= timedelta(seconds=self.parts.config.pop3.idle_timeout / 2):
+            return None
+        self._lock_refreshed = now
+        return self.parts.db.run(maildrop.refresh, self.account.id, self.session_id,
+                                 self._lock_expiry(now)).addCallbacks(self._lock_refreshed_as, (
+            lambda f: self.log.warn("could not refresh the maildrop lock: {e}", e=f.value)))
+
+    def _lock_refreshed_as(self, held: bool) -> None:
+        if not held:
+            self.log.warn("maildrop lock of {account} lost (expired and taken by another session)",
+                          account=self.account.address)
 
     @defer.inlineCallbacks
     def trans_QUIT(self, argument):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import smtplib
 import socket
-import ssl
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -83,13 +82,12 @@ def toml_for(db_url, nameserver, settings):
 
 
 @pytest.fixture
-def mx(make_server, nameserver, certs, db_url, tmp_path):
+def mx(make_server, nameserver, db_url, tmp_path):
     settings = antispam_settings()
     server = make_server(listeners=SMTP_AND_SUBMISSION, antispam=settings,
                          dns={"nameservers": [nameserver.address], "timeout": 1})
     server.alice = server.add_account("alice@example.test", PASSWORD)
     server.abuse = server.add_account("abuse@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     config = tmp_path / "cli.toml"
     config.write_text(toml_for(db_url, nameserver, settings))
 

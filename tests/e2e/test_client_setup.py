@@ -4,7 +4,6 @@ checked against the published formats; the answers follow the TLS cutover."""
 from __future__ import annotations
 
 import json
-import ssl
 import subprocess
 import sys
 import urllib.request
@@ -27,12 +26,11 @@ POX_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
 
 
 @pytest.fixture
-def web(make_server, certs):
+def web(make_server):
     cutover = datetime.now(timezone.utc) + timedelta(days=30)
     server = make_server(listeners=HTTPS, auth={"tls_cutover": cutover},
                          client_setup={"hostname": "mail.example.test", "display_name": "Example Mail"})
     server.base = f"https://127.0.0.1:{server.port('https')}"
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 
@@ -77,7 +75,7 @@ def test_autoconfig_for_a_domain_we_do_not_host_is_404(web, certs):
     assert curl(web, certs, "/mail/config-v1.1.xml?emailaddress=ann%40elsewhere.test")[0] == 404
 
 
-def test_outlook_pox_autodiscover_with_any_path_casing(web, certs):
+def test_outlook_pox_autodiscover_with_any_path_casing(web):
     request = urllib.request.Request(
         web.base + "/AutoDiscover/AutoDiscover.xml", method="POST",
         data=POX_REQUEST.format(address="Ann@Example.test").encode(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import imaplib
 import re
 import socket
-import ssl
 import subprocess
 
 import pytest
@@ -31,13 +30,12 @@ def plain(n):
 
 
 @pytest.fixture
-def imap(make_server, certs):
+def imap(make_server):
     server = make_server(**IMAP_ONLY)
     server.ann = server.add_account("ann@example.test", PASSWORD)
     server.db(mailboxes.deliver, [server.ann], plain(1), server.now())
     server.db(mailboxes.deliver, [server.ann], plain(2), server.now())
     server.db(mailboxes.deliver, [server.ann], MULTIPART, server.now())
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 
@@ -253,11 +251,10 @@ def test_bad_input_gets_bad_or_no_and_the_server_keeps_serving(imap):
     implicit(imap).logout()
 
 
-def test_append_over_the_limit_and_a_dropped_append_store_nothing(make_server, certs):
+def test_append_over_the_limit_and_a_dropped_append_store_nothing(make_server):
     server = make_server(imap={"max_append_size": 1000}, **IMAP_ONLY)
     ann = server.add_account("ann@example.test", PASSWORD)
     server.ann = ann
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     tls, reader = raw_tls(server)
     tls.sendall(b"a LOGIN ann@example.test \"" + PASSWORD.encode() + b"\"\r\n")
     assert reader.readline().startswith(b"a OK")
@@ -305,12 +302,11 @@ def test_curl_fetches_by_uid_and_appends(imap, certs, tmp_path):
     assert folder_uids(imap, "Drafts") == [1]
 
 
-def test_after_the_tls_cutover_login_needs_starttls(make_server, certs):
+def test_after_the_tls_cutover_login_needs_starttls(make_server):
     from datetime import datetime, timedelta, timezone
     server = make_server(auth={"tls_cutover": datetime.now(timezone.utc) + timedelta(days=1)},
                          **IMAP_ONLY)
     server.add_account("ann@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     before = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=10)
     assert "LOGINDISABLED" not in before.capabilities
     before.login("ann@example.test", PASSWORD)          # before the cutover: allowed, recorded

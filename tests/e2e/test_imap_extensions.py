@@ -7,7 +7,6 @@ from __future__ import annotations
 import imaplib
 import re
 import smtplib
-import ssl
 import subprocess
 import sys
 import time
@@ -30,12 +29,11 @@ def message(n, subject="hello"):
 
 
 @pytest.fixture
-def ext(make_server, certs):
+def ext(make_server):
     server = make_server(**LISTENERS)
     server.ann = server.add_account("ann@example.test", PASSWORD)
     for n in (1, 2, 3):
         server.db(mailboxes.deliver, [server.ann], message(n), server.now())
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 

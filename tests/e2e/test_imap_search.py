@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import imaplib
-import ssl
 
 import pytest
 
 from mailstack.store import mailboxes
+from tests.e2e.test_imap import PASSWORD, implicit
 
 pytestmark = pytest.mark.e2e
-PASSWORD = "imap search password"
 IMAPS = {"listeners": [{"name": "imaps", "protocol": "imap", "port": 0, "tls": "implicit"}]}
 
 
@@ -26,22 +25,14 @@ LUNCH = message("lunch", "carol@c.test", "bring the QUARTERLY numbers " + "x" * 
 
 
 @pytest.fixture
-def imap(make_server, certs):
+def imap(make_server):
     server = make_server(**IMAPS)
     server.ann = server.add_account("ann@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
-    client = connect(server)
+    client = implicit(server)
     for body, flags in ((QUARTERLY, "(\\Seen)"), (CAFE, "($Label1)"), (LUNCH, "()")):
         assert client.append("INBOX", flags, None, body)[0] == "OK"
     client.logout()
     return server
-
-
-def connect(server) -> imaplib.IMAP4_SSL:
-    client = imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=server.context,
-                               timeout=10)
-    client.login("ann@example.test", PASSWORD)
-    return client
 
 
 def search(client, *keys, charset=None, uid=False):
@@ -54,7 +45,7 @@ def search(client, *keys, charset=None, uid=False):
 
 
 def test_search_keys_answer_with_sequence_numbers_and_uids(imap):
-    client = connect(imap)
+    client = implicit(imap)
     client.select("INBOX")
     assert search(client, "ALL") == [1, 2, 3]
     assert search(client, "SEEN") == [1] and search(client, "UNSEEN") == [2, 3]
@@ -78,7 +69,7 @@ def test_search_keys_answer_with_sequence_numbers_and_uids(imap):
 
 
 def test_search_sees_the_sessions_snapshot_until_noop(imap):
-    client = connect(imap)
+    client = implicit(imap)
     client.select("INBOX")
     imap.db(mailboxes.deliver, [imap.ann], message("late", "dan@d.test", "hi"), imap.now())
     assert search(client, "ALL") == [1, 2, 3]
@@ -91,7 +82,7 @@ def test_search_sees_the_sessions_snapshot_until_noop(imap):
 # Twisted's arg_searchkeys never asks for a literal: "SUBJECT {5}" was answered at once as
 # SUBJECT "" (every message); imap_search.arg_searchkeys reads the literal.
 def test_charset_utf8_needle_sent_as_a_literal_finds_the_rfc2047_subject(imap):
-    client = connect(imap)
+    client = implicit(imap)
     client.select("INBOX")
     client.literal = "CAFÉ".encode()
     assert search(client, "SUBJECT", charset="UTF-8") == [2]
@@ -102,7 +93,7 @@ def test_charset_utf8_needle_sent_as_a_literal_finds_the_rfc2047_subject(imap):
 
 
 def test_unknown_charset_is_no_badcharset_and_bad_keys_are_bad(imap):
-    client = connect(imap)
+    client = implicit(imap)
     client.select("INBOX")
     typ, data = client.search("ISO-8859-1", "ALL")
     assert typ == "NO" and data[0].startswith(b"[BADCHARSET (US-ASCII UTF-8)]")

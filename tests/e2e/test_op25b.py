@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import ssl
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,7 @@ DAY = 86400
 
 
 @pytest.fixture
-def mx(make_server, certs):
+def mx(make_server):
     now = datetime.now(timezone.utc)
     server = make_server(
         listeners=[{"name": "smtp", "protocol": "smtp", "port": 0, "tls": "starttls"}],
@@ -27,7 +26,6 @@ def mx(make_server, certs):
                    "op25b_domains_from": now + timedelta(days=10),
                    "op25b_all_from": now + timedelta(days=20), "mx_hosts": ["192.0.2.25"]})
     server.add_account("ann@example.test", PW)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 

@@ -42,11 +42,10 @@ def overrides(ns, sink, **extra):
 
 
 @pytest.fixture
-def mta(make_server, world, certs):
+def mta(make_server, world):
     ns, sink = world
     server = make_server(**overrides(ns, sink))
     server.ann = server.add_account("ann@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     server.sink, server.ns = sink, ns
     return server
 
@@ -137,7 +136,6 @@ def test_mail_queued_before_a_restart_is_delivered_after_it(make_server, world, 
     sink.state.replies["x@remote.test"] = "421 4.3.2 shutting down"
     first = make_server(**overrides(ns, sink))
     first.ann = first.add_account("ann@example.test", PASSWORD)
-    first.context = ssl.create_default_context(cafile=str(certs.ca))
     submit(first, ["x@remote.test"])
     eventually(lambda: [r for r in first.db(queue.listing) if r.attempts == 1])
     first.stop()
@@ -152,11 +150,10 @@ def test_mail_queued_before_a_restart_is_delivered_after_it(make_server, world, 
         second.stop()
 
 
-def test_smarthost_carries_everything(make_server, world, certs):
+def test_smarthost_carries_everything(make_server, world):
     ns, sink = world
     server = make_server(**overrides(ns, sink, delivery={"smarthost": f"127.0.0.1:{sink.port}"}))
     server.ann = server.add_account("ann@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     submit(server, ["someone@nowhere-in-dns.test"])
     (got,) = eventually(lambda: sink.messages)
     assert got.recipients == ["someone@nowhere-in-dns.test"]

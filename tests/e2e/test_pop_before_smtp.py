@@ -7,7 +7,6 @@ from __future__ import annotations
 import poplib
 import smtplib
 import socket
-import ssl
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -27,7 +26,7 @@ CUSTOMER, NEIGHBOUR = "127.0.0.31", "127.0.0.32"
 DAY = 86400
 
 
-def start(make_server, certs, smtp_auth=True):
+def start(make_server, smtp_auth=True):
     now = datetime.now(timezone.utc)
     server = make_server(
         listeners=LISTENERS, submission={"smtp_auth": smtp_auth, "help_url": HELP},
@@ -35,7 +34,6 @@ def start(make_server, certs, smtp_auth=True):
         auth={"tls_cutover": now + timedelta(days=60)})
     server.ann = server.add_account("ann@example.test", PASSWORD)
     server.bob = server.add_account("bob@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 
@@ -89,8 +87,8 @@ def expected(port_name, phase, window, ip_case):
 @pytest.mark.parametrize("window", ["inside", "outside"])
 @pytest.mark.parametrize("ip_case", ["same", "other"])
 @pytest.mark.parametrize("port_name", ["smtp", "submission", "submissions"])
-def test_matrix(make_server, certs, smtp_auth, phase, window, ip_case, port_name):
-    server = start(make_server, certs, smtp_auth)
+def test_matrix(make_server, smtp_auth, phase, window, ip_case, port_name):
+    server = start(make_server, smtp_auth)
     server.advance({"before": 0, "after-sunset": 31 * DAY, "after-cutover": 61 * DAY}[phase])
     pop_login(server, CUSTOMER, tls=phase == "after-cutover")
     if window == "outside":
@@ -121,8 +119,8 @@ def test_matrix(make_server, certs, smtp_auth, phase, window, ip_case, port_name
         assert b"(POP-before-SMTP sender: ann@example.test)" in body
 
 
-def test_a_failed_pop_login_opens_no_window(make_server, certs):
-    server = start(make_server, certs)
+def test_a_failed_pop_login_opens_no_window(make_server):
+    server = start(make_server)
     client = _pop_from(server, CUSTOMER)
     client.user("ann@example.test")
     with pytest.raises(poplib.error_proto):
@@ -133,8 +131,8 @@ def test_a_failed_pop_login_opens_no_window(make_server, certs):
         assert smtp.mail("ann@example.test")[0] == 530
 
 
-def test_the_window_opened_by_one_process_works_on_another(make_server, certs):
-    first = start(make_server, certs)
+def test_the_window_opened_by_one_process_works_on_another(make_server):
+    first = start(make_server)
     second = make_server(
         listeners=[{"name": "submission", "protocol": "submission", "port": 0, "tls": "starttls"}],
         pop_before_smtp={"enabled": True, "window": 600})
@@ -144,8 +142,8 @@ def test_the_window_opened_by_one_process_works_on_another(make_server, certs):
         assert smtp.mail("ann@example.test")[0] == 250
 
 
-def test_after_the_cutover_pop3_refuses_plaintext_passwords_and_hides_user(make_server, certs):
-    server = start(make_server, certs)
+def test_after_the_cutover_pop3_refuses_plaintext_passwords_and_hides_user(make_server):
+    server = start(make_server)
     server.advance(61 * DAY)
     client = _pop_from(server, CUSTOMER)
     assert "USER" not in client.capa() and "STLS" in client.capa()

@@ -4,7 +4,6 @@ program sent the message; unauthenticated mail to it on port 25 is refused."""
 from __future__ import annotations
 
 import smtplib
-import ssl
 
 import pytest
 
@@ -20,10 +19,9 @@ LISTENERS = [{"name": "smtp", "protocol": "smtp", "port": 0, "tls": "starttls"},
 
 
 @pytest.fixture
-def srv(make_server, certs):
+def srv(make_server):
     server = make_server(listeners=LISTENERS, pop_before_smtp={"enabled": True})
     server.ann = server.add_account("ann@example.test", PW)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 

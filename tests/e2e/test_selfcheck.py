@@ -6,7 +6,6 @@ from __future__ import annotations
 import poplib
 import smtplib
 import socket
-import ssl
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -30,7 +29,7 @@ POP_BEFORE_SMTP = "uses POP before SMTP: turn on SMTP authentication"
 
 
 @pytest.fixture
-def web(make_server, certs):
+def web(make_server):
     now = datetime.now(timezone.utc)
     server = make_server(listeners=LISTENERS, submission={"help_url": HELP},
                          pop_before_smtp={"enabled": True, "window": 600,
@@ -38,7 +37,6 @@ def web(make_server, certs):
                          auth={"tls_cutover": now + timedelta(days=60)})
     server.ann = server.add_account("ann@example.test", PASSWORD)
     server.bob = server.add_account("bob@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import smtplib
 import socket
-import ssl
 import subprocess
 
 import pytest
@@ -20,11 +19,10 @@ SMTP_ONLY = {"listeners": [{"name": "smtp", "protocol": "smtp", "port": 0, "tls"
 
 
 @pytest.fixture
-def mx(make_server, certs):
+def mx(make_server):
     server = make_server(**SMTP_ONLY)
     server.alice = server.add_account("alice@example.test", PASSWORD)
     server.bob = server.add_account("bob@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 
@@ -164,7 +162,7 @@ def test_starttls_command_injection_is_discarded(mx):
     tls.close()
 
 
-def test_declared_and_actual_size_over_the_limit_get_552_534(make_server, certs):
+def test_declared_and_actual_size_over_the_limit_get_552_534(make_server):
     server = make_server(smtp={"max_message_size": 2000}, **SMTP_ONLY)
     alice = server.add_account("alice@example.test", PASSWORD)
     raw = Raw(server.port("smtp"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import smtplib
-import ssl
 import subprocess
 from datetime import datetime, timedelta, timezone
 
@@ -23,17 +22,16 @@ LISTENERS = [
 MESSAGE = b"From: alice@example.test\r\nSubject: sent\r\n\r\nbody\r\n"
 
 
-def start(make_server, certs, **overrides):
+def start(make_server, **overrides):
     server = make_server(listeners=LISTENERS, **overrides)
     server.alice = server.add_account("alice@example.test", PASSWORD)
     server.bob = server.add_account("bob@example.test", PASSWORD)
-    server.context = ssl.create_default_context(cafile=str(certs.ca))
     return server
 
 
 @pytest.fixture
-def sub(make_server, certs):
-    return start(make_server, certs)
+def sub(make_server):
+    return start(make_server)
 
 
 def client(server, port_name, source="127.0.0.1", starttls=True):
@@ -111,8 +109,8 @@ def test_sender_must_be_owned_by_the_account_or_its_alias(sub):
         assert c.mail("")[0] == 250
 
 
-def test_flag_off_hides_auth_and_refuses_it(make_server, certs):
-    server = start(make_server, certs, submission={"smtp_auth": False})
+def test_flag_off_hides_auth_and_refuses_it(make_server):
+    server = start(make_server, submission={"smtp_auth": False})
     with client(server, "submission") as c:
         assert not c.has_extn("auth")
         assert c.docmd("AUTH PLAIN", plain("alice@example.test", PASSWORD))[0] == 502
@@ -128,9 +126,9 @@ def test_before_the_cutover_plaintext_auth_is_offered_and_recorded(sub):
     assert (event.protocol, event.tls, event.success, event.mechanism) == ("smtp", False, True, "PLAIN")
 
 
-def test_after_the_cutover_no_password_without_tls(make_server, certs):
+def test_after_the_cutover_no_password_without_tls(make_server):
     cutover = datetime.now(timezone.utc) + timedelta(days=1)
-    server = start(make_server, certs, auth={"tls_cutover": cutover})
+    server = start(make_server, auth={"tls_cutover": cutover})
     server.advance(2 * 86400)
     with client(server, "submission", starttls=False) as c:
         assert not c.has_extn("auth")
@@ -190,8 +188,8 @@ def test_operator_may_let_an_account_send_as_any_address(sub):
         assert c.mail("someone@customer-server.test")[0] == 250
 
 
-def test_recipients_per_hour_limit_defers_with_451_471_and_resets_after_an_hour(make_server, certs):
-    server = start(make_server, certs, submission={"recipients_per_hour": 3})
+def test_recipients_per_hour_limit_defers_with_451_471_and_resets_after_an_hour(make_server):
+    server = start(make_server, submission={"recipients_per_hour": 3})
     with client(server, "submission") as c:
         c.login("alice@example.test", PASSWORD)
         c.sendmail("alice@example.test", ["bob@example.test", "alice@example.test"], MESSAGE)
@@ -210,8 +208,8 @@ def test_recipients_per_hour_limit_defers_with_451_471_and_resets_after_an_hour(
         ("alice@example.test", 2, True), ("alice@example.test", 1, True)]
 
 
-def test_mx_relays_for_authenticated_customers_only_when_configured(make_server, certs):
-    server = start(make_server, certs, smtp={"mx_relay": "authenticated"})
+def test_mx_relays_for_authenticated_customers_only_when_configured(make_server):
+    server = start(make_server, smtp={"mx_relay": "authenticated"})
     with client(server, "smtp", starttls=False) as c:
         assert c.has_extn("auth")                  # before the cutover, as on 587
     with client(server, "smtp") as c:
