@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import timedelta
-
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, protocol
 from twisted.internet.interfaces import ISSLTransport
 from twisted.protocols.policies import TimeoutMixin
 from zope.interface import Interface
 
-from mailstack import clock as clocks, replies
+from mailstack import replies
 from mailstack.dotstuff import DotStuffer
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
+from mailstack.protocols.pop3_lease import MaildropLease
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.replies import PopReply
@@ -67,7 +66,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         self.deleted = set()      # 1-based numbers
         self.continuation = None
         self.quitting = False
-        self._lock_refreshed = None
+        self.lease = MaildropLease(self.parts, self.session_id, self.log)
         self._read_ahead = {}
 
     def reset_after_tls(self):
@@ -83,10 +82,8 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         self.log.info("disconnect")
 
     def _release(self):
-        account, self.account = self.account, None
-        if account is not None:
-            self.parts.db.run(maildrop.release, account.id, self.session_id).addErrback(
-                lambda f: self.log.warn("could not release the maildrop lock (it will expire)"))
+        self.account = None
+        self.lease.release()
 
     @property
     def tls(self) -> bool:
@@ -131,11 +128,9 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
             return self.err(replies.POP_NOT_UTF8)
         verb, _, argument = text.strip().partition(" ")
         state = "trans" if self.account is not None else "auth"
-        refreshed = self._refresh_lock() if state == "trans" else None
-        if refreshed is not None:
-            # Any command keeps the lock of a long STAT/NOOP session; the new expiry is
-            # committed before the reply, so no second login slips in while it is written.
-            return refreshed.addCallback(lambda _: self._dispatch(state, verb, argument))
+        renewed = self.lease.renew()    # any command: a long STAT/NOOP session keeps its lock
+        if renewed is not None:
+            return renewed.addCallback(lambda _: self._dispatch(state, verb, argument))
         return self._dispatch(state, verb, argument)
 
     def _dispatch(self, state, verb, argument):
@@ -246,22 +241,17 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
             return self.err(replies.POP_AUTH_FAILED)
         except TemporaryAuthFailure:
             return self.err(replies.POP_SYS_TEMP)
-        now = clocks.now(self.parts.clock)
         try:
-            drop = yield self.parts.db.run(maildrop.open_maildrop, account.id, self.session_id,
-                                           now, self._lock_expiry(now))
+            drop = yield self.lease.take(account.id)
         except (maildrop.InUse, Conflict):
             self.log.info("maildrop of {user} in use", user=account.address)
             return self.err(replies.POP_IN_USE)
         if self.transport.disconnecting:
-            self.parts.db.run(maildrop.release, account.id, self.session_id)
+            self.lease.release()
             return None
-        self.account, self.drop, self._lock_refreshed = account, drop, now
+        self.account, self.drop = account, drop
         self.log.info("maildrop of {user} open: {n} messages", user=account.address, n=len(drop))
         self.ok(f"{account.address} has {len(drop)} messages")
-
-    def _lock_expiry(self, now):
-        return now + timedelta(seconds=2 * self.parts.config.pop3.idle_timeout)
 
     # --- TRANSACTION ------------------------------------------------------------------------
 
@@ -349,29 +339,13 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
                 break
         return ids
 
-    def _refresh_lock(self):
-        """Push the lock's expiry forward at most every idle_timeout/2 (one small write)."""
-        now = clocks.now(self.parts.clock)
-        if now - self._lock_refreshed <= timedelta(seconds=self.parts.config.pop3.idle_timeout / 2):
-            return None
-        self._lock_refreshed = now
-        return self.parts.db.run(maildrop.refresh, self.account.id, self.session_id,
-                                 self._lock_expiry(now)).addCallbacks(self._lock_refreshed_as, (
-            lambda f: self.log.warn("could not refresh the maildrop lock: {e}", e=f.value)))
-
-    def _lock_refreshed_as(self, held: bool) -> None:
-        if not held:
-            self.log.warn("maildrop lock of {account} lost (expired and taken by another session)",
-                          account=self.account.address)
-
     @defer.inlineCallbacks
     def trans_QUIT(self, argument):
         # Twisted answers +OK before its sync() has committed; we answer after the COMMIT.
         self.quitting = True
         doomed = [self.drop[n - 1].id for n in sorted(self.deleted)]
         try:
-            removed = yield self.parts.db.run(maildrop.close_maildrop, self.account.id,
-                                              self.session_id, doomed)
+            removed = yield self.lease.close(doomed)
         except StoreUnavailable:
             self.log.warn("QUIT: store unavailable, nothing deleted")
             self.err(replies.POP_SYS_TEMP)
