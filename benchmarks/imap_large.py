@@ -31,8 +31,8 @@ from mailstack import config as configs
 from mailstack.realm import hashing
 from mailstack.store import directory, mailboxes, migrations
 from mailstack.store.db import Database
-from mailstack.store.schema import folders, message_headers, messages
-from mailstack.store.search_facts import search_facts
+from mailstack.store.schema import folders, message_headers, message_text, messages
+from mailstack.store.search_facts import body_text, search_facts
 
 BIN = Path(sys.executable).parent
 
@@ -52,7 +52,7 @@ def fill(config, count: int, body_kb: int = 2) -> None:
             subject = "needle" if n % 100 == 0 else f"message {n}"
             body = (f"From: s{n}@remote.test\r\nTo: big@example.test\r\nSubject: {subject}\r\n\r\n"
                     + "lorem ipsum dolor sit amet " * (37 * body_kb) + "\r\n").encode()
-            facts[n] = search_facts(body)
+            facts[n] = (*search_facts(body), body_text(body))
             rows.append(dict(folder_id=inbox.id, uid=n, guid=uuid.uuid4().hex, internal_date=now,
                              size=len(body), flags="\\Seen" if n % 3 else "", body=body))
         conn.execute(insert(messages), rows)
@@ -61,6 +61,8 @@ def fill(config, count: int, body_kb: int = 2) -> None:
         conn.execute(insert(message_headers), [
             dict(message_id=i, search_headers=facts[uid][0], sent_at=facts[uid][1])
             for i, uid in ids])
+        conn.execute(insert(message_text), [dict(message_id=i, body_text=facts[uid][2])
+                                            for i, uid in ids])
         conn.execute(folders.update().where(folders.c.id == inbox.id).values(uidnext=count + 1))
     db.run_sync(bulk)
     if db.engine.dialect.name == "postgresql":

@@ -7,13 +7,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import changes, directory, mailboxes
 from mailstack.store.errors import Conflict, NotFound, OverQuota
-from mailstack.store.schema import folders, message_headers, messages
-from mailstack.store.search_facts import search_facts
+from mailstack.store.schema import folders, message_headers, message_text, messages
 
 
 def open_folder(conn: Connection, account_id: int, name: str):
@@ -113,9 +112,7 @@ def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
     if not ids:
         return folder, [], []
     rows = conn.execute(select(messages.c.id, messages.c.internal_date, messages.c.size,
-                               messages.c.flags, messages.c.body, message_headers.c.search_headers,
-                               message_headers.c.sent_at)
-                        .select_from(messages.outerjoin(message_headers))
+                               messages.c.flags, messages.c.body)
                         .where(messages.c.id.in_(ids))).all()
     by_id = {r.id: r for r in rows}
     if not by_id:
@@ -130,10 +127,11 @@ def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
             folder_id=folder.id, uid=first + offset, guid=uuid.uuid4().hex,
             internal_date=r.internal_date, size=r.size, flags=r.flags, body=r.body,
             modseq=modseq)).inserted_primary_key[0]
-        headers, sent_at = ((r.search_headers, r.sent_at) if r.search_headers is not None
-                            else search_facts(bytes(r.body)))
-        conn.execute(insert(message_headers).values(message_id=copy_id, search_headers=headers,
-                                                    sent_at=sent_at))
+        for side in (message_headers, message_text):    # what SEARCH reads, copied as is
+            columns = [c for c in side.c if c.name != "message_id"]
+            conn.execute(insert(side).from_select(
+                ["message_id", *(c.name for c in columns)],
+                select(literal(copy_id), *columns).where(side.c.message_id == message_id)))
         uids.append(first + offset)
     return folder, [i for i in ids if i in by_id], uids
 

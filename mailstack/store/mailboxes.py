@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 
 from mailstack.store import changes
 from mailstack.store.errors import Conflict, NotFound
-from mailstack.store.search_facts import search_facts
-from mailstack.store.schema import folders, message_headers, messages
+from mailstack.store.search_facts import body_text, search_facts
+from mailstack.store.schema import folders, message_headers, message_text, messages
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS = (
@@ -108,6 +108,7 @@ _ALLOCATE_UIDS = (update(folders).where(folders.c.id == bindparam("folder_id"))
                   .returning(folders.c.uidnext, folders.c.modseq))
 _INSERT_MESSAGE = insert(messages)
 _INSERT_HEADERS = insert(message_headers)
+_INSERT_TEXT = insert(message_text)
 
 
 def get_folder(conn: Connection, account_id: int, name: str) -> FolderInfo | None:
@@ -156,6 +157,7 @@ def append(conn: Connection, folder_id: int, body: bytes, internal_date: datetim
         size=len(body), flags=text, body=body, modseq=modseq)).inserted_primary_key[0]
     conn.execute(_INSERT_HEADERS, dict(message_id=message_id, search_headers=headers,
                                        sent_at=sent_at))
+    conn.execute(_INSERT_TEXT, dict(message_id=message_id, body_text=body_text(body)))
     return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text))
 
 

@@ -10,37 +10,34 @@ How: every node compiles to two predicates, ``sure`` (true only for real matches
 (sure == maybe) and the query is ``WHERE folder AND maybe``.  A header key can only be
 prefiltered with LIKE over the lower-cased ``search_headers``, so the rows where sure and
 maybe disagree -- and only those -- are decided in Python; that also keeps NOT and OR over
-such keys exact.  Text keys are exact on SQLite (``CAST(body AS TEXT) LIKE``, ASCII
-case-insensitive; a NUL byte ends what LIKE reads, and RFC 5322 forbids NUL).  PostgreSQL
-scans ``encode(body, 'escape')`` with ILIKE, where a needle starting with an octal digit
-or a backslash could match inside an escape (``\\303``), so those rows are re-checked
-against their bytes, fetched for the candidates only.
+such keys exact.  BODY and TEXT read ``message_text``, the decoded text parts, never the
+stored bytes: both sides are folded (``search_facts.fold``), so matching is a plain LIKE,
+case-insensitive beyond ASCII, on both dialects.
 
 Standards: RFC 3501 §6.4.4 (SEARCH), RFC 2047 (decoded headers via ``search_headers``).
 """
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy import Boolean, LargeBinary, Text as TextType, and_, case, false, func, literal
+from sqlalchemy import Boolean, and_, case, false, func, literal
 from sqlalchemy import not_, null, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from mailstack.store.schema import message_headers, messages
+from mailstack.store.schema import message_headers, message_text, messages
 from mailstack.store.search_criteria import (
     All, And, Date, Flag, Header, Not, Seqs, Size, Text, Uids, _children)
+from mailstack.store.search_facts import fold
 
-# Headers live beside the messages (schema.message_headers): joined by primary key, so a
-# search never touches a body it does not test.
-_ROWS = messages.outerjoin(message_headers, message_headers.c.message_id == messages.c.id)
-CHUNK = 200     # bodies fetched per query when text rows need a re-check
+# Headers and text live beside the messages (schema.message_headers, message_text): joined
+# by primary key, so a search never reads a stored message.
+_ROWS = (messages.outerjoin(message_headers, message_headers.c.message_id == messages.c.id)
+         .outerjoin(message_text, message_text.c.message_id == messages.c.id))
 
 
 # --- dialect-specific SQL ----------------------------------------------------------------------
@@ -57,57 +54,9 @@ class grouped(ColumnElement):
         self.inner = inner
 
 
-class scannable(FunctionElement):
-    """Stored bytes as text LIKE can scan: SQLite casts, PostgreSQL escapes (pg_escape)."""
-
-    type = TextType()
-    inherit_cache = True
-
-
-class body_part(FunctionElement):
-    """The bytes after the first empty line (RFC 5322 §2.1): what BODY searches."""
-
-    type = LargeBinary()
-    inherit_cache = True
-
-
 @compiles(grouped)
 def _grouped(element, compiler, **kw):
     return "(%s)" % compiler.process(element.inner, **kw)
-
-
-@compiles(scannable, "sqlite")
-def _scannable_sqlite(element, compiler, **kw):
-    return "CAST(%s AS TEXT)" % compiler.process(element.clauses, **kw)
-
-
-@compiles(scannable, "postgresql")
-def _scannable_postgresql(element, compiler, **kw):
-    return "encode(%s, 'escape')" % compiler.process(element.clauses, **kw)
-
-
-@compiles(body_part, "sqlite")
-def _body_part_sqlite(element, compiler, **kw):
-    body = compiler.process(element.clauses, **kw)
-    at = f"instr({body}, X'0D0A0D0A')"
-    return f"CASE WHEN {at} > 0 THEN substr({body}, {at} + 4) ELSE X'' END"
-
-
-@compiles(body_part, "postgresql")
-def _body_part_postgresql(element, compiler, **kw):
-    body = compiler.process(element.clauses, **kw)
-    at = f"position(decode('0d0a0d0a', 'hex') IN {body})"
-    return f"CASE WHEN {at} > 0 THEN substr({body}, {at} + 4) ELSE ''::bytea END"
-
-
-def pg_escape(data: bytes) -> str:
-    """PostgreSQL's ``encode(data, 'escape')``: NUL and bytes >= 0x80 octal, ``\\`` doubled."""
-    return "".join("\\\\" if b == 92 else f"\\{b:03o}" if b == 0 or b >= 128 else chr(b)
-                   for b in data)
-
-
-def _escape_ambiguous(needle: str) -> bool:
-    return pg_escape(needle.encode())[:1] in tuple("01234567\\")
 
 
 # --- SQL for each key --------------------------------------------------------------------------
@@ -115,11 +64,6 @@ def _escape_ambiguous(needle: str) -> bool:
 def _like(text: str) -> str:
     """``text`` taken literally in a LIKE with ESCAPE '!' (PostgreSQL's default is ``\\``)."""
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-
-
-def header_text(value: str) -> str:
-    """A needle as ``search_headers`` spells it: lower-cased, each run of blanks one space."""
-    return re.sub(r"\s+", " ", value).lower()
 
 
 def _flag(node, dialect: str):
@@ -140,20 +84,19 @@ def _date(node):
 
 def _header(node, exact: bool):
     lines = literal("\n") + func.coalesce(message_headers.c.search_headers, "")
-    name = _like(header_text(node.name).strip())
-    needle = "" if exact else _like(header_text(node.needle)) + "%"
+    name = _like(fold(node.name).strip())
+    needle = "" if exact else _like(fold(node.needle)) + "%"
     return lines.like(f"%\n{name}: %{needle}", escape="!")
 
 
-def _text(node, dialect: str):
+def _text(node):
     if node.needle == "":
         return true()
-    column = messages.c.body if node.where == "text" else body_part(messages.c.body)
-    if dialect == "postgresql":
-        pattern = _like(pg_escape(node.needle.encode()))
-        # COLLATE "C": ASCII-only case folding, what SEARCH promises, and 2.5x faster.
-        return scannable(column).collate("C").ilike(f"%{pattern}%", escape="!")
-    return scannable(column).like(f"%{_like(node.needle)}%", escape="!")
+    pattern = f"%{_like(fold(node.needle))}%"
+    body = func.coalesce(message_text.c.body_text, "").like(pattern, escape="!")
+    if node.where == "body":
+        return body
+    return or_(body, func.coalesce(message_headers.c.search_headers, "").like(pattern, escape="!"))
 
 
 def _balanced(join, exprs: list):
@@ -203,10 +146,7 @@ class _Compiler:
     def exact(self, node) -> bool:
         if node not in self._exact:
             if isinstance(node, Header):
-                self._exact[node] = header_text(node.needle) == ""
-            elif isinstance(node, Text):
-                self._exact[node] = self.dialect != "postgresql" or not _escape_ambiguous(
-                    node.needle)
+                self._exact[node] = fold(node.needle) == ""
             else:
                 self._exact[node] = all(self.exact(child) for child in _children(node))
         return self._exact[node]
@@ -235,7 +175,7 @@ class _Compiler:
         if isinstance(node, Header):
             return _header(node, self.exact(node))
         if isinstance(node, Text):
-            return _text(node, self.dialect)
+            return _text(node)
         if isinstance(node, Size):
             return messages.c.size > node.n if node.op == "larger" else messages.c.size < node.n
         return _date(node) if isinstance(node, Date) else (
@@ -284,54 +224,33 @@ def _rechecked(conn, compiler: _Compiler, criteria, sure, where) -> list[int]:
     headers = (case((sure, null()), else_=message_headers.c.search_headers)
                if any(isinstance(n, Header) for n in inexact) else null())
     columns = [compiler.bounds(node)[1].label(f"u{i}") for node, i in units.items()]
-    rows = conn.execute(select(messages.c.uid, messages.c.id, sure.label("certain"),
+    rows = conn.execute(select(messages.c.uid, sure.label("certain"),
                                headers.label("headers"), *columns)
                         .select_from(_ROWS).where(where).order_by(messages.c.uid)).all()
-    texts = [units[n] for n in inexact if isinstance(n, Text)]
-    found = []
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
-        bodies = _bodies(conn, [r.id for r in chunk
-                                if not r.certain and any(r[4 + i] for i in texts)])
-        found.extend(r.uid for r in chunk
-                     if r.certain or _Row(compiler, units, r, bodies.get(r.id)).decide(criteria))
-    return found
-
-
-def _bodies(conn, ids) -> dict[int, bytes]:
-    if not ids:
-        return {}
-    rows = conn.execute(select(messages.c.id, messages.c.body).where(messages.c.id.in_(ids)))
-    return {r.id: bytes(r.body) for r in rows}
+    return [r.uid for r in rows if r.certain or _Row(compiler, units, r).decide(criteria)]
 
 
 class _Row:
     """One candidate row, decided in Python exactly as SEARCH defines the inexact keys."""
 
-    def __init__(self, compiler, units, row, body):
-        self.compiler, self.units, self.row, self.body = compiler, units, row, body
+    def __init__(self, compiler, units, row):
+        self.compiler, self.units, self.row = compiler, units, row
 
     def decide(self, node) -> bool:
         if node in self.units:
-            value = bool(self.row[4 + self.units[node]])
+            value = bool(self.row[3 + self.units[node]])
             if self.compiler.exact(node) or not value:
                 return value
-            return self._header(node) if isinstance(node, Header) else self._text(node)
+            return self._header(node)
         if isinstance(node, Not):
             return not self.decide(node.part)
         parts = (self.decide(child) for child in _children(node))
         return all(parts) if isinstance(node, And) else any(parts)
 
     def _header(self, node) -> bool:
-        name, needle = header_text(node.name).strip(), header_text(node.needle)
+        name, needle = fold(node.name).strip(), fold(node.needle)
         for line in (self.row.headers or "").split("\n"):
             key, sep, value = line.partition(": ")
             if sep and key == name and needle in value:
                 return True
         return False
-
-    def _text(self, node) -> bool:
-        body = self.body or b""
-        if node.where == "body":
-            body = body.partition(b"\r\n\r\n")[2]
-        return node.needle.encode().lower() in body.lower()

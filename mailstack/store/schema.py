@@ -112,6 +112,14 @@ message_headers = Table(
     Column("sent_at", UTCDateTime),
 )
 
+# What SEARCH BODY/TEXT reads: the decoded, folded text parts (store/search_facts.py).  Apart
+# from the headers so that a header search never reads it.
+message_text = Table(
+    "message_text", metadata,
+    Column("message_id", ID(), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("body_text", Text, nullable=False),
+)
+
 login_events = Table(
     "login_events", metadata,
     Column("id", ID(), primary_key=True),

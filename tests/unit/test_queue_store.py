@@ -160,8 +160,8 @@ def test_remove_deletes_a_message_by_queue_id_and_refuses_unknown_ids(db):
 @pytest.mark.parametrize("backend", databases.backends())
 def test_upgrading_keeps_existing_data(backend, tmp_path):
     """Rows written under an old schema (raw SQL: today's code expects today's columns)
-    survive every later migration, 0009–0010 fill the SEARCH headers of old messages, and
-    0010 downgrades and upgrades again without losing them."""
+    survive every later migration, 0009–0011 fill the SEARCH headers and text of old messages,
+    and 0010 downgrades and upgrades again without losing them."""
     with databases.fresh_database(backend, tmp_path, "0003") as url:
         engine = make_engine(url)
         try:
@@ -206,3 +206,4 @@ def assert_headers(engine):
         row = conn.exec_driver_sql("SELECT search_headers, sent_at FROM message_headers").one()
         assert "subject: grüße" in row[0]
         assert str(row[1]).startswith("2026-11-25 09:00:00")
+        assert conn.exec_driver_sql("SELECT body_text FROM message_text").scalar() == "hi"
