@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import mailboxes
@@ -43,6 +43,14 @@ class Route:
     room: int | None = None        # bytes left in the fullest recipient mailbox; None: no quota
 
 
+# Statements asked once per RCPT are built once (bind parameters): building one per call
+# costs more Python time than running it (see mailboxes._INSERT_MESSAGE).
+_HOSTED = select(domains.c.id).where(domains.c.name == bindparam("name"))
+_ACCOUNT_STATE = select(accounts.c.id, accounts.c.enabled).where(
+    accounts.c.address == bindparam("address"))
+_QUOTA = select(accounts.c.quota_bytes).where(accounts.c.id == bindparam("account_id"))
+
+
 def route(conn: Connection, address: str) -> Route:
     """One read for an RCPT: the hosted-domain test and the recipient lookup together."""
     if not is_hosted(conn, address.rpartition("@")[2]):
@@ -62,7 +70,7 @@ def room_left(conn: Connection, account_ids) -> int | None:
 
 
 def quota_of(conn: Connection, account_id: int) -> int | None:
-    return conn.execute(select(accounts.c.quota_bytes).where(accounts.c.id == account_id)).scalar()
+    return conn.execute(_QUOTA, {"account_id": account_id}).scalar()
 
 
 def set_quota(conn: Connection, address: str, quota_bytes: int | None) -> None:
@@ -97,7 +105,7 @@ def list_domains(conn: Connection) -> list[tuple[str, int]]:
 
 
 def is_hosted(conn: Connection, domain: str) -> bool:
-    return conn.execute(select(domains.c.id).where(domains.c.name == domain)).scalar() is not None
+    return conn.execute(_HOSTED, {"name": domain}).scalar() is not None
 
 
 def add_account(conn: Connection, address: str, password_hash: str, at: datetime) -> int:
@@ -229,16 +237,14 @@ def sender_addresses(conn: Connection, account_id: int) -> list[str]:
 
 def resolve(conn: Connection, address: str) -> Recipients:
     """Where mail for ``address`` goes: the enabled account itself, or an alias's targets."""
-    row = conn.execute(select(accounts.c.id, accounts.c.enabled)
-                       .where(accounts.c.address == address)).first()
+    row = conn.execute(_ACCOUNT_STATE, {"address": address}).first()
     if row is not None:
         return Recipients(account_ids=(row.id,) if row.enabled else ())
     targets = [t for (t,) in conn.execute(select(aliases.c.target)
                                            .where(aliases.c.address == address))]
     local, remote = [], []
     for target in targets:
-        account = conn.execute(select(accounts.c.id, accounts.c.enabled)
-                               .where(accounts.c.address == target)).first()
+        account = conn.execute(_ACCOUNT_STATE, {"address": target}).first()
         if account is not None:
             if account.enabled:
                 local.append(account.id)
