@@ -60,6 +60,8 @@ def ensure_dev_certificates(certificate: Path, private_key: Path, ca_certificate
     """Create a dev CA and a server certificate unless both files exist. True if created."""
     if Path(certificate).exists() and Path(private_key).exists():
         return False
+    # Wall-clock time on purpose, not the injected clock: the clients that check these
+    # certificates' validity dates read the real time, whatever the server's clock says.
     now = now or datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailstack development CA")])
