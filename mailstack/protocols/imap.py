@@ -27,10 +27,9 @@ from twisted.internet import defer, protocol
 from twisted.internet.interfaces import ISSLTransport
 from twisted.mail import imap4
 
-from mailstack import replies
+from mailstack import clock as clocks, replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
-from mailstack import clock as clocks
 from mailstack.protocols.imap_folders import FolderCommands
 from mailstack.protocols.imap_idle import IdleState
 from mailstack.protocols.imap_mailbox import Account, PERMANENT_FLAGS
@@ -334,7 +333,7 @@ class IMAPServer(IdleState, FolderCommands, SelectedState, imap4.IMAP4Server):
             flags = [f.decode("utf-8", "replace") for f in (flags or [])]
             uid = yield mbox.addMessage(message, flags, date)
         except OverQuota:
-            return self.sendNegativeResponse(tag, b"[OVERQUOTA] Mailbox full: over the quota")
+            return self.sendNegativeResponse(tag, _b(replies.IMAP_OVER_QUOTA))
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
         if self.mbox is not None and self.mbox.folder.id == mbox.folder.id:

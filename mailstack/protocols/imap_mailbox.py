@@ -201,10 +201,7 @@ class Mailbox:
         if found is None:
             return [], len(self.infos), []
         self.folder, changed, alive = found
-        gone = []
-        if alive is not None:
-            gone = [seq for seq, m in enumerate(self.infos, 1) if m.id not in alive]
-            self.infos = [m for m in self.infos if m.id in alive]
+        gone = [] if alive is None else self._drop({m.id for m in self.infos} - alive)
         position = {m.id: index for index, m in enumerate(self.infos)}
         flagged = []
         for m in changed:

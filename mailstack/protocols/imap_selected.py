@@ -12,6 +12,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.mail import imap4
 
+from mailstack import replies
 from mailstack.protocols.imap_fetch import FetchWriter
 from mailstack.protocols.imap_mailbox import folder_name
 from mailstack.protocols import imap_search
@@ -125,7 +126,7 @@ class SelectedState(FetchWriter):
         except NotFound:
             return self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
         except OverQuota:
-            return self.sendNegativeResponse(tag, b"[OVERQUOTA] Mailbox full: over the quota")
+            return self.sendNegativeResponse(tag, replies.IMAP_OVER_QUOTA.imap())
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
         code = self._copyuid(validity, sources, uids)

@@ -93,9 +93,7 @@ def expunge(conn: Connection, folder_id: int, only_ids=None) -> list[int]:
     if only_ids is not None:
         query = query.where(messages.c.id.in_(list(only_ids)))
     doomed = [r.id for r in conn.execute(query) if "\\Deleted" in r.flags.split()]
-    if doomed:
-        conn.execute(delete(messages).where(messages.c.id.in_(doomed)))
-        changes.touch(conn, [folder_id])
+    mailboxes.delete_messages(conn, folder_id, doomed)
     return doomed
 
 
@@ -142,11 +140,7 @@ def move_messages(conn: Connection, account_id: int, source_id: int, message_ids
     No quota check: the account's usage does not grow.
     """
     result = copy_messages(conn, account_id, message_ids, target, quota_checked=False)
-    moved = result[1]
-    if moved:
-        conn.execute(delete(messages).where(messages.c.id.in_(moved),
-                                            messages.c.folder_id == source_id))
-        changes.touch(conn, [source_id])
+    mailboxes.delete_messages(conn, source_id, result[1])
     return result
 
 

@@ -75,9 +75,6 @@ class FolderWatch(service.Service):
         self._polling.addBoth(self._polled)
         return None
 
-    def _check_now(self):
-        self._check(force=True)
-
     def _polled(self, _):
         self._polling = None
 
@@ -145,7 +142,7 @@ class PostgresListener:
             conn.execute(f"LISTEN {changes.CHANNEL}")
             self._set_listening(True)
             # Anything committed before LISTEN took effect is caught by one poll.
-            self.watch.reactor.callFromThread(self.watch._check_now)
+            self.watch.reactor.callFromThread(self.watch._check, force=True)
             while not self._stop.is_set():
                 ids = [n.payload for n in conn.notifies(timeout=0.5)
                        if n.payload.isdigit()]
