@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from mailstack import tls
+from mailstack.store.db import Database
 from tests.support import databases, reactor as reactor_thread
 from tests.support.server import RunningServer, base_config, merge
+from twisted.internet import reactor
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,14 @@ def certs(tmp_path_factory) -> Certs:
 def db_url(request, tmp_path):
     with databases.fresh_database(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def db(db_url):
+    """The store on the test's fresh database, as the server runs it (a thread pool)."""
+    database = Database(db_url, reactor=reactor, threads=4)
+    yield database
+    database.stop()
 
 
 @pytest.fixture

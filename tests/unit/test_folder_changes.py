@@ -8,17 +8,9 @@ from datetime import datetime, timezone
 import pytest
 
 from mailstack.store import changes, directory, imap_store, maildrop, mailboxes
-from mailstack.store.db import Database
 from twisted.internet import reactor
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def db(db_url):
-    database = Database(db_url, reactor=reactor, threads=2)
-    yield database
-    database.stop()
 
 
 @pytest.fixture

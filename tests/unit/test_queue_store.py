@@ -23,13 +23,6 @@ LEASE = timedelta(minutes=10)
 BODY = b"Subject: hi\r\n\r\nhello\r\n"
 
 
-@pytest.fixture
-def db(db_url):
-    database = Database(db_url, reactor=reactor, threads=4)
-    yield database
-    database.stop()
-
-
 def claim(db, at=NOW, limit=100):
     return db.run_sync(queue.claim_due, at, at + LEASE, limit)
 

@@ -9,19 +9,11 @@ import pytest
 from sqlalchemy import inspect
 
 from mailstack.store import directory, logins, mailboxes, migrations
-from mailstack.store.db import Database, make_engine
+from mailstack.store.db import make_engine
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.schema import metadata
-from twisted.internet import reactor
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def db(db_url):
-    database = Database(db_url, reactor=reactor, threads=4)
-    yield database
-    database.stop()
 
 
 def test_migrations_create_exactly_the_schema_the_code_uses(db):
