@@ -102,7 +102,7 @@ POP_BEFORE_SMTP_ENDED = Reply(
 SENDER_NOT_OWNED = Reply(553, "5.7.1", "<{address}>: Sender address rejected: not owned by user {user}")
 OP25B = Reply(554, "5.7.1", "Sending on port 25 is blocked for customer networks: use port 587 "
               "(STARTTLS) or 465 (SSL/TLS) with authentication, see {url}")
-MAILBOX_FULL = Reply(452, "4.2.2", "<{address}>: Mailbox full: the recipient's mailbox has no room left")
+MAILBOX_FULL = Reply(452, "4.2.2", "<{address}>: Mailbox full: the recipient's mailbox has no room for this message")
 MESSAGE_OVER_QUOTA = Reply(552, "5.2.2", "Mailbox full: this message is larger than the room left in the recipient's mailbox")
 RATE_LIMITED = Reply(451, "4.7.1", "Too many recipients this hour; try again later")
 ENCRYPTION_REQUIRED = Reply(

@@ -15,6 +15,8 @@ import uuid
 from datetime import datetime
 from email.utils import format_datetime
 
+from mailstack.store import directory, mailboxes, queue
+
 
 def status_of(reply: str, temporary_expired: bool) -> str:
     """The RFC 3463 status for a final failure: from the reply when it has one."""
@@ -54,3 +56,20 @@ def build(hostname: str, sender: str, failures, original: bytes, at: datetime) -
     ]
     text = "\r\n".join(lines).encode("utf-8") + b"\r\n" + headers + b"\r\n\r\n"
     return text + f"--{boundary}--\r\n".encode()
+
+
+def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes, at: datetime,
+                     queue_id: str) -> str | None:
+    """File the DSN in the caller's transaction: a hosted sender's INBOX, else the queue.
+
+    Returns the remote address it was queued for (None when delivered locally or when the
+    sender is the null path, which never gets a bounce)."""
+    if not sender:
+        return None
+    dsn = build(hostname, sender, failures, original, at)
+    route = directory.route(conn, sender)
+    if route.hosted:
+        mailboxes.deliver(conn, route.recipients.account_ids, dsn, at)
+        return None
+    queue.enqueue(conn, "", [sender], dsn, at, queue_id=f"{queue_id}-dsn")
+    return sender

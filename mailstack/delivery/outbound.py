@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from mailstack import clock as clocks, dns
 from mailstack.delivery import bounce, retry
 from mailstack.delivery.smtp_client import ClientFactory, Job, Outcome
-from mailstack.store import directory, mailboxes, queue
+from mailstack.store import queue
 
 log = Logger(namespace="mailstack.delivery")
 LEASE_SECONDS = 900
@@ -195,18 +195,10 @@ class OutboundQueue(service.Service):
                 log.info("deferred {queue_id} for <{rcpt}> until {at}: {reply}",
                          queue_id=stored.queue_id, rcpt=item.recipient, at=next_at.isoformat(),
                          reply=reply)
-        if failures and stored.sender:
-            return self._send_bounce(conn, stored, failures, now)
+        if failures:
+            return bounce.return_to_sender(conn, self.hostname, stored.sender, failures,
+                                           stored.body, now, stored.queue_id)
         return None
-
-    def _send_bounce(self, conn, stored, failures, now):
-        dsn = bounce.build(self.hostname, stored.sender, failures, stored.body, now)
-        route = directory.route(conn, stored.sender)
-        if route.hosted:
-            mailboxes.deliver(conn, route.recipients.account_ids, dsn, now)
-            return None
-        queue.enqueue(conn, "", [stored.sender], dsn, now, queue_id=f"{stored.queue_id}-dsn")
-        return stored.sender
 
 
 def build_service(parts) -> OutboundQueue:

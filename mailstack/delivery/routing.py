@@ -14,6 +14,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from mailstack import clock as clocks
+from mailstack.delivery import bounce
 from mailstack.store import mailboxes, queue, submissions
 
 
@@ -81,8 +82,13 @@ def _clean(helo: str) -> str:
 
 
 def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
-                  account_id=None, client_ip=None, queue_id=None, submission=None) -> int:
-    """Copy into local INBOXes, queue remote recipients, and record a customer's submission."""
+                  account_id=None, client_ip=None, queue_id=None, submission=None,
+                  undeliverable=(), hostname="localhost") -> int:
+    """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
+
+    ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
+    cannot take the message after all (a mailbox filled meanwhile); their bounce is filed in
+    the same transaction, so the 250 covers both the copies and the notice."""
     local = sorted({i for r in accepted for i in r.account_ids})
     remote = [r.address for r in accepted if r.remote]
     stored = mailboxes.deliver(conn, local, message, at)
@@ -91,6 +97,8 @@ def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
     if remote:
         queue.enqueue(conn, sender, remote, message, at, account_id=account_id,
                       client_ip=client_ip, queue_id=queue_id)
+    if undeliverable:
+        bounce.return_to_sender(conn, hostname, sender, undeliverable, message, at, queue_id)
     return len(stored)
 
 
@@ -101,7 +109,7 @@ class MessageRouter:
         self.clock = parts.clock
 
     def store(self, sender: str, accepted, body: bytes, trace: TraceFacts, *, account=None,
-              tls: bool = False):
+              tls: bool = False, undeliverable=()):
         """Deferred that fires only after the COMMIT of every copy and queue entry."""
         at = clocks.now(self.clock)
         message = received_header(trace, at) + body
@@ -115,7 +123,9 @@ class MessageRouter:
         d = self.db.run(store_message, sender, accepted, message, at,
                         account_id=account.id if account is not None else None,
                         client_ip=trace.client_ip, queue_id=trace.queue_id,
-                        submission=submission)
-        if any(r.remote for r in accepted) and self.parts.outbound is not None:
+                        submission=submission, undeliverable=undeliverable,
+                        hostname=trace.hostname)
+        queued = any(r.remote for r in accepted) or (undeliverable and sender)
+        if queued and self.parts.outbound is not None:
             d.addCallback(lambda stored: (self.parts.outbound.kick(), stored)[1])
         return d

@@ -4,6 +4,9 @@ Why derived from the phases: after the TLS cutover a client must not be steered 
 where it would first talk in the clear, so only implicit-TLS services are advertised
 (RFC 8314 §5.1); before it, the STARTTLS ports are offered as fallbacks.  Autoconfig,
 Autodiscover and ``mailstack dns records`` all read this one list, so they never disagree.
+The outgoing server's authentication follows the SMTP AUTH flag: telling a client to log
+in where the server offers no AUTH would break its sending, so while only POP-before-SMTP
+is on we say so (Thunderbird's ``smtp-after-pop``, Outlook's ``SMTPLast``).
 
 Standards: RFC 6186 and RFC 8314 (SRV names), Thunderbird autoconfig 1.1, Outlook POX
 Autodiscover.
@@ -24,19 +27,34 @@ class Service:
     port: int
     socket: str        # SSL | STARTTLS
     offered: bool      # False: not offered in this phase (SRV target ".")
+    auth: str          # password-cleartext | smtp-after-pop | client-IP-address (autoconfig names)
+
+    @property
+    def password(self) -> bool:
+        return self.auth == "password-cleartext"
 
 
 def services(config, at: datetime) -> list[Service]:
     c = config.client_setup
-    plain_ok = not in_force(config, at).tls_required
+    phases = in_force(config, at)
+    plain_ok = not phases.tls_required
+    login, sending = "password-cleartext", _sending_auth(phases)
     return [
-        Service("imap", "_imaps._tcp", c.imaps_port, "SSL", True),
-        Service("pop3", "_pop3s._tcp", c.pop3s_port, "SSL", True),
-        Service("smtp", "_submissions._tcp", c.submissions_port, "SSL", True),
-        Service("imap", "_imap._tcp", c.imap_port, "STARTTLS", plain_ok),
-        Service("pop3", "_pop3._tcp", c.pop3_port, "STARTTLS", plain_ok),
-        Service("smtp", "_submission._tcp", c.submission_port, "STARTTLS", plain_ok),
+        Service("imap", "_imaps._tcp", c.imaps_port, "SSL", True, login),
+        Service("pop3", "_pop3s._tcp", c.pop3s_port, "SSL", True, login),
+        Service("smtp", "_submissions._tcp", c.submissions_port, "SSL", True, sending),
+        Service("imap", "_imap._tcp", c.imap_port, "STARTTLS", plain_ok, login),
+        Service("pop3", "_pop3._tcp", c.pop3_port, "STARTTLS", plain_ok, login),
+        Service("smtp", "_submission._tcp", c.submission_port, "STARTTLS", plain_ok, sending),
     ]
+
+
+def _sending_auth(phases) -> str:
+    if phases.smtp_auth:
+        return "password-cleartext"
+    if phases.pop_before_smtp == "open":
+        return "smtp-after-pop"
+    return "client-IP-address"    # neither: only the trusted networks may send
 
 
 def hostname(config) -> str:

@@ -24,6 +24,7 @@ class SMTPRequest:
     route: Route | None = None
     client: object = None             # ClientFacts: DNS facts looked up once per session
     authenticated_as: object = None   # the AccountRef vouched for by AUTH or a login window
+    declared_size: int | None = None  # MAIL FROM SIZE=, when the client declared one
     extra: dict = field(default_factory=dict)
 
     def at(self, stage: str, **changes) -> "SMTPRequest":

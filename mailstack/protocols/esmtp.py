@@ -47,6 +47,7 @@ class Envelope:
     recipients: list = field(default_factory=list)   # what policy.check_recipient returned
     addresses: list = field(default_factory=list)
     body_8bit: bool = False
+    declared_size: int | None = None   # MAIL FROM SIZE= (RFC 1870), checked against quotas
     account: object = None             # who is sending: AUTH login or POP-before-SMTP window
     method: str | None = None          # "auth" | "pop-before-smtp"
 
@@ -247,6 +248,7 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
             if key == "SIZE" and value.isdigit():
                 if int(value) > self.max_size:
                     return replies.SIZE_DECLARED_TOO_BIG
+                self.envelope.declared_size = int(value)
             elif key == "BODY" and value in ("7BIT", "8BITMIME"):
                 self.envelope.body_8bit = value == "8BITMIME"
             else:

@@ -144,8 +144,9 @@ class ClientSetup(resource.Resource):
             _sub(server_, "hostname", host)
             _sub(server_, "port", s.port)
             _sub(server_, "socketType", s.socket)
-            _sub(server_, "authentication", "password-cleartext")
-            _sub(server_, "username", "%EMAILADDRESS%")
+            _sub(server_, "authentication", s.auth)
+            if s.password:
+                _sub(server_, "username", "%EMAILADDRESS%")
         return 200, b"application/xml; charset=utf-8", _xml(root)
 
     # --- Outlook ------------------------------------------------------------------------
@@ -184,7 +185,9 @@ class ClientSetup(resource.Resource):
             _sub(protocol, "SPA", "off")
             _sub(protocol, "SSL", "on")
             _sub(protocol, "Encryption", "SSL" if s.socket == "SSL" else "TLS")
-            _sub(protocol, "AuthRequired", "on")
+            _sub(protocol, "AuthRequired", "on" if s.password else "off")
+            if s.auth == "smtp-after-pop":
+                _sub(protocol, "SMTPLast", "on")   # read mail (log in to POP3) before sending
         return _xml(root)
 
     def _pox_error(self, code: int, message: str) -> bytes:

@@ -159,6 +159,7 @@ class InboundPolicy:
         envelope = session.envelope
         request = self.request(session, "rcpt", sender=envelope.sender, recipient=address,
                                route=route, authenticated_as=envelope.account,
+                               declared_size=envelope.declared_size,
                                extra={"accepted": len(envelope.recipients)})
         decision = yield self.relay_chain.run(request)
         if not decision.accepts:
@@ -213,12 +214,21 @@ class InboundPolicy:
             account=account.address if account is not None else None, method=envelope.method,
             port=session.transport.getHost().port)
         kept = [r for r in envelope.recipients if not r.discard]
-        if any(r.room is not None and len(body) > r.room for r in kept):
+        full = [r for r in kept if r.room is not None and len(body) > r.room]
+        if full and len(full) == len(kept):
             raise replies.Refused(replies.MESSAGE_OVER_QUOTA)
+        # Some fit, some not: one reply speaks for all recipients (no LMTP here), so the
+        # ones with room get the message and the sender a bounce for the rest -- refusing all
+        # would make the sender's retry duplicate the copies for the others.
         result = None
         if kept:
-            result = yield self.router.store(envelope.sender, kept, body, trace,
-                                             account=account, tls=session.tls)
+            reply = replies.MESSAGE_OVER_QUOTA
+            result = yield self.router.store(
+                envelope.sender, [r for r in kept if r not in full], body, trace,
+                account=account, tls=session.tls,
+                undeliverable=[(r.address, reply.status, str(reply)) for r in full])
+            for r in full:
+                session.log.info("<{rcpt}>: mailbox full, bounced to the sender", rcpt=r.address)
         yield self._take_report(session, envelope, body)
         if any(r.reflect for r in envelope.recipients):
             yield self._reflect(session, envelope)

@@ -135,8 +135,8 @@ class PostgresListener:
 
     def _listen(self):
         raw = self.watch.db.engine.raw_connection()
+        conn = raw.driver_connection   # read first: a detached proxy no longer knows it
         raw.detach()          # ours alone, never returned to the pool
-        conn = raw.driver_connection
         try:
             conn.autocommit = True
             conn.execute(f"LISTEN {changes.CHANNEL}")
@@ -144,9 +144,12 @@ class PostgresListener:
             # Anything committed before LISTEN took effect is caught by one poll.
             self.watch.reactor.callFromThread(self.watch._check, force=True)
             while not self._stop.is_set():
-                ids = [n.payload for n in conn.notifies(timeout=0.5)
-                       if n.payload.isdigit()]
-                if ids:
-                    self.watch.reactor.callFromThread(self.watch.changed, {int(i) for i in ids})
+                # Each notice is passed on as it arrives; the timeout only bounds how long
+                # a stop request waits.  (Collecting a whole timeout's worth would delay
+                # every push by up to that timeout.)
+                for notice in conn.notifies(timeout=0.5):
+                    if notice.payload.isdigit():
+                        self.watch.reactor.callFromThread(self.watch.changed,
+                                                          {int(notice.payload)})
         finally:
             raw.close()

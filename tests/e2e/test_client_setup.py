@@ -71,6 +71,42 @@ def test_thunderbird_autoconfig_before_and_after_the_cutover(web, certs):
         ("imap", "993", "SSL"), ("pop3", "995", "SSL"), ("smtp", "465", "SSL")}
 
 
+def test_python_fetches_autoconfig_from_the_well_known_path(web):
+    url = web.base + "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=ann%40example.test"
+    with urllib.request.urlopen(url, context=web.context, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers.get_content_type() == "application/xml"
+        root = ET.fromstring(response.read())
+    assert root.tag == "clientConfig" and root.get("version") == "1.1"
+    assert [s[1:4] for s in servers(root) if s[3] == "SSL"] == [
+        ("imap", "993", "SSL"), ("pop3", "995", "SSL"), ("smtp", "465", "SSL")]
+
+
+def test_the_sending_settings_follow_the_smtp_auth_flag(make_server, certs):
+    """While only POP-before-SMTP is on, a client told to log in to SMTP could not send."""
+    legacy = make_server(listeners=HTTPS, submission={"smtp_auth": False},
+                         pop_before_smtp={"enabled": True, "window": 600,
+                                          "sunset": datetime.now(timezone.utc) + timedelta(days=30)},
+                         client_setup={"hostname": "mail.example.test"})
+    legacy.base = f"https://127.0.0.1:{legacy.port('https')}"
+    code, body = curl(legacy, certs, "/mail/config-v1.1.xml?emailaddress=ann%40example.test")
+    assert code == 200
+    listed = servers(ET.fromstring(body))
+    assert {(t, a, u) for _, t, _, _, a, u, _ in listed if t == "smtp"} == {("smtp", "smtp-after-pop", None)}
+    assert {a for _, t, _, _, a, _, _ in listed if t != "smtp"} == {"password-cleartext"}
+    request = urllib.request.Request(
+        legacy.base + "/autodiscover/autodiscover.xml", method="POST",
+        data=POX_REQUEST.format(address="ann@example.test").encode(), headers={"Content-Type": "text/xml"})
+    with urllib.request.urlopen(request, context=legacy.context, timeout=10) as response:
+        account = ET.fromstring(response.read()).find(f"{OUTLOOK_NS}Response/{OUTLOOK_NS}Account")
+    protocols = {p.findtext(OUTLOOK_NS + "Type"): p for p in account.findall(OUTLOOK_NS + "Protocol")}
+    assert [protocols["SMTP"].findtext(OUTLOOK_NS + k) for k in ("AuthRequired", "SMTPLast")] == ["off", "on"]
+    assert [protocols["IMAP"].findtext(OUTLOOK_NS + k) for k in ("AuthRequired", "SMTPLast")] == ["on", None]
+    legacy.advance(31 * 86400)     # the sunset: POP-before-SMTP is over, nothing else is on
+    listed = servers(ET.fromstring(curl(legacy, certs, "/mail/config-v1.1.xml?emailaddress=ann%40example.test")[1]))
+    assert {a for _, t, _, _, a, _, _ in listed if t == "smtp"} == {"client-IP-address"}
+
+
 def test_autoconfig_for_a_domain_we_do_not_host_is_404(web, certs):
     assert curl(web, certs, "/mail/config-v1.1.xml?emailaddress=ann%40elsewhere.test")[0] == 404
 
@@ -131,12 +167,22 @@ def test_dns_records_follow_the_cutover(tmp_path):
         assert done.returncode == 0, done.stderr
         return [line.split("\t") for line in done.stdout.splitlines() if not line.startswith(";")]
 
-    before = {r[0]: r[4] for r in records("2027-05-01")}
-    assert before["example.test."] == "10 mx1.example.test."
-    assert before["_submission._tcp.example.test."] == "0 1 587 mx1.example.test."
-    assert before["_imaps._tcp.example.test."] == "0 1 993 mx1.example.test."
-    assert before["_autodiscover._tcp.example.test."] == "0 0 443 mx1.example.test."
-    after = {r[0]: r[4] for r in records("2027-06-02")}
-    assert after["_submission._tcp.example.test."] == "0 0 0 ."
-    assert after["_imap._tcp.example.test."] == "0 0 0 ."
-    assert after["_pop3s._tcp.example.test."] == "0 1 995 mx1.example.test."
+    before = records("2027-05-01")
+    assert all(r[1:3] == ["3600", "IN"] for r in before)
+    host = "mx1.example.test."
+    expected = {
+        ("example.test.", "MX", f"10 {host}"),
+        ("_submissions._tcp.example.test.", "SRV", f"0 1 465 {host}"),
+        ("_imaps._tcp.example.test.", "SRV", f"0 1 993 {host}"),
+        ("_pop3s._tcp.example.test.", "SRV", f"0 1 995 {host}"),
+        ("autoconfig.example.test.", "CNAME", host),
+        ("autodiscover.example.test.", "CNAME", host),
+        ("_autodiscover._tcp.example.test.", "SRV", f"0 0 443 {host}"),
+    }
+    starttls = {("_submission._tcp.example.test.", "SRV", f"0 1 587 {host}"),
+                ("_imap._tcp.example.test.", "SRV", f"0 1 143 {host}"),
+                ("_pop3._tcp.example.test.", "SRV", f"0 1 110 {host}")}
+    assert {(r[0], r[3], r[4]) for r in before} == expected | starttls
+    after = records("2027-06-02")
+    assert {(r[0], r[3], r[4]) for r in after} == expected | {
+        (name, "SRV", "0 0 0 .") for name, _, _ in starttls}

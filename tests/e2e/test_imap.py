@@ -137,9 +137,14 @@ def test_fetch_envelope_bodystructure_sections_and_partial(imap):
     typ, data = client.fetch("1", "(BODY[TEXT])")                  # BODY[] marks, and says so
     assert data[1] == b" FLAGS (\\Seen))"
     assert b"\\Seen" in client.fetch("1", "(FLAGS)")[1][0]
+    typ, data = client.fetch("2", "(BODY[]<0.4>)")                # a partial BODY[] marks too
+    assert data[0][1] == plain(2)[:4] and b"\\Seen" in data[1]
+    typ, data = client.fetch("3", "(BODY[])")                     # so does the whole message
+    assert data[0][1] == MULTIPART and b"\\Seen" in data[1]
     client.logout()
-    assert "\\Seen" in imap.db(lambda c: mailboxes.list_messages(
-        c, mailboxes.require_folder(c, imap.ann, "INBOX").id))[0].flags
+    stored = imap.db(lambda c: mailboxes.list_messages(
+        c, mailboxes.require_folder(c, imap.ann, "INBOX").id))
+    assert all("\\Seen" in m.flags for m in stored)
 
 
 def test_store_search_copy_expunge_and_uid_commands(imap):
