@@ -3,10 +3,13 @@
 
 Usage: .venv/bin/python benchmarks/imap_large.py [--messages 50000] [--db URL]
 Creates a fresh database (SQLite file by default), fills one INBOX with N small messages
-(2 KB or --body-kb, every 100th with the subject "needle"), starts `mailstack serve` pinned to core 1,
-and times, with imaplib over IMAPS: SELECT, UID FETCH 1:* (FLAGS), FETCH of the last 100
-messages' BODY.PEEK[], UID SEARCH UNSEEN, SEARCH SUBJECT needle, SEARCH BODY needle.
-Peak memory is the server's VmHWM (Linux).
+(2 KB or --body-kb, every 100th with the subject "needle", a third unread, one every 10
+minutes up to now), starts `mailstack serve` pinned to core 1, and times, with imaplib over
+IMAPS: SELECT, UID FETCH 1:* (FLAGS), FETCH of the last 100 messages' BODY.PEEK[], UID SEARCH
+UNSEEN, SEARCH SUBJECT needle, SEARCH BODY needle -- keys whose matches grow with the folder
+-- and keys with the same 20 or 144 matches whatever its size: FLAGGED, LARGER, SINCE
+yesterday, SUBJECT of 20 messages, and STATUS (MESSAGES UNSEEN) of another folder that holds
+the same.  Peak memory is the server's VmHWM (Linux).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy import insert, select
@@ -35,6 +38,7 @@ from mailstack.store.schema import folders, message_headers, message_text, messa
 from mailstack.store.search_facts import body_text, search_facts
 
 BIN = Path(sys.executable).parent
+FIXED = 20          # flagged, larger and "rare" messages, whatever the folder's size
 
 
 def fill(config, count: int, body_kb: int = 2) -> None:
@@ -48,13 +52,18 @@ def fill(config, count: int, body_kb: int = 2) -> None:
     def bulk(conn):
         inbox = mailboxes.require_folder(conn, account, "INBOX")
         rows, facts = [], {}
+        every = max(1, count // FIXED)
         for n in range(1, count + 1):
-            subject = "needle" if n % 100 == 0 else f"message {n}"
+            rare = n % every == 0 and n // every <= FIXED     # FIXED of them, whatever the count
+            subject = "needle" if n % 100 == 0 else "rare one" if rare else f"message {n}"
             body = (f"From: s{n}@remote.test\r\nTo: big@example.test\r\nSubject: {subject}\r\n\r\n"
-                    + "lorem ipsum dolor sit amet " * (37 * body_kb) + "\r\n").encode()
+                    + "lorem ipsum dolor sit amet " * (37 * body_kb) + ("x" * 2048 if rare else "")
+                    + "\r\n").encode()
             facts[n] = (*search_facts(body), body_text(body))
-            rows.append(dict(folder_id=inbox.id, uid=n, guid=uuid.uuid4().hex, internal_date=now,
-                             size=len(body), flags="\\Seen" if n % 3 else "", body=body))
+            flags = ("\\Seen" if n % 3 else "") + (" \\Flagged" if rare else "")
+            rows.append(dict(folder_id=inbox.id, uid=n, guid=uuid.uuid4().hex,
+                             internal_date=now - timedelta(minutes=10 * (count - n)),
+                             size=len(body), flags=flags.strip(), body=body))
         conn.execute(insert(messages), rows)
         ids = conn.execute(select(messages.c.id, messages.c.uid)
                            .where(messages.c.folder_id == inbox.id)).all()
@@ -64,6 +73,10 @@ def fill(config, count: int, body_kb: int = 2) -> None:
         conn.execute(insert(message_text), [dict(message_id=i, body_text=facts[uid][2])
                                             for i, uid in ids])
         conn.execute(folders.update().where(folders.c.id == inbox.id).values(uidnext=count + 1))
+        # STATUS is asked of folders that are not selected: an archive with the same rows.
+        archive = mailboxes.create_folder(conn, account, "Archive", now)
+        conn.execute(insert(messages), [dict(r, folder_id=archive, guid=uuid.uuid4().hex)
+                                        for r in rows])
     db.run_sync(bulk)
     if db.engine.dialect.name == "postgresql":
         # What autovacuum does soon after a bulk load: statistics and the visibility map.
@@ -123,6 +136,16 @@ def main() -> None:
         found = timed("SEARCH SUBJECT needle", lambda: client.search(None, "SUBJECT", "needle"))
         assert len(found[0].split()) == args.messages // 100
         timed("SEARCH BODY needle", lambda: client.search(None, "BODY", "needle"))
+        fixed = {"UID SEARCH FLAGGED": ("FLAGGED",),
+                 "UID SEARCH LARGER": ("LARGER", str(2048 + 37 * 27 * args.body_kb)),
+                 "UID SEARCH SINCE yesterday": ("SINCE", (datetime.now(timezone.utc) - timedelta(days=1))
+                                                .strftime("%d-%b-%Y")),
+                 "UID SEARCH SUBJECT rare": ("SUBJECT", '"rare one"')}
+        for name, keys in fixed.items():
+            found = timed(name, lambda: client.uid("SEARCH", None, *keys))
+            assert 0 < len(found[0].split()) <= 288, (name, len(found[0].split()))
+        found = timed("STATUS (MESSAGES UNSEEN)", lambda: client.status("Archive", "(MESSAGES UNSEEN)"))
+        assert f"MESSAGES {args.messages}".encode() in found[0], found
         client.logout()
         print(json.dumps({"messages": args.messages, "body_kb": args.body_kb, "fill_s": round(filled, 1),
                           "ms": timings, "server_peak_mb": round(peak_kib(server.pid) / 1024, 1)}))

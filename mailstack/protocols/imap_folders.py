@@ -143,12 +143,12 @@ class FolderCommands:
     @defer.inlineCallbacks
     def do_STATUS(self, tag, mailbox, names):
         try:
-            mbox = yield self.account.select(_name(mailbox), False)
+            status = yield self.account.status(_name(mailbox),
+                                               [n.decode("ascii", "replace") for n in names])
         except Exception as e:
             return self._failed(defer.Failure(e), tag)
-        if mbox is None:
+        if status is None:
             return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
-        status = mbox.requestStatus([n.decode("ascii", "replace") for n in names])
         items = " ".join(f"{k} {v}" for k, v in status.items()).encode()
         self.sendUntaggedResponse(b"STATUS " + imap4._quote(mailbox) + b" (" + items + b")")
         self.sendPositiveResponse(tag, b"STATUS completed")

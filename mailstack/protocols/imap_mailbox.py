@@ -94,6 +94,10 @@ class Account:
         return self.db.run(imap_store.create_with_parents, self.ref.id, name,
                            clocks.now(self.parts.clock), DELIMITER, special_use)
 
+    def status(self, name, items):
+        """The STATUS counts, or None for no such folder: aggregates, not a snapshot."""
+        return self.db.read(imap_store.status, self.ref.id, folder_name(name), items)
+
     def quota(self):
         """(bytes used, quota in bytes or None) over all the account's folders."""
         return self.db.read(imap_store.quota, self.ref.id)
@@ -167,14 +171,6 @@ class Mailbox:
     def removeListener(self, listener):
         pass
 
-    def requestStatus(self, names):
-        deleted = [m for m in self.infos if "\\Deleted" in m.flags]
-        facts = {"MESSAGES": self.getMessageCount(), "RECENT": 0, "UIDNEXT": self.getUIDNext(),
-                 "UIDVALIDITY": self.getUIDValidity(), "UNSEEN": self.getUnseenCount(),
-                 "SIZE": sum(m.size for m in self.infos), "DELETED": len(deleted),
-                 "DELETED-STORAGE": sum(m.size for m in deleted) // 1024}
-        return {n.upper(): facts[n.upper()] for n in names if n.upper() in facts}
-
     # --- message sets -----------------------------------------------------------------
     def resolve(self, messages, uid):
         """[(seq, MessageInfo)] for a MessageSet, with ``*`` as the last UID/number."""
@@ -239,7 +235,7 @@ class Mailbox:
     def addMessage(self, message, flags=(), date=None):
         body = message.read() if hasattr(message, "read") else bytes(message)
         at = clocks.now(self.account.parts.clock)
-        flags = [f for f in (flags or ()) if f.lower() != "\\recent"]
+        flags = mailboxes.canonical_flags(flags or ())
         info = yield self.db.run(imap_store.append, self.account.ref.id, self.folder.id, body,
                                  _internal_date(date, at), flags)
         return info.uid
@@ -247,7 +243,7 @@ class Mailbox:
     @defer.inlineCallbacks
     def store(self, messages, flags, mode, uid):
         chosen = self.resolve(messages, uid)
-        flags = {f for f in flags if f.lower() != "\\recent"}
+        flags = mailboxes.canonical_flags(flags)
         changes = {}
         for seq, m in chosen:
             new = (flags if mode == 0 else m.flags | flags if mode > 0 else m.flags - flags)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import changes, directory, mailboxes
 from mailstack.store.errors import Conflict, NotFound, OverQuota
-from mailstack.store.schema import folders, message_headers, message_text, messages
+from mailstack.store.schema import flag_sql, folders, message_headers, message_text, messages
 
 
 def open_folder(conn: Connection, account_id: int, name: str):
@@ -63,14 +63,34 @@ def append(conn: Connection, account_id: int, folder_id: int, body: bytes, at: d
     return mailboxes.append(conn, folder_id, body, at, flags)
 
 
-def status(conn: Connection, account_id: int, name: str) -> dict | None:
+_UNSEEN = text(flag_sql("\\Seen", False))
+_DELETED = text(flag_sql("\\Deleted", True))
+
+
+def status(conn: Connection, account_id: int, name: str, items) -> dict | None:
+    """STATUS without loading the folder: each requested count is one aggregate, UNSEEN and
+    DELETED over their partial indexes, SIZE over (folder_id, size).  Clients STATUS every
+    folder on a timer; a snapshot of a 50,000-message folder each time would be wasted."""
     folder = mailboxes.get_folder(conn, account_id, name)
     if folder is None:
         return None
-    infos = mailboxes.list_messages(conn, folder.id)
-    return {"MESSAGES": len(infos), "RECENT": 0, "UIDNEXT": folder.uidnext,
-            "UIDVALIDITY": folder.uidvalidity,
-            "UNSEEN": sum(1 for m in infos if "\\Seen" not in m.flags)}
+    wanted = {i.upper() for i in items}
+    in_folder = messages.c.folder_id == folder.id
+
+    def one(column, *where):
+        return conn.execute(select(column).where(in_folder, *where)).scalar() or 0
+    facts = {"RECENT": 0, "UIDNEXT": folder.uidnext, "UIDVALIDITY": folder.uidvalidity}
+    if "MESSAGES" in wanted:
+        facts["MESSAGES"] = one(func.count())
+    if "UNSEEN" in wanted:
+        facts["UNSEEN"] = one(func.count(), _UNSEEN)
+    if "SIZE" in wanted:
+        facts["SIZE"] = one(func.sum(messages.c.size))
+    if "DELETED" in wanted:
+        facts["DELETED"] = one(func.count(), _DELETED)
+    if "DELETED-STORAGE" in wanted:
+        facts["DELETED-STORAGE"] = one(func.sum(messages.c.size), _DELETED) // 1024
+    return {i.upper(): facts[i.upper()] for i in items if i.upper() in facts}
 
 
 def store_flags(conn: Connection, folder_id: int, new_flags: dict[int, frozenset]) -> None:
@@ -81,18 +101,18 @@ def store_flags(conn: Connection, folder_id: int, new_flags: dict[int, frozenset
     if not by_flags:
         return
     modseq = changes.touch(conn, [folder_id]).get(folder_id, 0)
-    for text, ids in by_flags.items():
+    for flags, ids in by_flags.items():
         conn.execute(update(messages).where(messages.c.id.in_(ids),
                                             messages.c.folder_id == folder_id)
-                     .values(flags=text, modseq=modseq))
+                     .values(flags=flags, modseq=modseq))
 
 
 def expunge(conn: Connection, folder_id: int, only_ids=None) -> list[int]:
     """Delete the \\Deleted messages of the folder (UID EXPUNGE: only among ``only_ids``)."""
-    query = select(messages.c.id, messages.c.flags).where(messages.c.folder_id == folder_id)
+    query = select(messages.c.id).where(messages.c.folder_id == folder_id, _DELETED)
     if only_ids is not None:
         query = query.where(messages.c.id.in_(list(only_ids)))
-    doomed = [r.id for r in conn.execute(query) if "\\Deleted" in r.flags.split()]
+    doomed = list(conn.execute(query).scalars())
     mailboxes.delete_messages(conn, folder_id, doomed)
     return doomed
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from mailstack.store import changes
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.search_facts import body_text, search_facts
-from mailstack.store.schema import folders, message_headers, message_text, messages
+from mailstack.store.schema import SYSTEM_FLAGS, folders, message_headers, message_text, messages
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS = (
@@ -60,8 +60,18 @@ _MESSAGE_COLUMNS = (messages.c.id, messages.c.uid, messages.c.guid, messages.c.i
                     messages.c.size, messages.c.flags)
 
 
+_CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}
+
+
+def canonical_flags(flags) -> frozenset[str]:
+    """System flags in their one spelling (IMAP flags are case-insensitive, RFC 3501 §2.3.2;
+    the flag searches and their indexes match the stored spelling); ``\\Recent`` is never
+    stored (it belongs to a session)."""
+    return frozenset(_CANONICAL.get(f.lower(), f) for f in flags if f.lower() != "\\recent")
+
+
 def flags_text(flags) -> str:
-    return " ".join(sorted(set(flags)))
+    return " ".join(sorted(canonical_flags(flags)))
 
 
 def parse_flags(text: str) -> frozenset[str]:

@@ -14,6 +14,11 @@ such keys exact.  BODY and TEXT read ``message_text``, the decoded text parts, n
 stored bytes: both sides are folded (``search_facts.fold``), so matching is a plain LIKE,
 case-insensitive beyond ASCII, on both dialects.
 
+Indexes: in the database, too, the common keys should cost what they find.  UNSEEN, FLAGGED
+and DELETED repeat the predicate of their partial index (``schema.flag_sql``); SINCE/BEFORE/ON
+and LARGER/SMALLER have (folder_id, date) and (folder_id, size).  Substring keys (headers,
+BODY, TEXT) have no index that SQL LIKE could use and read the folder's side-table rows.
+
 Standards: RFC 3501 §6.4.4 (SEARCH), RFC 2047 (decoded headers via ``search_headers``).
 """
 
@@ -23,13 +28,13 @@ from bisect import bisect_left
 from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import Boolean, and_, case, false, func, literal
-from sqlalchemy import not_, null, or_, select, true
+from sqlalchemy import literal_column, not_, null, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from mailstack.store.schema import message_headers, message_text, messages
+from mailstack.store.schema import SYSTEM_FLAGS, flag_sql, message_headers, message_text, messages
 from mailstack.store.search_criteria import (
     All, And, Date, Flag, Header, Not, Seqs, Size, Text, Uids, _children)
 from mailstack.store.search_facts import fold
@@ -67,7 +72,10 @@ def _like(text: str) -> str:
 
 
 def _flag(node, dialect: str):
-    """Whole-word, ASCII case-insensitive: SQLite's LIKE already is (no lower() per row)."""
+    """System flags: ``schema.flag_sql``, the predicate of the partial indexes.  Keywords:
+    whole-word, ASCII case-insensitive (SQLite's LIKE already is; no lower() per row)."""
+    if node.name in SYSTEM_FLAGS:
+        return literal_column(f"({flag_sql(node.name, node.present, 'messages.flags')})", Boolean)
     spaced = literal(" ") + messages.c.flags + literal(" ")
     match = spaced.collate("C").ilike if dialect == "postgresql" else spaced.like
     hit = match(f"% {_like(node.name)} %", escape="!")
@@ -190,13 +198,14 @@ def search(conn: Connection, folder_id: int, criteria, uids: list[int]) -> list[
         return []
     compiler = _Compiler(conn.dialect.name, uids)
     sure, maybe = compiler.bounds(criteria)
-    where = and_(messages.c.folder_id == folder_id,
-                 messages.c.uid.between(uids[0], uids[-1]), grouped(maybe))
+    # No UID range and no ORDER BY: either would steer the planner to the folder's UID
+    # index (a scan of the folder) instead of an index on the key; the snapshot filter and
+    # a sort of the matches do their work.
+    where = and_(messages.c.folder_id == folder_id, grouped(maybe))
     if compiler.exact(criteria):
-        found = conn.execute(select(messages.c.uid).select_from(_ROWS).where(where)
-                             .order_by(messages.c.uid))
-        return _in_snapshot(found.scalars(), uids)
-    return _in_snapshot(_rechecked(conn, compiler, criteria, sure, where), uids)
+        found = conn.execute(select(messages.c.uid).select_from(_ROWS).where(where))
+        return _in_snapshot(sorted(found.scalars()), uids)
+    return _in_snapshot(sorted(_rechecked(conn, compiler, criteria, sure, where)), uids)
 
 
 def _in_snapshot(found, uids: list[int]) -> list[int]:
@@ -226,7 +235,7 @@ def _rechecked(conn, compiler: _Compiler, criteria, sure, where) -> list[int]:
     columns = [compiler.bounds(node)[1].label(f"u{i}") for node, i in units.items()]
     rows = conn.execute(select(messages.c.uid, sure.label("certain"),
                                headers.label("headers"), *columns)
-                        .select_from(_ROWS).where(where).order_by(messages.c.uid)).all()
+                        .select_from(_ROWS).where(where)).all()
     return [r.uid for r in rows if r.certain or _Row(compiler, units, r).decide(criteria)]
 
 

@@ -14,10 +14,32 @@ from datetime import timezone
 
 from sqlalchemy import (
     Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
-    Table, Text, TypeDecorator, UniqueConstraint, BigInteger, false,
+    Table, Text, TypeDecorator, UniqueConstraint, BigInteger, false, text,
 )
 
 metadata = MetaData()
+
+SYSTEM_FLAGS = ("\\Answered", "\\Deleted", "\\Draft", "\\Flagged", "\\Seen")
+
+
+def flag_sql(flag: str, present: bool, column: str = "flags") -> str:
+    """Whether a system flag is set, as literal SQL that is the same on both engines.
+
+    Literal, not a bound parameter: a partial index is used only when the query repeats its
+    predicate word for word.  System flags are stored in their canonical spelling
+    (``mailboxes.canonical_flags``), so the match is exact whether LIKE is case-sensitive
+    (PostgreSQL) or not (SQLite); ESCAPE '!' keeps PostgreSQL from reading the backslash as
+    LIKE's escape character."""
+    assert flag in SYSTEM_FLAGS
+    return f"(' ' || {column} || ' ') {'' if present else 'NOT '}LIKE '% {flag} %' ESCAPE '!'"
+
+
+# Partial indexes for the flag searches clients send most, so that they cost what they find:
+# UNSEEN (new mail), FLAGGED (starred views) and \Deleted (EXPUNGE).  On PostgreSQL migration
+# 0012 also creates statistics on the flag words, which SQLAlchemy's metadata cannot express.
+FLAG_INDEXES = {"ix_messages_folder_unseen": ("\\Seen", False),
+                "ix_messages_folder_flagged": ("\\Flagged", True),
+                "ix_messages_folder_deleted": ("\\Deleted", True)}
 
 
 class UTCDateTime(TypeDecorator):
@@ -99,8 +121,11 @@ messages = Table(
     Column("modseq", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
     Index("ix_messages_folder_modseq", "folder_id", "modseq"),
-    # Covers flag searches (UNSEEN, FLAGGED …): a compact index instead of the message rows.
-    Index("ix_messages_folder_uid_flags", "folder_id", "uid", "flags"),
+    # SINCE/BEFORE/ON and LARGER/SMALLER read a range of these, not the folder.
+    Index("ix_messages_folder_date", "folder_id", "internal_date"),
+    Index("ix_messages_folder_size", "folder_id", "size"),
+    *(Index(name, "folder_id", "uid", sqlite_where=text(flag_sql(*flag)),
+            postgresql_where=text(flag_sql(*flag))) for name, flag in FLAG_INDEXES.items()),
 )
 
 # What SEARCH reads instead of the body (store/search_facts.py).  A table of its own: SQLite
