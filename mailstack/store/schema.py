@@ -121,10 +121,12 @@ messages = Table(
     Column("modseq", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("folder_id", "uid", name="uq_messages_folder_uid"),
     Index("ix_messages_folder_modseq", "folder_id", "modseq"),
-    # SINCE/BEFORE/ON and LARGER/SMALLER read a range of these, not the folder.
-    Index("ix_messages_folder_date", "folder_id", "internal_date"),
-    Index("ix_messages_folder_size", "folder_id", "size"),
-    *(Index(name, "folder_id", "uid", sqlite_where=text(flag_sql(*flag)),
+    # SINCE/BEFORE/ON and LARGER/SMALLER read a range of these, not the folder (with the
+    # UID, so that a search reads no message row).
+    Index("ix_messages_folder_date", "folder_id", "internal_date", "uid"),
+    Index("ix_messages_folder_size", "folder_id", "size", "uid"),
+    # Partial, and covering (flags too): the engines re-check the predicate on each row.
+    *(Index(name, "folder_id", "uid", "flags", sqlite_where=text(flag_sql(*flag)),
             postgresql_where=text(flag_sql(*flag))) for name, flag in FLAG_INDEXES.items()),
 )
 

@@ -1,13 +1,14 @@
 """Indexes that make the common SEARCH keys cost what they find, not the folder's size.
 
 Partial indexes over the messages without \\Seen, with \\Flagged and with \\Deleted (their
-predicate is ``schema.flag_sql``, repeated word for word by the queries that use them), and
-(folder_id, internal_date), (folder_id, size) for the date and size keys; on PostgreSQL,
-statistics on the flag words, so that the planner knows how few rows those indexes hold.  The covering
-index (folder_id, uid, flags) of 0010 goes: SQLite's planner, without statistics, preferred
-it to the partial indexes, which made UNSEEN scan the folder again.  System flags
-written before this revision in another spelling (``\\SEEN``) are rewritten in the canonical
-one, which the indexes and the searches assume.
+predicate is ``schema.flag_sql``, repeated word for word by the queries that use them;
+covering, as both engines re-check it on each entry); (folder_id, internal_date, uid) and
+(folder_id, size, uid) for the date and size keys; on PostgreSQL, statistics on the flag
+words, so that the planner knows how few rows those indexes hold.  The covering index
+(folder_id, uid, flags) of 0010 goes: SQLite's planner, without statistics, preferred it to
+the partial indexes, which made UNSEEN scan the folder again.  System flags written before
+this revision in another spelling (``\\SEEN``) are rewritten in the canonical one, which
+the indexes and the searches assume.
 
 Revision ID: 0012
 Revises: 0011
@@ -33,11 +34,11 @@ FLAG_INDEXES = {"ix_messages_folder_unseen": ("\\Seen", False),
 def upgrade():
     _canonical_flags()
     op.drop_index("ix_messages_folder_uid_flags", "messages")
-    op.create_index("ix_messages_folder_date", "messages", ["folder_id", "internal_date"])
-    op.create_index("ix_messages_folder_size", "messages", ["folder_id", "size"])
+    op.create_index("ix_messages_folder_date", "messages", ["folder_id", "internal_date", "uid"])
+    op.create_index("ix_messages_folder_size", "messages", ["folder_id", "size", "uid"])
     for name, flag in FLAG_INDEXES.items():
         where = sa.text(flag_sql(*flag))
-        op.create_index(name, "messages", ["folder_id", "uid"], sqlite_where=where,
+        op.create_index(name, "messages", ["folder_id", "uid", "flags"], sqlite_where=where,
                         postgresql_where=where)
     conn = op.get_bind()
     if conn.dialect.name == "postgresql" and conn.dialect.server_version_info >= (14,):
