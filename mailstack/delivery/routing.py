@@ -83,7 +83,7 @@ def _clean(helo: str) -> str:
 
 def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
                   account_id=None, client_ip=None, queue_id=None, submission=None,
-                  undeliverable=(), hostname="localhost") -> int:
+                  undeliverable=(), hostname: str) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that

@@ -32,6 +32,7 @@ from mailstack import addresses, replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
+from mailstack.protocols.smtp_data import MessageReception
 from mailstack.replies import Reply
 from mailstack.store.errors import StoreUnavailable
 
@@ -52,7 +53,7 @@ class Envelope:
     method: str | None = None          # "auth" | "pop-before-smtp"
 
 
-class SMTPSession(InOrderLineReceiver, TimeoutMixin):
+class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
     """One client connection.  ``factory`` provides parts, listener and policy."""
 
     def connectionMade(self):
@@ -107,11 +108,7 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
     def _reset_transaction(self):
         self.envelope = Envelope()
         self.in_data = False
-        self._body = []
-        self._body_size = 0
-        self._too_big = False
-        self._bad_line = False
-        self._in_headers = True
+        self.reset_body()
 
     def reset_after_tls(self):
         """RFC 3207 §4.2: forget everything learned before the handshake."""
@@ -155,7 +152,7 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
 
     def process_line(self, line):
         if self.in_data:
-            return self._data_line(line)
+            return self.data_line(line)
         if self.continuation is not None:
             respond, self.continuation = self.continuation, None
             return respond(None if line is OVERLONG else line)
@@ -294,16 +291,6 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
         self.log.warn("RCPT TO <{rcpt}> deferred: store unavailable", rcpt=address)
         self.reply(replies.STORE_UNAVAILABLE)
 
-    def smtp_DATA(self, argument):
-        if argument:
-            return self.refuse(replies.ARGUMENT_ERROR)
-        if self.envelope.sender is None:
-            return self.refuse(replies.NEED_MAIL)
-        if not self.envelope.recipients:
-            return self.refuse(replies.NO_VALID_RECIPIENTS)
-        self.in_data = True
-        self.reply(replies.START_DATA)
-
     def smtp_RSET(self, argument):
         self._reset_transaction()
         self.reply(replies.OK)
@@ -324,61 +311,6 @@ class SMTPSession(InOrderLineReceiver, TimeoutMixin):
     def smtp_QUIT(self, argument):
         self.reply(replies.CLOSING)
         self.transport.loseConnection()
-
-    # --- DATA -------------------------------------------------------------------------------
-
-    def _data_line(self, line):
-        if line is OVERLONG:
-            self._bad_line = True
-            return None
-        if line == b".":
-            return self._end_of_data()
-        if line[:1] == b".":
-            line = line[1:]   # RFC 5321 §4.5.2 transparency
-        if self._in_headers and not line:
-            self._in_headers = False
-        self._body_size += len(line) + 2
-        if self._body_size > self.max_size:
-            self._too_big, self._body = True, []
-        elif not self._too_big:
-            self._body.append(line)
-        return None
-
-    def _end_of_data(self):
-        envelope, body = self.envelope, self._body
-        too_big, bad_line = self._too_big, self._bad_line
-        self._reset_transaction()
-        if too_big:
-            self.log.info("message refused: over {limit} bytes", limit=self.max_size)
-            return self.reply(replies.MESSAGE_TOO_BIG)
-        if bad_line:
-            self.log.info("message refused: over-long line")
-            return self.reply(replies.DATA_LINE_TOO_LONG)
-        data = b"\r\n".join(body) + b"\r\n" if body else b""
-        self.messages += 1
-        queue_id = f"{self.session_id}{self.messages:03d}"
-        d = defer.maybeDeferred(self.policy.deliver, self, envelope, data, queue_id)
-        return d.addCallbacks(self._stored, self._not_stored,
-                              callbackArgs=(queue_id, len(data), len(envelope.addresses)),
-                              errbackArgs=(queue_id,))
-
-    def _stored(self, _, queue_id, size, count):
-        self.log.info("message {id} stored: {size} bytes, {n} recipient(s)", id=queue_id,
-                      size=size, n=count)
-        if not self.transport.disconnecting:
-            self.reply(replies.QUEUED.format(id=queue_id))
-
-    def _not_stored(self, failure, queue_id):
-        # Twisted answers a failed store with 550; a store outage must be temporary (451).
-        if failure.check(replies.Refused):
-            self.log.info("message {id} refused: {reply}", id=queue_id, reply=str(failure.value.reply))
-            return self.reply(failure.value.reply) if not self.transport.disconnecting else None
-        if not failure.check(StoreUnavailable):
-            self.log.failure("message {id} not stored", failure, id=queue_id)
-        else:
-            self.log.warn("message {id} not stored: store unavailable", id=queue_id)
-        if not self.transport.disconnecting:
-            self.reply(replies.STORE_UNAVAILABLE)
 
     def timeoutConnection(self):
         self.log.info("idle timeout")

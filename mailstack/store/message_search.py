@@ -16,7 +16,7 @@ case-insensitive beyond ASCII, on both dialects.
 
 Indexes: in the database, too, the common keys should cost what they find.  UNSEEN, FLAGGED
 and DELETED repeat the predicate of their partial index (``schema.flag_sql``); SINCE/BEFORE/ON
-and LARGER/SMALLER have (folder_id, date) and (folder_id, size).  Substring keys (headers,
+and LARGER/SMALLER have (folder_id, date, uid) and (folder_id, size, uid).  Substring keys (headers,
 BODY, TEXT) have no index that SQL LIKE could use and read the folder's side-table rows.
 
 Standards: RFC 3501 §6.4.4 (SEARCH), RFC 2047 (decoded headers via ``search_headers``).
