@@ -157,6 +157,10 @@ def test_store_search_copy_expunge_and_uid_commands(imap):
     assert client.search(None, "OR", "FROM", "sender1", "KEYWORD", "$Important")[1] == [b"1 2"]
     assert client.search(None, "LARGER", "200", "NOT", "SEEN")[1] == [b"3"]
     assert client.search(None, "BODY", "report")[1] == [b"3"]
+    typ, data = client.store("1", "+FLAGS", "(\\SEEN)")              # flags are case-insensitive
+    assert data == [b"1 (FLAGS (\\Seen))"]
+    assert client.search(None, "UNSEEN")[1] == [b"2 3"]
+    assert client.status("INBOX", "(UNSEEN)")[1] == [b'"INBOX" (UNSEEN 2)']
     assert client.uid("COPY", "1:2", "Trash")[0] == "OK"
     assert folder_uids(imap, "Trash") == [1, 2]
     assert client.copy("1", "Nowhere")[1][0].startswith(b"[TRYCREATE]")

@@ -154,7 +154,8 @@ def test_remove_deletes_a_message_by_queue_id_and_refuses_unknown_ids(db):
 def test_upgrading_keeps_existing_data(backend, tmp_path):
     """Rows written under an old schema (raw SQL: today's code expects today's columns)
     survive every later migration, 0009–0011 fill the SEARCH headers and text of old messages,
-    and 0010 downgrades and upgrades again without losing them."""
+    0012 spells their system flags one way, and 0010–0012 downgrade and upgrade again
+    without losing them."""
     with databases.fresh_database(backend, tmp_path, "0003") as url:
         engine = make_engine(url)
         try:
@@ -170,10 +171,13 @@ def test_upgrading_keeps_existing_data(backend, tmp_path):
                     " VALUES (1, 1, 'INBOX', 7, 2, true)")
                 conn.execute(text(
                     "INSERT INTO messages (folder_id, uid, guid, internal_date, size, flags, body)"
-                    " VALUES (1, 1, 'g1', '2026-11-25 12:00:00', 10, '', :body)"),
-                    {"body": SUBJECTED})
+                    " VALUES (1, 1, 'g1', '2026-11-25 12:00:00', 10, :flags, :body)"),
+                    {"body": SUBJECTED, "flags": "$Label \\SEEN \\flagged"})
             migrations.upgrade(engine)
             assert migrations.is_current(engine)
+            with engine.begin() as conn:   # 0012: system flags in the spelling searches match
+                flags = conn.exec_driver_sql("SELECT flags FROM messages").scalar()
+                assert flags == "$Label \\Flagged \\Seen"
             with engine.begin() as conn:
                 assert directory.get_account(conn, "ann@example.test") is not None
                 queue.enqueue(conn, "ann@example.test", ["x@remote.test"], BODY, NOW,
