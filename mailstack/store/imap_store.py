@@ -7,12 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import changes, directory, mailboxes
+from mailstack.store.message_search import flag_is
 from mailstack.store.errors import Conflict, NotFound, OverQuota
-from mailstack.store.schema import flag_sql, folders, message_headers, message_text, messages
+from mailstack.store.schema import folders, message_headers, message_text, messages
 
 
 def open_folder(conn: Connection, account_id: int, name: str):
@@ -63,8 +64,8 @@ def append(conn: Connection, account_id: int, folder_id: int, body: bytes, at: d
     return mailboxes.append(conn, folder_id, body, at, flags)
 
 
-_UNSEEN = text(flag_sql("\\Seen", False))
-_DELETED = text(flag_sql("\\Deleted", True))
+_UNSEEN = flag_is("\\Seen", False)
+_DELETED = flag_is("\\Deleted", True)
 
 
 def status(conn: Connection, account_id: int, name: str, items) -> dict | None:

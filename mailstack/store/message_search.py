@@ -28,7 +28,7 @@ from bisect import bisect_left
 from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import Boolean, and_, case, false, func, literal
-from sqlalchemy import literal_column, not_, null, or_, select, true
+from sqlalchemy import not_, null, or_, select, text, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
@@ -64,6 +64,12 @@ def _grouped(element, compiler, **kw):
     return "(%s)" % compiler.process(element.inner, **kw)
 
 
+def flag_is(flag: str, present: bool) -> grouped:
+    """``schema.flag_sql`` over ``messages``, for every query that should use its index.
+    Grouped, as a bare column would be compared ``= 1`` on SQLite and miss the index."""
+    return grouped(text(flag_sql(flag, present, "messages.flags")))
+
+
 # --- SQL for each key --------------------------------------------------------------------------
 
 def _like(text: str) -> str:
@@ -75,7 +81,7 @@ def _flag(node, dialect: str):
     """System flags: ``schema.flag_sql``, the predicate of the partial indexes.  Keywords:
     whole-word, ASCII case-insensitive (SQLite's LIKE already is; no lower() per row)."""
     if node.name in SYSTEM_FLAGS:
-        return literal_column(f"({flag_sql(node.name, node.present, 'messages.flags')})", Boolean)
+        return flag_is(node.name, node.present)
     spaced = literal(" ") + messages.c.flags + literal(" ")
     match = spaced.collate("C").ilike if dialect == "postgresql" else spaced.like
     hit = match(f"% {_like(node.name)} %", escape="!")

@@ -33,7 +33,6 @@ def flag_sql(flag: str, present: bool, column: str = "flags") -> str:
     assert flag in SYSTEM_FLAGS
     return f"(' ' || {column} || ' ') {'' if present else 'NOT '}LIKE '% {flag} %' ESCAPE '!'"
 
-
 # Partial indexes for the flag searches clients send most, so that they cost what they find:
 # UNSEEN (new mail), FLAGGED (starred views) and \Deleted (EXPUNGE).  On PostgreSQL migration
 # 0012 also creates statistics on the flag words, which SQLAlchemy's metadata cannot express.

@@ -16,7 +16,8 @@ Revises: 0011
 import sqlalchemy as sa
 from alembic import op
 
-from mailstack.store.schema import SYSTEM_FLAGS, flag_sql
+from mailstack.store.mailboxes import flags_text
+from mailstack.store.schema import flag_sql
 
 revision = "0012"
 down_revision = "0011"
@@ -51,7 +52,6 @@ def _canonical_flags():
     """Reads (id, flags) of the rows with a system flag, in batches; rewrites the rare ones
     spelled otherwise."""
     messages = sa.table("messages", sa.column("id", sa.Integer), sa.column("flags", sa.Text))
-    canonical = {f.lower(): f for f in SYSTEM_FLAGS}
     conn = op.get_bind()
     last = 0
     while rows := conn.execute(sa.select(messages.c.id, messages.c.flags)
@@ -59,8 +59,7 @@ def _canonical_flags():
                                .order_by(messages.c.id).limit(BATCH)).all():
         last = rows[-1].id
         for row in rows:
-            words = row.flags.split()
-            fixed = " ".join(sorted({canonical.get(w.lower(), w) for w in words}))
+            fixed = flags_text(row.flags.split())
             if fixed != row.flags:
                 conn.execute(messages.update().where(messages.c.id == row.id).values(flags=fixed))
 
