@@ -1,349 +1,305 @@
-"""IMAP4rev1 on 143 (STARTTLS) and 993 (implicit TLS), on Twisted's parser.
+"""IMAP4rev1 on 143 (STARTTLS) and 993 (implicit TLS): the session, on Twisted's Protocol.
 
-Why a subclass: Twisted's IMAP parser (literals, nested lists, FETCH attributes, ENVELOPE,
-BODYSTRUCTURE) is sound and large; its command handlers are not (TWISTED-NOTES).  Each
-handler we replace is re-declared in the class-level dispatch tuples, because Twisted binds
-the *base* functions there.  What we fix: commands pipelined after STARTTLS (executed under
-TLS), cleartext LOGIN rules, exception text sent to clients, CREATE/DELETE/RENAME/SUBSCRIBE
-answered before the commit, SELECT without UIDNEXT/PERMANENTFLAGS/UNSEEN, ``\\Seen`` never
-set by ``BODY[]``, partial fetches returning the whole body, APPEND without flags failing
-and its literal uncapped, and store errors reported as BAD instead of ``NO [UNAVAILABLE]``.
+Why our own: Twisted's ``IMAP4Server`` left commands it could not parse unanswered (and
+every command after them), accepted literal sizes such as ``{+60000000}``, wrote flags as
+absolute values from a cached copy, re-serialised message parts and stalled the reactor on
+long sequence sets (TWISTED-NOTES).  Here the layers are ours and small: ``imap_framing``
+cuts the stream into commands, ``imap_parser`` reads one into a typed command, this module
+runs one command at a time through the table of its state and always answers the tag
+(RFC 3501 §2.2.2); the commands live in ``imap_login``, ``imap_folders``,
+``imap_selected``, ``imap_fetch`` and ``imap_idle``, the selected folder in ``imap_view``.
 
-Standards: RFC 3501, RFC 2595 (STARTTLS), RFC 4616 (AUTHENTICATE PLAIN), RFC 5530
-(response codes), RFC 7889 (APPENDLIMIT, TOOBIG), RFC 2971 (ID), RFC 5161 (ENABLE),
-RFC 4315 (APPENDUID).  Folder commands live in ``imap_folders``, message commands in
-``imap_selected``, IDLE in ``imap_idle``.
-Security: no password before TLS after the cutover (LOGINDISABLED, NO [PRIVACYREQUIRED]);
-failures are recorded and throttled by the realm; the APPEND literal is capped.
+Before each tagged reply in the selected state the session tells the client what other
+sessions changed (RFC 3501 §5.2, §7.4.1): flags and new messages always, expunges except
+during FETCH, STORE and SEARCH.
+
+Standards: RFC 3501, RFC 7888 (LITERAL+), RFC 5530 (response codes), RFC 7889 (APPENDLIMIT).
+Security: one command runs at a time; the socket is not read while replies wait to be sent
+(a client that never reads cannot make us queue them) nor while a command is queued; every
+size is bounded before bytes are kept; no exception text reaches a client; a password is
+never logged.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import time
 
-from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, protocol
-from twisted.internet.interfaces import ISSLTransport
-from twisted.mail import imap4
+from twisted.protocols import policies
 
-from mailstack import clock as clocks, replies
+from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
-from mailstack.protocols import starttls
+from mailstack.protocols import imap_framing as framing, starttls
 from mailstack.protocols.imap_folders import FolderCommands
-from mailstack.protocols.imap_idle import IdleState
-from mailstack.protocols.imap_mailbox import Account, PERMANENT_FLAGS
-from mailstack.protocols.imap_selected import SelectedState, _name
-from mailstack.realm.checker import TemporaryAuthFailure
-from mailstack.realm.credentials import SessionCredentials
-from mailstack.store import logins
-from mailstack.store.errors import OverQuota, StoreUnavailable
+from mailstack.protocols.imap_idle import IdleCommands
+from mailstack.protocols.imap_login import LoginCommands
+from mailstack.protocols.imap_parser import ParseError, parse_command
+from mailstack.protocols.imap_replies import Refusal, bad, no
+from mailstack.protocols.imap_search_grammar import BadCharset
+from mailstack.protocols.imap_selected import SelectedCommands
+from mailstack.protocols.imap_utf7 import BadMailboxName
+from mailstack.store.errors import StoreUnavailable
 
-P = imap4.IMAP4Server
+MAX_COMMAND = 256 * 1024     # a command line with its non-APPEND literals (Dovecot: 64 KB)
+MAX_BUFFERED = 256 * 1024    # unread input kept before the socket is paused
+NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = "not-auth", "auth", "selected", "logout"
+ANY = (NOT_AUTHENTICATED, AUTHENTICATED, SELECTED)
+AUTHED = (AUTHENTICATED, SELECTED)
+
+# Which state each command may run in (RFC 3501 §6).  The handler is ``cmd_<NAME>``.
+STATES = {
+    "CAPABILITY": ANY, "NOOP": ANY, "LOGOUT": ANY, "ID": ANY,
+    "STARTTLS": (NOT_AUTHENTICATED,), "LOGIN": (NOT_AUTHENTICATED,),
+    "AUTHENTICATE": (NOT_AUTHENTICATED,),
+    **{name: AUTHED for name in (
+        "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE",
+        "LIST", "LSUB", "STATUS", "APPEND", "IDLE", "NAMESPACE", "ENABLE", "GETQUOTAROOT",
+        "GETQUOTA", "SETQUOTA")},
+    **{name: (SELECTED,) for name in (
+        "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE")},
+}
+# Sequence numbers must hold still while these answer (RFC 3501 §7.4.1): no EXPUNGE.
+NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 
 
-class TooBig(Exception):
-    pass
-
-
-def _b(reply) -> bytes:
-    return reply.imap()
-
-
-_REFUSALS = {imap4.IllegalClientResponse: replies.IMAP_SYNTAX,
-             imap4.IllegalMailboxEncoding: replies.IMAP_BAD_MAILBOX_NAME,
-             imap4.IllegalOperation: replies.IMAP_NOT_ALLOWED}
-
-
-# Advertised only because each works (tests/e2e/test_imap_extensions.py).  No LITERAL+:
-# Twisted's parser treats ``{5+}`` as a command line (TWISTED-NOTES).
-EXTENSIONS = (b"IDLE", b"UIDPLUS", b"MOVE", b"SPECIAL-USE", b"CREATE-SPECIAL-USE", b"NAMESPACE",
-              b"ID", b"UNSELECT", b"ENABLE", b"CHILDREN", b"QUOTA", b"QUOTA=RES-STORAGE",
-              b"STATUS=SIZE")
-SERVER_ID = b'("name" "mailstack" "vendor" "mailstack")'
-
-
-class IMAPServer(IdleState, FolderCommands, SelectedState, imap4.IMAP4Server):
-    IDENT = b"mailstack IMAP4rev1 ready"
-    MAX_LENGTH = 8192
-
+class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
+                 protocol.Protocol, policies.TimeoutMixin):
     def __init__(self, parts, listener, name):
-        super().__init__(chal={}, contextFactory=None)
         self.parts, self.listener, self.name = parts, listener, name
-        self.timeOut = self.POSTAUTH_TIMEOUT = parts.config.imap.idle_timeout
-        self.client_id = None       # "Thunderbird 115.3" from the client's ID command
-        self.logged_in_at = None
+        self.imap_config = parts.config.imap
+        self.state = NOT_AUTHENTICATED
+        self.account = None          # imap_account.Account once logged in
+        self.view = None             # imap_view.FolderView of the selected folder
+        self.framing = framing.Framing(MAX_COMMAND)
+        self.on_line = None          # line-mode handler (IDLE, AUTHENTICATE)
+        self._busy = False
+        self._draining = False
+        self._reading_paused = False
+        self._writes_paused = False
+        self._write_waiters: list[defer.Deferred] = []
 
+    # --- connection -------------------------------------------------------------------------
     def connectionMade(self):
         self.client_ip = self.transport.getPeer().host
         self.session_id = new_session_id()
         self.log = SessionLog("mailstack.imap", self.session_id, self.client_ip)
         self.callLater = self.parts.clock.callLater
+        self.setTimeout(self.imap_config.idle_timeout)
+        self.transport.registerProducer(self, True)
         self.log.info("connect {name} tls={tls}", name=self.name, tls=self.tls)
-        super().connectionMade()
+        caps = b" ".join(self.capabilities())
+        self.send(b"* OK [CAPABILITY " + caps + b"] mailstack IMAP4rev1 ready")
 
     def connectionLost(self, reason=protocol.connectionDone):
-        super().connectionLost(reason)
+        self.setTimeout(None)
+        self.leave_folder()
+        self.stop_idle()
+        for waiter in self._write_waiters:
+            waiter.cancel()
+        self._write_waiters = []
         self.log.info("disconnect")
+
+    def timeoutConnection(self):
+        self.log.info("idle timeout")
+        self.send(b"* BYE Idle timeout")
+        self.close()
+
+    def close(self):
+        """Close once what was written is sent (a registered producer would hold it open)."""
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
 
     @property
     def tls(self) -> bool:
-        return ISSLTransport.providedBy(self.transport)
+        return starttls.is_tls(self.transport)
 
-    # --- errors never carry exception text --------------------------------------------------
+    # --- output and back-pressure ------------------------------------------------------------
+    def send(self, line: bytes) -> None:
+        self.transport.write(line + b"\r\n")
 
-    # One command at a time: Twisted runs pipelined commands concurrently, and its FETCH
-    # keeps per-command state on the protocol (two pipelined FETCHes crash it).  Every
-    # command line waits in ``blocked`` until the previous command's tagged reply; lines
-    # that continue a command (literals, SASL responses) are never held back.
-    _tls_epoch = 0
+    def untagged(self, data: bytes) -> None:
+        self.transport.write(b"* " + data + b"\r\n")
 
-    def lineReceived(self, line):
-        if self.blocked is not None and self.parseState == "command":
-            self.blocked.append(line)
-            return
+    def pauseProducing(self):
+        """The transport's buffer is full (or TLS is still shaking hands): run no command
+        until it drains.  Reading goes on until ``MAX_BUFFERED`` (pausing it here would
+        stall a TLS handshake, whose bytes arrive through the same socket)."""
+        self._writes_paused = True
+
+    def resumeProducing(self):
+        self._writes_paused = False
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+        self._drain()
+
+    def stopProducing(self):
+        self._writes_paused = True
+
+    def writable(self) -> defer.Deferred:
+        """Fires once the client has read what we wrote (a long FETCH waits on it)."""
+        if not self._writes_paused or self.transport.disconnecting:
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._write_waiters.append(waiter)
+        return waiter
+
+    def _pause_reading(self):
+        if not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+
+    def _resume_reading(self):
+        if self._reading_paused and not self._writes_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
+
+    # --- input ---------------------------------------------------------------------------
+    def dataReceived(self, data: bytes):
         self.resetTimeout()
+        self.framing.feed(data)
+        self._drain()
+        if self.framing.buffered > MAX_BUFFERED:
+            self._pause_reading()
+
+    def _drain(self):
+        if self._draining:
+            return
+        self._draining = True
         try:
-            getattr(self, "parse_" + self.parseState)(line)
-        except Exception:
-            # Twisted answers "BAD Server error: <exception text>"; we log and say less.
-            self.log.failure("IMAP command failed")
-            self.sendBadResponse(None, _b(replies.IMAP_SERVER_BUG))
-            self._unblock()
+            while not ((self._busy and self.on_line is None) or self._writes_paused
+                       or self.transport.disconnecting):
+                event = self.framing.next_event()
+                if event is None:
+                    break
+                self._handle(event)
+        finally:
+            self._draining = False
+        if self.framing.buffered <= MAX_BUFFERED and not self._busy:
+            self._resume_reading()
 
-    # Twisted answers parser errors with the exception text ("Illegal syntax: ..."); we
-    # route every refusal through _failed, which sends a fixed text and logs the detail.
-    def parse_command(self, line):
-        if self.blocked is None:
-            self.blocked = []
-        args = line.split(None, 2)
-        if len(args) < 2:
-            super().parse_command(line)
-            return self._unblock()
-        tag, cmd, rest = args[0], args[1].upper(), (args[2] if len(args) == 3 else None)
+    def _handle(self, event):
+        if isinstance(event, framing.Command):
+            self._run(event.raw)
+        elif isinstance(event, framing.LiteralRequest):
+            self.literal_requested(event)
+        elif isinstance(event, framing.Line):
+            handler, self.on_line = self.on_line, None
+            if handler is not None:
+                handler(event.raw)
+        elif isinstance(event, framing.TooLong):
+            self.log.info("command too long: {head!r}", head=event.head[:40])
+            self._answer(_tag_of(event.head), b"BAD", b"[TOOBIG] Command line too long")
+        elif isinstance(event, framing.Discarded):
+            self._answer(_tag_of(event.head), b"NO", replies.IMAP_TOO_BIG.imap())
+
+    def literal_requested(self, request: framing.LiteralRequest):
+        """Check a literal's size against its command before any octet is kept."""
+        words = request.head.split(b" ", 2)
+        name = words[1].upper() if len(words) > 1 else b""
+        is_append = name == b"APPEND"
+        limit = self.imap_config.max_append_size if is_append else MAX_COMMAND
+        if request.size > limit:
+            self.log.info("literal of {size} octets refused", size=request.size)
+            if not request.synchronising:
+                return self.framing.discard_literal()
+            self.framing.reject_literal()
+            reply = replies.IMAP_TOO_BIG.imap() if is_append else b"[TOOBIG] Literal too long"
+            return self._answer(_tag_of(request.head), b"NO" if is_append else b"BAD", reply)
+        self.framing.accept_literal(counted=not is_append)
+        if request.synchronising:
+            self.send(b"+ Ready for literal data")
+
+    # --- the selected folder -------------------------------------------------------------
+    def enter_folder(self, view):
+        self.view, self.state = view, SELECTED
+        view.unwatch = self.parts.watch.watch(view.folder.id, lambda: view.folder.modseq,
+                                              lambda: self.folder_changed(view))
+
+    def leave_folder(self):
+        view, self.view = self.view, None
+        if view is not None and view.unwatch is not None:
+            view.unwatch()
+        if self.state == SELECTED:
+            self.state = AUTHENTICATED
+
+    def folder_changed(self, view):
+        """Someone committed to the selected folder: read it before the next reply."""
+        view.dirty = True
+        if self.idling:
+            self.idle_wake()
+
+    async def announce(self, expunge: bool = True):
+        await self.view.announce(self.untagged, expunge)
+
+    # --- running a command ---------------------------------------------------------------
+    def _run(self, raw: bytes):
+        started = time.monotonic()
         try:
-            return self.dispatchCommand(tag, cmd, rest)
-        except Exception:
-            return self._failed(defer.Failure(), tag)
+            command = parse_command(raw)
+        except (BadCharset, BadMailboxName) as e:     # well-formed, but refused: NO
+            self.log.info("NO {tag} {why}", tag=_printable(e.tag), why=e.text)
+            code = b"[BADCHARSET (US-ASCII UTF-8)] " if isinstance(e, BadCharset) else b"[CANNOT] "
+            return self._answer(e.tag, b"NO", code + e.text.encode())
+        except ParseError as e:
+            self.log.info("BAD {tag} {why}", tag=_printable(e.tag), why=e.text)
+            return self._answer(e.tag, b"BAD", e.text.encode())
+        if self.state not in STATES.get(command.name, ()):
+            self.log.info("{tag} {name} refused in state {state}",
+                          tag=_printable(command.tag), name=command.name, state=self.state)
+            return self._answer(command.tag, b"BAD", b"Command not valid in this state")
+        self._busy = True
+        d = defer.ensureDeferred(self._execute(command))
+        d.addCallback(self._finished, command, started)
+        d.addErrback(self._crashed, command)
 
-    def _respond(self, state, tag, message):
-        super()._respond(state, tag, message)
-        if tag and state in (b"OK", b"NO", b"BAD"):
-            self._unblock()
-
-    def _unblock(self):
-        commands, self.blocked = self.blocked, None
-        epoch = self._tls_epoch
-        while commands and self.blocked is None and epoch == self._tls_epoch:
-            self.lineReceived(commands.pop(0))
-        if epoch == self._tls_epoch and commands and self.blocked is not None:
-            self.blocked[:0] = commands
-
-    def _IMAP4Server__ebDispatch(self, failure, tag):
-        self._failed(failure, tag)
-
-    def _failed(self, failure, tag):
-        """The one tagged answer for every failure: a fixed text, the detail only in the log."""
-        if failure.check(TooBig):
-            return self.sendNegativeResponse(tag, _b(replies.IMAP_TOO_BIG))
-        refusal = _REFUSALS.get(failure.type)
-        if refusal is not None:
-            self.log.info("command refused: {why}", why=str(failure.value)[:200])
-            send = self.sendBadResponse if refusal is replies.IMAP_SYNTAX else self.sendNegativeResponse
-            return send(tag, _b(refusal))
-        if failure.check(StoreUnavailable):
-            self.log.warn("store unavailable")
-            return self.sendNegativeResponse(tag, _b(replies.IMAP_UNAVAILABLE))
-        self.log.failure("IMAP command failed", failure)
-        self.sendNegativeResponse(tag, _b(replies.IMAP_SERVER_BUG))
-
-    def lineLengthExceeded(self, line):
-        self.log.info("line too long; closing")
-        self.sendLine(b"* BYE [TOOBIG] Line too long")
-        self.transport.loseConnection()
-
-    # --- capabilities, TLS, login -------------------------------------------------------
-
-    def starttls_offered(self) -> bool:
-        return (self.listener.tls == "starttls" and not self.tls
-                and self.parts.tls_options is not None)
-
-    def password_allowed(self) -> bool:
-        return self.tls or self.parts.tls_requirement.allows_plaintext()
-
-    def capabilities(self):
-        caps = {}
-        if self.starttls_offered():
-            caps[b"STARTTLS"] = None
-        if self.password_allowed():
-            caps[b"AUTH"] = [b"PLAIN"]
-        else:
-            caps[b"LOGINDISABLED"] = None
-        for name in EXTENSIONS:
-            caps[name] = None
-        caps[b"APPENDLIMIT=%d" % self.parts.config.imap.max_append_size] = None
-        return caps
-
-    def do_STARTTLS(self, tag):
-        if self.tls:
-            return self.sendNegativeResponse(tag, b"TLS already active")
-        if not self.starttls_offered():
-            return self.sendBadResponse(tag, b"STARTTLS not available")
-        self.sendPositiveResponse(tag, b"Begin TLS negotiation now")
-        self.log.info("STARTTLS")
-        starttls.begin_tls(self, self.parts.tls_options)
-
-    unauth_STARTTLS = (do_STARTTLS,)
-
-    def reset_after_tls(self):
-        """RFC 3501 §6.2.1: discard everything pipelined after STARTTLS."""
-        self._tls_epoch += 1
-        self.blocked = None
-        self.tags = {}
-
-    def do_LOGIN(self, tag, user, passwd):
-        if not self.password_allowed():
-            self.log.info("LOGIN refused: TLS required")
-            return self.sendNegativeResponse(
-                tag, b"[PRIVACYREQUIRED] Plaintext login is disabled: use STARTTLS or port 993")
-        return self._login(tag, user, passwd, "LOGIN")
-
-    unauth_LOGIN = (do_LOGIN, P.arg_astring, P.arg_finalastring)
-
-    def do_AUTHENTICATE(self, tag, mechanism):
-        if mechanism.upper() != b"PLAIN":
-            return self.sendNegativeResponse(tag, b"Unsupported authentication mechanism")
-        if not self.password_allowed():
-            return self.sendNegativeResponse(tag, b"[PRIVACYREQUIRED] Use STARTTLS or port 993")
-        self.parseState = "pending"
-        self._pendingLiteral = defer.Deferred()
-        self.sendContinuationRequest(None)
-        self._pendingLiteral.addCallback(self._plain_response, tag)
-
-    unauth_AUTHENTICATE = (do_AUTHENTICATE, P.arg_atom)
-
-    def _plain_response(self, line, tag):
-        if line.strip() == b"*":
-            return self.sendBadResponse(tag, b"AUTHENTICATE cancelled")
+    async def _execute(self, command):
+        handler = getattr(self, "cmd_" + command.name)
         try:
-            _authzid, user, password = base64.b64decode(line.strip(), validate=True).split(b"\0")
-        except (binascii.Error, ValueError):
-            return self.sendBadResponse(tag, b"Invalid base64 in the SASL response")
-        return self._login(tag, user, password, "PLAIN")
+            text = await handler(command)
+            status = b"OK"
+        except Refusal as refusal:
+            status, text = refusal.status, refusal.text
+        except StoreUnavailable:
+            self.log.warn("store unavailable during {name}", name=command.name)
+            status, text = b"NO", replies.IMAP_UNAVAILABLE.imap()
+        if self.view is not None and self.state == SELECTED and text is not None:
+            expunge = not (command.name in NO_EXPUNGE and not getattr(command, "uid", False))
+            await self.announce(expunge=expunge)
+        return status, text
 
-    def _login(self, tag, user, password, mechanism):
-        credentials = SessionCredentials(user, password, protocol="imap", client_ip=self.client_ip,
-                                         tls=self.tls, mechanism=mechanism,
-                                         client_name=self.client_id,
-                                         port=self.transport.getHost().port)
-        d = self.parts.portal.login(credentials, None, imap4.IAccount)
-        d.addCallbacks(self._logged_in, self._login_failed, (tag,), None, (tag,), None)
-        return d
+    def _finished(self, result, command, started):
+        status, text = result
+        if text is not None:          # None: the handler answered (LOGOUT, STARTTLS)
+            self._answer(command.tag, status, text)
+        self.log.debug("{tag} {name} {status} {ms:.1f} ms", tag=_printable(command.tag),
+                       name=command.name, status=status.decode(),
+                       ms=(time.monotonic() - started) * 1000)
+        self._done()
 
-    def _logged_in(self, result, tag):
-        _iface, account, logout = result
-        self.account, self._onLogout, self.state = account, logout, "auth"
-        self.logged_in_at = clocks.now(self.parts.clock)
-        caps = b" ".join(self.listCapabilities())
-        self.sendPositiveResponse(tag, b"[CAPABILITY " + caps + b"] Logged in")
-        self.setTimeout(self.POSTAUTH_TIMEOUT)
+    def _crashed(self, failure, command):
+        self.log.failure("IMAP {name} failed", failure, name=command.name)
+        if not self.transport.disconnecting:
+            self._answer(command.tag, b"NO", replies.IMAP_SERVER_BUG.imap())
+        self._done()
 
-    def _login_failed(self, failure, tag):
-        if failure.check(UnauthorizedLogin):
-            return self.sendNegativeResponse(tag, _b(replies.IMAP_AUTH_FAILED))
-        if failure.check(TemporaryAuthFailure):
-            return self.sendNegativeResponse(tag, _b(replies.IMAP_UNAVAILABLE))
-        self._failed(failure, tag)
+    def _done(self):
+        self._busy = False
+        if not self._draining:
+            self._drain()
 
-    # --- mailboxes -----------------------------------------------------------------------
+    def _answer(self, tag, status: bytes, text: bytes):
+        self.send((tag or b"*") + b" " + status + b" " + text)
 
-    def _ebSelectWork(self, failure, cmdName, tag):
-        self._failed(failure, tag)
 
-    def _cbSelectWork(self, mbox, cmdName, tag):
-        if mbox is None:
-            return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
-        self.sendUntaggedResponse(b"%d EXISTS" % mbox.getMessageCount())
-        self.sendUntaggedResponse(b"0 RECENT")
-        self.sendUntaggedResponse(b"FLAGS (" + " ".join(mbox.getFlags()).encode() + b")")
-        permanent = " ".join(PERMANENT_FLAGS if mbox.isWriteable() else ()).encode()
-        self.sendPositiveResponse(None, b"[PERMANENTFLAGS (" + permanent + b")] Flags permitted")
-        unseen = mbox.first_unseen()
-        if unseen is not None:
-            self.sendPositiveResponse(None, b"[UNSEEN %d] First unseen" % unseen)
-        self.sendPositiveResponse(None, b"[UIDVALIDITY %d] UIDs valid" % mbox.getUIDValidity())
-        self.sendPositiveResponse(None, b"[UIDNEXT %d] Predicted next UID" % mbox.getUIDNext())
-        mode = b"READ-WRITE" if mbox.isWriteable() else b"READ-ONLY"
-        self.sendPositiveResponse(tag, b"[" + mode + b"] " + cmdName + b" completed")
-        self.state, self.mbox = "select", mbox
+def _tag_of(head: bytes) -> bytes | None:
+    tag = head.split(b" ", 1)[0]
+    return tag if tag and len(tag) < 64 and tag.isascii() and b"+" not in tag else None
 
-    # --- ID and ENABLE ---------------------------------------------------------------------
 
-    def do_ID(self, tag, line):
-        """RFC 2971: answer with our name; the client's goes on its login event."""
-        try:
-            fields = imap4.parseNestedParens(line or b"")
-        except imap4.MismatchedNesting:
-            return self.sendBadResponse(tag, b"Bad ID syntax")
-        params = fields[0] if len(fields) == 1 and isinstance(fields[0], list) else []
-        if len(fields) != 1 or (fields[0] is not None and not isinstance(fields[0], list)):
-            return self.sendBadResponse(tag, b"ID takes a parameter list or NIL")
-        pairs = dict(zip(params[0::2], params[1::2]))
-        name = b" ".join(v for k in (b"name", b"version") for key, v in pairs.items()
-                         if isinstance(key, bytes) and key.lower() == k and isinstance(v, bytes))
-        recorded = defer.succeed(None)
-        if name:
-            self.client_id = name.decode("utf-8", "replace")[:255]
-            self.log.info("client ID {name}", name=self.client_id)
-            if self.account is not None and self.logged_in_at is not None:
-                recorded = self.parts.db.run(logins.name_client, self.account.ref.id,
-                                             self.client_ip, "imap", self.client_id,
-                                             self.logged_in_at)
-                recorded.addErrback(
-                    lambda f: self.log.warn("recording the client ID failed: {e}", e=f.value))
+def _printable(tag) -> str:
+    return (tag or b"*").decode("ascii", "replace")[:64]
 
-        def answer(_):
-            self.sendUntaggedResponse(b"ID " + SERVER_ID)
-            self.sendPositiveResponse(tag, b"ID completed")
-        return recorded.addCallback(answer)
-
-    unauth_ID = auth_ID = select_ID = (do_ID, P.arg_line)
-
-    def do_ENABLE(self, tag, line):
-        """RFC 5161: none of our extensions needs enabling, so nothing is enabled."""
-        self.sendUntaggedResponse(b"ENABLED")
-        self.sendPositiveResponse(tag, b"ENABLE completed")
-
-    auth_ENABLE = (do_ENABLE, P.arg_line)
-
-    # --- APPEND ---------------------------------------------------------------------------
-
-    def arg_append_literal(self, line):
-        if line[:1] == b"{" and line[-1:] == b"}" and line[1:-1].isdigit():
-            if int(line[1:-1]) > self.parts.config.imap.max_append_size:
-                raise TooBig()
-        return self.arg_literal(line)
-
-    @defer.inlineCallbacks
-    def do_APPEND(self, tag, mailbox, flags, date, message):
-        try:
-            mbox = yield self.account.select(_name(mailbox))
-            if mbox is None:
-                return self.sendNegativeResponse(tag, b"[TRYCREATE] No such mailbox")
-            flags = [f.decode("utf-8", "replace") for f in (flags or [])]
-            uid = yield mbox.addMessage(message, flags, date)
-        except OverQuota:
-            return self.sendNegativeResponse(tag, _b(replies.IMAP_OVER_QUOTA))
-        except Exception as e:
-            return self._failed(defer.Failure(e), tag)
-        if self.mbox is not None and self.mbox.folder.id == mbox.folder.id:
-            yield self.announce_changes()
-        self.log.info("APPEND to {box}: uid {uid}", box=mbox.folder.name, uid=uid)
-        self.sendPositiveResponse(
-            tag, b"[APPENDUID %d %d] APPEND completed" % (mbox.getUIDValidity(), uid))
-
-    auth_APPEND = select_APPEND = (do_APPEND, P.arg_astring, P.opt_plist, P.opt_datetime,
-                                   arg_append_literal)
 
 class IMAPFactory(protocol.ServerFactory):
     noisy = False   # ListenerService logs the listening line once
@@ -355,12 +311,12 @@ class IMAPFactory(protocol.ServerFactory):
     def buildProtocol(self, addr):
         server = IMAPServer(self.parts, self.listener, self.name)
         server.factory = self
-        server.portal = self.parts.portal
         return server
 
 
 def register_avatars(parts) -> None:
-    parts.realm.register(imap4.IAccount, lambda account, mind: Account(parts, account))
+    from mailstack.protocols.imap_account import Account, IMAPAccount
+    parts.realm.register(IMAPAccount, lambda account, mind: Account(parts, account))
 
 
 def build_factory(parts, listener):

@@ -1,19 +1,28 @@
-"""FETCH responses, written synchronously from one batched read.
+"""FETCH (RFC 3501 §6.4.5, §7.4.2): responses written from one batched read per 500 messages.
 
-Why ours: Twisted's ``spewMessage`` runs through ``iterateInReactor``, one reactor turn per
-message and a ``FileProducer`` per body, which made ``UID FETCH 1:* FLAGS`` on 50,000
-messages take seconds; it also ignores ``<partial>`` (#5613) and re-synthesizes headers.
-Here each message's response is built in memory from the stored bytes and the batch goes
-out in one ``writeSequence``.  The formatters of ENVELOPE and BODYSTRUCTURE are Twisted's.
+Why this shape: FLAGS, UID, RFC822.SIZE and INTERNALDATE come from the session's view and
+cost no query; ENVELOPE and BODYSTRUCTURE come from the structure computed when the
+message was stored (``mailstack.message.structure``); a section is a byte slice of the
+stored message, never a re-serialisation, so ``BODY[]`` is exactly ``RFC822.SIZE``
+octets.  Bodies are read in batches and each batch waits until the client has read the
+previous one, so ``FETCH 1:* BODY[]`` on a large folder costs one batch of memory.
+
+A message another session expunged (still in our view, gone from the store) is answered
+with what the view knows and left out of body reads; the tagged reply then says
+``NO [EXPUNGEISSUED]`` (RFC 2180 §4.1.2, RFC 5530).
 """
 
 from __future__ import annotations
 
-from twisted.mail import imap4
+from mailstack.message.structure import Part, analyse
+from mailstack.protocols import imap_body
+from mailstack.protocols.imap_format import literal
+from mailstack.protocols.imap_replies import no
+from mailstack.store import imap_store
 
-from mailstack.protocols.imap_message import _raw_split, header_fields
-
-CHEAP = frozenset({"flags", "internaldate", "rfc822size", "uid"})
+BATCH = 500
+FROM_VIEW = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"})
+NEEDS_BODY = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]"})
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
           b"Nov", b"Dec")
 
@@ -24,95 +33,128 @@ def internal_date(moment) -> bytes:
         moment.second)
 
 
-def literal(data: bytes) -> bytes:
-    return b"{%d}\r\n" % len(data) + data
+def marks_seen(items) -> bool:
+    """BODY[…] (not .PEEK), RFC822 and RFC822.TEXT set \\Seen (RFC 3501 §6.4.5)."""
+    return any((i.name == "BODY[]" and not i.peek) or i.name in ("RFC822", "RFC822.TEXT")
+               for i in items)
 
 
-def section_name(part) -> bytes:
-    section = b".".join(str(i + 1).encode() for i in part.part)
-    sep = b"." if section else b""
-    if part.header:
-        section += sep + bytes(part.header)
-    elif part.text:
-        section += sep + b"TEXT"
-    elif part.mime:
-        section += sep + b"MIME"
-    return b"BODY[" + section + b"]"
+def needs_structure(item) -> bool:
+    """All but the whole message (``BODY[]``, ``RFC822``) and the view's facts."""
+    if item.name == "BODY[]":
+        return bool(item.section.part or item.section.text)
+    return item.name not in FROM_VIEW and item.name != "RFC822"
 
 
-class FetchWriter:
-    @staticmethod
-    def needs_bodies(query) -> bool:
-        return any(q.type not in CHEAP for q in query)
+class FetchCommand:
+    async def cmd_FETCH(self, command):
+        view = self.view
+        items = list(command.items)
+        if command.uid and not any(i.name == "UID" for i in items):
+            items.insert(0, _UID)
+        chosen = view.select(command.sequence, command.uid)
+        now_seen = set()
+        if view.rw and marks_seen(items):
+            now_seen = await self._mark_seen(chosen)
+        if any(i.name == "FLAGS" for i in items):
+            now_seen = set()
+        if all(i.name in FROM_VIEW for i in items):
+            self._write(chosen, items, {}, now_seen)
+            return b"FETCH completed"
+        bodies = any(i.name in NEEDS_BODY for i in items)
+        structures = any(needs_structure(i) for i in items)
+        missing = 0
+        for start in range(0, len(chosen), BATCH):
+            batch = chosen[start:start + BATCH]
+            data = await self.parts.db.read(imap_store.fetch_data, [m.id for _, m in batch],
+                                            bodies, structures)
+            present = [(seq, m) for seq, m in batch if m.id in data]
+            missing += len(batch) - len(present)
+            self._write(present, items, data, now_seen)
+            await self.writable()
+            if self.transport.disconnecting:
+                return None
+        if missing:
+            raise no(b"[EXPUNGEISSUED] Some of the requested messages no longer exist")
+        return b"FETCH completed"
 
-    @staticmethod
-    def marks_seen(query) -> bool:
-        """BODY[...] (not .PEEK), RFC822 and RFC822.TEXT set \\Seen (RFC 3501 §6.4.5)."""
-        return any((q.type == "body" and not q.peek and (q.header or q.text or q.mime or q.empty))
-                   or q.type in ("rfc822", "rfc822text") for q in query)
+    async def _mark_seen(self, chosen) -> set[int]:
+        unseen = [m.id for _, m in chosen if "\\Seen" not in m.flags]
+        if not unseen:
+            return set()
+        updated = await self.parts.db.run(imap_store.update_flags, self.view.folder.id,
+                                          unseen, "+", {"\\Seen"})
+        return set(self.view.apply_flags(updated))
 
-    def write_fetch(self, loaded, query, uid, now_seen=frozenset()) -> None:
-        """``now_seen``: messages this FETCH marked \\Seen, whose new FLAGS the client is
-        told even if it did not ask (RFC 3501 §6.4.5)."""
+    def _write(self, chosen, items, data, now_seen) -> None:
         chunks = []
-        wants_uid = bool(uid) and not any(q.type == "uid" for q in query)
-        has_flags = any(q.type == "flags" for q in query)
-        for seq, msg in loaded:
-            items = [self.fetch_item(q, msg) for q in query]
-            if wants_uid:
-                items.append(b"UID %d" % msg.info.uid)
-            if seq in now_seen and not has_flags:
-                items.append(b"FLAGS (" + " ".join(sorted(msg.info.flags)).encode() + b")")
-            chunks.append(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
-        self.transport.writeSequence(chunks)
+        for seq, info in chosen:
+            info = self.view.infos[seq - 1] if seq <= len(self.view.infos) else info
+            message = _Loaded(*data[info.id]) if info.id in data else None
+            parts = [self.fetch_item(item, info, message) for item in items]
+            if seq in now_seen:
+                parts.append(b"FLAGS (" + self.view.flags_of(info) + b")")
+            chunks.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
+        if chunks:
+            self.transport.writeSequence(chunks)
 
-    def fetch_item(self, q, msg) -> bytes:
-        kind, info = q.type, msg.info
-        if kind == "flags":
-            return b"FLAGS (" + " ".join(sorted(info.flags)).encode() + b")"
-        if kind == "uid":
+    def fetch_item(self, item, info, message) -> bytes:
+        name = item.name
+        if name == "FLAGS":
+            return b"FLAGS (" + self.view.flags_of(info) + b")"
+        if name == "UID":
             return b"UID %d" % info.uid
-        if kind == "rfc822size":
+        if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % info.size
-        if kind == "internaldate":
+        if name == "INTERNALDATE":
             return b"INTERNALDATE " + internal_date(info.internal_date)
-        if kind == "body":
-            return self.body_item(q, msg)
-        if kind == "rfc822":
-            return b"RFC822 " + literal(msg.raw())
-        if kind == "rfc822header":
-            return b"RFC822.HEADER " + literal(_raw_split(msg.raw())[0])
-        if kind == "rfc822text":
-            return b"RFC822.TEXT " + literal(_raw_split(msg.raw())[1])
-        if kind == "envelope":
-            return b"ENVELOPE " + imap4.collapseNestedLists([imap4.getEnvelope(msg)])
-        if kind == "bodystructure":
-            return b"BODYSTRUCTURE " + imap4.collapseNestedLists(
-                [imap4.getBodyStructure(msg, True)])
-        raise ValueError(f"unsupported FETCH item {kind}")
+        if name == "ENVELOPE":
+            return b"ENVELOPE " + imap_body.envelope(message.structure.envelope)
+        if name in ("BODY", "BODYSTRUCTURE"):
+            return name.encode() + b" " + imap_body.bodystructure(
+                message.structure, extended=name == "BODYSTRUCTURE")
+        if name == "RFC822":
+            return b"RFC822 " + literal(message.raw)
+        if name in ("RFC822.HEADER", "RFC822.TEXT"):
+            text = name.split(".", 1)[1]
+            return name.encode() + b" " + literal(message.section((), text))
+        return self._section(item, message)
 
     @staticmethod
-    def body_item(part, msg) -> bytes:
-        target = msg
-        for index in part.part:
-            target = target.getSubPart(index) if target.isMultipart() else None
-            if target is None:
-                raise imap4.IllegalClientResponse("no such body part")
-        raw = target.raw()
-        head, text = _raw_split(raw)
-        if part.header and part.header.fields:
-            fields = [f.decode() if isinstance(f, bytes) else f for f in part.header.fields]
-            data = header_fields(head, fields, part.header.negate)
-        elif part.header or part.mime:
-            data = head
-        elif part.text:
-            data = text
-        elif part.empty:
-            data = raw if not part.part else text
-        else:
-            return b"BODY " + imap4.collapseNestedLists([imap4.getBodyStructure(msg)])
-        name = section_name(part)
-        if part.partialBegin is not None:
-            data = data[part.partialBegin:part.partialBegin + part.partialLength]
-            name += b"<%d>" % part.partialBegin
-        return name + b" " + literal(data)
+    def _section(item, message) -> bytes:
+        section = item.section
+        data = message.section(section.part, section.text, section.fields)
+        if data is None:
+            data = b""       # a part that does not exist is empty (RFC 3501 §6.4.5)
+        if item.partial is not None:
+            start, length = item.partial
+            data = data[start:start + length]
+        return item.label() + b" " + literal(data)
+
+
+class _Loaded:
+    """A fetched message: its stored bytes (when read) and its structure."""
+
+    def __init__(self, raw: bytes | None, structure_json: str | None):
+        self.raw = raw
+        self._json = structure_json
+        self._structure = None
+
+    @property
+    def structure(self) -> Part:
+        if self._structure is None:
+            self._structure = (Part.from_json(self._json) if self._json is not None
+                               else analyse(self.raw or b""))
+        return self._structure
+
+    def section(self, part, text, fields=()) -> bytes | None:
+        if not part and not text:
+            return self.raw                     # BODY[]: no structure needed
+        return self.structure.section(self.raw, part, text, tuple(fields))
+
+
+class _UIDItem:
+    name = "UID"
+
+
+_UID = _UIDItem()

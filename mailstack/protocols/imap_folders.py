@@ -1,205 +1,233 @@
-"""IMAP commands on folders: LIST/LSUB with SPECIAL-USE, CREATE (with USE), DELETE, RENAME,
-SUBSCRIBE, UNSUBSCRIBE, STATUS, and the QUOTA commands.
+"""IMAP commands on folders: SELECT/EXAMINE, LIST/LSUB, CREATE (with USE), DELETE, RENAME,
+SUBSCRIBE, UNSUBSCRIBE, STATUS, APPEND and the QUOTA commands.
 
-Why ours: Twisted's LIST takes only ``reference pattern`` and answers with the mailbox's
-``getFlags()`` (#10290); its CREATE/DELETE/RENAME read a Deferred as success before the
-commit.  Here every change is answered from its transaction's callback.
-Standards: RFC 3501, RFC 5258 syntax (selection and RETURN options), RFC 6154
-(SPECIAL-USE, CREATE-SPECIAL-USE), RFC 9208 (QUOTA), RFC 8438 (STATUS SIZE).
+Why together: each names a folder and none depends on a selected one; every change is
+answered from its transaction's callback (``imap_account``).  LIST and LSUB show the
+hierarchy levels a pattern reaches even where no folder exists (``\\Noselect``, RFC 3501
+§6.3.8–6.3.9), so a client can walk to a subscribed child.
+Standards: RFC 3501 §6.3, RFC 5258 syntax (selection and RETURN options), RFC 6154
+(SPECIAL-USE, CREATE-SPECIAL-USE), RFC 9208 (QUOTA), RFC 8438 (STATUS SIZE), RFC 4315
+(APPENDUID), RFC 7889 (APPENDLIMIT).
 """
 
 from __future__ import annotations
 
-from twisted.internet import defer
-from twisted.mail import imap4
+import re
 
-from mailstack.protocols.imap_selected import _name
-from mailstack.store.errors import Conflict, NotFound
+from mailstack import replies
+from mailstack.protocols import imap_utf7
+from mailstack.protocols.imap_account import DELIMITER
+from mailstack.protocols.imap_format import astring
+from mailstack.protocols.imap_replies import NONEXISTENT, TRYCREATE, bad, no
+from mailstack.protocols.imap_view import FolderView
+from mailstack.store import mailboxes
+from mailstack.store.errors import Conflict, NotFound, OverQuota
 
-P = imap4.IMAP4Server
 SPECIAL_USES = ("\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash")
 
 
-def _atoms(items) -> set[str]:
-    return {i.decode("ascii", "replace").upper() for i in items if isinstance(i, bytes)}
+def mailbox_name(name: str) -> bytes:
+    return astring(imap_utf7.encode(name))
 
 
-def parse_list(line: bytes):
-    """(selection options, reference, [patterns], return options) of a LIST command."""
-    try:
-        args = imap4.parseNestedParens(line or b"")
-    except imap4.MismatchedNesting as e:
-        raise imap4.IllegalClientResponse("bad LIST syntax") from e
-    selection = _atoms(args.pop(0)) if args and isinstance(args[0], list) else set()
-    returns = set()
-    if len(args) >= 2 and args[-2] in (b"RETURN", b"return") and isinstance(args[-1], list):
-        returns = _atoms(args[-1])
-        args = args[:-2]
-    if len(args) != 2:
-        raise imap4.IllegalClientResponse("LIST needs a reference and a pattern")
-    reference, patterns = args
-    patterns = patterns if isinstance(patterns, list) else [patterns]
-    if not isinstance(reference, bytes) or not all(isinstance(p, bytes) for p in patterns):
-        raise imap4.IllegalClientResponse("bad LIST arguments")
-    return selection, reference, patterns, returns
+def pattern_regex(reference: str, pattern: str):
+    """RFC 3501 §6.3.8: ``*`` matches anything, ``%`` anything but the delimiter."""
+    text = reference + pattern
+    regex = "".join(".*" if c == "*" else f"[^{DELIMITER}]*" if c == "%" else re.escape(c)
+                    for c in text)
+    return re.compile(f"{regex}\\Z", re.IGNORECASE if text[:5].upper() == "INBOX" else 0)
+
+
+def hierarchy(names) -> set[str]:
+    """Every level above the given names ("a/b/c" gives "a" and "a/b")."""
+    levels = set()
+    for name in names:
+        parts = name.split(DELIMITER)
+        levels.update(DELIMITER.join(parts[:i]) for i in range(1, len(parts)))
+    return levels
 
 
 class FolderCommands:
-    def _change(self, tag, d, done: bytes):
-        """Answer OK only after the commit; a refusal is NO, an outage NO [UNAVAILABLE]."""
-        def failed(failure):
-            if failure.check(Conflict):
-                return self.sendNegativeResponse(tag, b"[ALREADYEXISTS] " + done + b" refused")
-            if failure.check(NotFound):
-                return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
-            self._failed(failure, tag)
-        d.addCallbacks(lambda ok: self.sendPositiveResponse(tag, done + b" completed")
-                       if ok is not False else self.sendNegativeResponse(tag, done + b" refused"),
-                       failed)
-        return d
+    # --- SELECT / EXAMINE ------------------------------------------------------------------
+    async def cmd_SELECT(self, command):
+        return await self._open(command, rw=True)
 
-    # --- LIST / LSUB ---------------------------------------------------------------------
-    @defer.inlineCallbacks
-    def do_LIST(self, tag, line, command=b"LIST"):
-        selection, reference, patterns, returns = parse_list(line)
-        unknown = selection - {"SPECIAL-USE", "SUBSCRIBED", "REMOTE"}
-        if unknown or returns - {"SPECIAL-USE", "SUBSCRIBED", "CHILDREN"}:
-            return self.sendBadResponse(tag, b"Unsupported LIST option")
-        subscribed_only = command == b"LSUB" or "SUBSCRIBED" in selection
-        show_subscribed = "SUBSCRIBED" in selection or "SUBSCRIBED" in returns
-        try:
-            found = []
-            for pattern in patterns:
-                ref, wildcard = (_name_text(x) for x in (reference, pattern))
-                if not wildcard:     # LIST "" "": the hierarchy delimiter (RFC 3501 §6.3.8)
-                    self.sendUntaggedResponse(command + b' (\\Noselect) "/" ""')
-                    continue
-                found += (yield self.account.listMailboxes(ref, wildcard))
-        except Exception as e:
-            return self._failed(defer.Failure(e), tag)
-        seen = set()
-        for name, entry in found:
-            if name in seen:
+    async def cmd_EXAMINE(self, command):
+        return await self._open(command, rw=False)
+
+    async def _open(self, command, rw: bool):
+        self.leave_folder()         # RFC 3501 §6.3.1: even when this SELECT fails
+        found = await self.account.open(command.mailbox, claim_recent=rw)
+        if found is None:
+            raise no(NONEXISTENT)
+        view = FolderView(self.account, *found, rw=rw)
+        self.enter_folder(view)
+        flags = view.flag_names()
+        self.untagged(b"FLAGS (" + flags + b")")
+        permanent = flags + b" \\*" if rw else b""
+        self.untagged(b"OK [PERMANENTFLAGS (" + permanent + b")] Flags permitted")
+        self.untagged(b"%d EXISTS" % len(view.infos))
+        self.untagged(b"%d RECENT" % len(view.recent))
+        unseen = next((i for i, m in enumerate(view.infos, 1) if "\\Seen" not in m.flags), None)
+        if unseen is not None:
+            self.untagged(b"OK [UNSEEN %d] First unseen" % unseen)
+        self.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % view.folder.uidvalidity)
+        self.untagged(b"OK [UIDNEXT %d] Predicted next UID" % view.uidnext)
+        mode = b"[READ-WRITE]" if rw else b"[READ-ONLY]"
+        return mode + b" " + command.name.encode() + b" completed"
+
+    # --- LIST / LSUB -----------------------------------------------------------------------
+    async def cmd_LIST(self, command):
+        unknown = set(command.selection) - {"SPECIAL-USE", "SUBSCRIBED", "REMOTE"}
+        if unknown or set(command.returns) - {"SPECIAL-USE", "SUBSCRIBED", "CHILDREN"}:
+            raise bad(b"Unsupported LIST option")
+        if command.patterns == ("",):    # the delimiter and root (RFC 3501 §6.3.8)
+            self.untagged(b'LIST (\\Noselect) "/" ""')
+            return b"LIST completed"
+        folders = await self.account.folders()
+        subscribed = {f.name for f in folders if f.subscribed}
+        if "SUBSCRIBED" in command.selection:
+            shown = {n: f for n, f in ((f.name, f) for f in folders) if n in subscribed}
+        else:
+            shown = {f.name: f for f in folders}
+        show_subscribed = "SUBSCRIBED" in command.selection or "SUBSCRIBED" in command.returns
+        for name, attributes in self._listing(shown, {f.name for f in folders}, command):
+            if "SPECIAL-USE" in command.selection and not set(attributes) & set(SPECIAL_USES):
                 continue
-            seen.add(name)
-            attributes = list(entry.getFlags())
-            subscribed = self.account.isSubscribed(name)
-            if subscribed_only and not subscribed:
-                continue
-            if "SPECIAL-USE" in selection and not any(a in SPECIAL_USES for a in attributes):
-                continue
-            if show_subscribed and subscribed:
+            if show_subscribed and name in subscribed:
                 attributes.append("\\Subscribed")
-            self.sendUntaggedResponse(imap4.collapseNestedLists([
-                imap4.DontQuoteMe(command), [imap4.DontQuoteMe(a.encode()) for a in attributes],
-                b"/", name.encode("imap4-utf-7")]))
-        self.sendPositiveResponse(tag, command + b" completed")
+            self._list_line(b"LIST", attributes, name)
+        return b"LIST completed"
 
-    def do_LSUB(self, tag, line):
-        return self.do_LIST(tag, line, b"LSUB")
+    async def cmd_LSUB(self, command):
+        if command.pattern == "":
+            self.untagged(b'LSUB (\\Noselect) "/" ""')
+            return b"LSUB completed"
+        folders = await self.account.folders()
+        subscribed = {f.name for f in folders if f.subscribed}
+        regex = pattern_regex(command.reference, command.pattern)
+        shown = {n for n in subscribed if regex.match(n)}
+        if command.pattern.endswith("%"):
+            for level in hierarchy(subscribed) - subscribed:
+                if regex.match(level):
+                    shown.add(level)
+        for name in _inbox_first(shown):
+            self._list_line(b"LSUB", [] if name in subscribed else ["\\Noselect"], name)
+        return b"LSUB completed"
 
-    auth_LIST = select_LIST = (do_LIST, P.arg_line)
-    auth_LSUB = select_LSUB = (do_LSUB, P.arg_line)
+    def _listing(self, shown: dict, existing: set, command):
+        """(name, attributes) of each folder the patterns match, and each level above."""
+        out = {}
+        levels = hierarchy(existing)
+        for pattern in command.patterns:
+            regex = pattern_regex(command.reference, pattern)
+            for name, folder in shown.items():
+                if regex.match(name):
+                    out[name] = self._attributes(folder, levels)
+            if pattern.endswith("%") and "SUBSCRIBED" not in command.selection:
+                for level in levels - existing:
+                    if regex.match(level):
+                        out[level] = ["\\Noselect", "\\HasChildren"]
+        return [(name, out[name]) for name in _inbox_first(out)]
 
-    # --- CREATE and the rest --------------------------------------------------------------
-    def do_CREATE(self, tag, name, options):
+    @staticmethod
+    def _attributes(folder, levels) -> list[str]:
+        attributes = ["\\HasChildren" if folder.name in levels else "\\HasNoChildren"]
+        if folder.special_use:
+            attributes.append(folder.special_use)
+        return attributes
+
+    def _list_line(self, kind: bytes, attributes, name: str):
+        self.untagged(kind + b" (" + " ".join(attributes).encode() + b') "/" '
+                      + mailbox_name(name))
+
+    # --- CREATE and the rest ----------------------------------------------------------------
+    async def cmd_CREATE(self, command):
         special_use = None
-        if options:
-            try:
-                parsed = imap4.parseNestedParens(options)
-            except imap4.MismatchedNesting:
-                return self.sendBadResponse(tag, b"Bad CREATE options")
-            uses = parsed[0][1] if (len(parsed) == 1 and isinstance(parsed[0], list)
-                                    and len(parsed[0]) == 2 and parsed[0][0].upper() == b"USE"
-                                    and isinstance(parsed[0][1], list)) else None
-            if uses is None:
-                return self.sendBadResponse(tag, b"Bad CREATE options")
-            wanted = [u.decode("ascii", "replace").capitalize() for u in uses]
-            wanted = ["\\" + u.lstrip("\\").capitalize() for u in wanted]
+        if command.use:
+            wanted = ["\\" + u.lstrip("\\").capitalize() for u in command.use]
             if len(wanted) != 1 or wanted[0] not in SPECIAL_USES:
-                return self.sendNegativeResponse(
-                    tag, b"[USE-ATTR] Supported: one of " + " ".join(SPECIAL_USES).encode())
+                raise no(b"[USE-ATTR] Supported: one of " + " ".join(SPECIAL_USES).encode())
             special_use = wanted[0]
-        return self._change(tag, self.account.create(_name(name), special_use), b"CREATE")
+        name = command.mailbox.rstrip(DELIMITER)
+        if not name or name.upper() == mailboxes.INBOX:
+            raise no(b"[ALREADYEXISTS] Mailbox already exists")
+        await self._change(self.account.create(name, special_use))
+        return b"CREATE completed"
 
-    def do_DELETE(self, tag, name):
-        return self._change(tag, self.account.delete(_name(name)), b"DELETE")
+    async def cmd_DELETE(self, command):
+        await self._change(self.account.delete(command.mailbox))
+        return b"DELETE completed"
 
-    def do_RENAME(self, tag, old, new):
-        return self._change(tag, self.account.rename(_name(old), _name(new)), b"RENAME")
+    async def cmd_RENAME(self, command):
+        await self._change(self.account.rename(command.old, command.new))
+        return b"RENAME completed"
 
-    def do_SUBSCRIBE(self, tag, name):
-        return self._change(tag, self.account.subscribe(_name(name)), b"SUBSCRIBE")
+    async def cmd_SUBSCRIBE(self, command):
+        await self._change(self.account.subscribe(command.mailbox, True))
+        return b"SUBSCRIBE completed"
 
-    def do_UNSUBSCRIBE(self, tag, name):
-        return self._change(tag, self.account.unsubscribe(_name(name)), b"UNSUBSCRIBE")
+    async def cmd_UNSUBSCRIBE(self, command):
+        await self._change(self.account.subscribe(command.mailbox, False))
+        return b"UNSUBSCRIBE completed"
 
-    auth_CREATE = select_CREATE = (do_CREATE, P.arg_astring, P.arg_line)
-    auth_DELETE = select_DELETE = (do_DELETE, P.arg_finalastring)
-    auth_RENAME = select_RENAME = (do_RENAME, P.arg_astring, P.arg_finalastring)
-    auth_SUBSCRIBE = select_SUBSCRIBE = (do_SUBSCRIBE, P.arg_finalastring)
-    auth_UNSUBSCRIBE = select_UNSUBSCRIBE = (do_UNSUBSCRIBE, P.arg_finalastring)
-
-    @defer.inlineCallbacks
-    def do_STATUS(self, tag, mailbox, names):
+    @staticmethod
+    async def _change(d):
         try:
-            status = yield self.account.status(_name(mailbox),
-                                               [n.decode("ascii", "replace") for n in names])
-        except Exception as e:
-            return self._failed(defer.Failure(e), tag)
+            return await d
+        except Conflict:
+            raise no(b"[ALREADYEXISTS] Mailbox already exists or cannot be changed") from None
+        except NotFound:
+            raise no(NONEXISTENT) from None
+
+    async def cmd_STATUS(self, command):
+        status = await self.account.status(command.mailbox, command.items)
         if status is None:
-            return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
+            raise no(NONEXISTENT)
         items = " ".join(f"{k} {v}" for k, v in status.items()).encode()
-        self.sendUntaggedResponse(b"STATUS " + imap4._quote(mailbox) + b" (" + items + b")")
-        self.sendPositiveResponse(tag, b"STATUS completed")
+        self.untagged(b"STATUS " + mailbox_name(command.mailbox) + b" (" + items + b")")
+        return b"STATUS completed"
 
-    auth_STATUS = select_STATUS = (do_STATUS, P.arg_astring, P.arg_plist)
+    # --- APPEND ----------------------------------------------------------------------------
+    async def cmd_APPEND(self, command):
+        if len(command.message) > self.imap_config.max_append_size:
+            raise no(replies.IMAP_TOO_BIG)
+        try:
+            folder, info = await self.account.append(command.mailbox, command.message,
+                                                     command.flags, command.date)
+        except NotFound:
+            raise no(TRYCREATE) from None
+        except OverQuota:
+            raise no(replies.IMAP_OVER_QUOTA) from None
+        self.log.info("APPEND to {box}: uid {uid}", box=folder.name, uid=info.uid)
+        return b"[APPENDUID %d %d] APPEND completed" % (folder.uidvalidity, info.uid)
 
-    # --- QUOTA (RFC 9208): one root "" per account, STORAGE in units of 1024 octets -------
-    @defer.inlineCallbacks
-    def _quota_line(self):
-        used, limit = yield self.account.quota()
+    # --- QUOTA (RFC 9208): one root "" per account, STORAGE in units of 1024 octets --------
+    async def _quota_line(self):
+        used, limit = await self.account.quota()
         if limit is None:
             return None
         return b'QUOTA "" (STORAGE %d %d)' % ((used + 1023) // 1024, limit // 1024)
 
-    @defer.inlineCallbacks
-    def do_GETQUOTAROOT(self, tag, mailbox):
-        try:
-            mbox = yield self.account.select(_name(mailbox), False)
-            line = None if mbox is None else (yield self._quota_line())
-        except Exception as e:
-            return self._failed(defer.Failure(e), tag)
-        if mbox is None:
-            return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such mailbox")
-        root = imap4._quote(mailbox)
-        self.sendUntaggedResponse(b"QUOTAROOT " + root + (b' ""' if line else b""))
+    async def cmd_GETQUOTAROOT(self, command):
+        if await self.account.find(command.mailbox) is None:
+            raise no(NONEXISTENT)
+        line = await self._quota_line()
+        self.untagged(b"QUOTAROOT " + mailbox_name(command.mailbox) + (b' ""' if line else b""))
         if line:
-            self.sendUntaggedResponse(line)
-        self.sendPositiveResponse(tag, b"GETQUOTAROOT completed")
+            self.untagged(line)
+        return b"GETQUOTAROOT completed"
 
-    @defer.inlineCallbacks
-    def do_GETQUOTA(self, tag, root):
-        try:
-            line = yield self._quota_line() if root == b"" else None
-        except Exception as e:
-            return self._failed(defer.Failure(e), tag)
+    async def cmd_GETQUOTA(self, command):
+        line = await self._quota_line() if command.root == b"" else None
         if line is None:
-            return self.sendNegativeResponse(tag, b"[NONEXISTENT] No such quota root")
-        self.sendUntaggedResponse(line)
-        self.sendPositiveResponse(tag, b"GETQUOTA completed")
+            raise no(b"[NONEXISTENT] No such quota root")
+        self.untagged(line)
+        return b"GETQUOTA completed"
 
-    def do_SETQUOTA(self, tag, root, limits):
-        return self.sendNegativeResponse(
-            tag, b"[NOPERM] Quotas are set by the administrator (mailstack account quota)")
-
-    auth_GETQUOTAROOT = select_GETQUOTAROOT = (do_GETQUOTAROOT, P.arg_finalastring)
-    auth_GETQUOTA = select_GETQUOTA = (do_GETQUOTA, P.arg_finalastring)
-    auth_SETQUOTA = select_SETQUOTA = (do_SETQUOTA, P.arg_astring, P.arg_plist)
+    async def cmd_SETQUOTA(self, command):
+        raise no(b"[NOPERM] Quotas are set by the administrator (mailstack account quota)")
 
 
-def _name_text(raw: bytes) -> str:
-    try:
-        return raw.decode("imap4-utf-7")
-    except UnicodeError:
-        raise imap4.IllegalMailboxEncoding("undecodable mailbox name") from None
+def _inbox_first(names):
+    return sorted(names, key=lambda n: (n != mailboxes.INBOX, n))

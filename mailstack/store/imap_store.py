@@ -13,20 +13,37 @@ from sqlalchemy.engine import Connection
 from mailstack.store import changes, directory, mailboxes
 from mailstack.store.message_search import flag_is
 from mailstack.store.errors import Conflict, NotFound, OverQuota
-from mailstack.store.schema import folders, message_headers, message_text, messages
+from mailstack.store.schema import (
+    folders, message_headers, message_structure, message_text, messages,
+)
 
 
-def open_folder(conn: Connection, account_id: int, name: str):
-    """(FolderInfo, [MessageInfo]) or None: what SELECT and EXAMINE need, in one read."""
+def open_folder(conn: Connection, account_id: int, name: str, claim_recent: bool):
+    """(FolderInfo, [MessageInfo], first \\Recent UID) or None: what SELECT and EXAMINE
+    need, in one transaction.  SELECT claims the recent messages for its session."""
     folder = mailboxes.get_folder(conn, account_id, name)
     if folder is None:
         return None
-    return folder, mailboxes.list_messages(conn, folder.id)
+    infos = mailboxes.list_messages(conn, folder.id)
+    first_recent = folder.recent_uid + 1
+    if claim_recent and infos and infos[-1].uid > folder.recent_uid:
+        _claim_recent(conn, folder.id, infos[-1].uid)
+    return folder, infos, first_recent
+
+
+def _claim_recent(conn: Connection, folder_id: int, up_to: int) -> int:
+    """Mark UIDs up to ``up_to`` as seen by a session: the first UID this call claimed."""
+    before = conn.execute(select(folders.c.recent_uid).where(folders.c.id == folder_id)
+                          .with_for_update()).scalar() or 0
+    if up_to > before:
+        conn.execute(update(folders).where(folders.c.id == folder_id).values(recent_uid=up_to))
+    return before + 1
 
 
 def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int,
-                  known_count: int, last_uid: int):
-    """What a session holding a snapshot must learn: (folder, changed rows, alive ids or None).
+                  known_count: int, last_uid: int, claim_recent: bool = False):
+    """What a session holding a snapshot must learn:
+    (folder, changed rows, alive ids or None, first \\Recent UID or None).
 
     Reads only the rows whose modseq passed ``modseq`` (new mail, flag changes); expunges
     are inferred from the count and only then are the ids listed.  The folder row is read
@@ -38,12 +55,65 @@ def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int
     total = conn.execute(select(func.count(messages.c.id))
                          .where(messages.c.folder_id == folder_id)).scalar()
     changed = mailboxes.list_messages(conn, folder_id, since_modseq=modseq)
-    new = sum(1 for m in changed if m.uid > last_uid)
+    arrived = [m.uid for m in changed if m.uid > last_uid]
     alive = None
-    if known_count + new != total:
+    if known_count + len(arrived) != total:
         alive = set(conn.execute(select(messages.c.id)
                                  .where(messages.c.folder_id == folder_id)).scalars())
-    return folder, changed, alive
+    first_recent = None
+    if arrived and claim_recent:
+        first_recent = _claim_recent(conn, folder_id, max(arrived))
+    return folder, changed, alive, first_recent
+
+
+def update_flags(conn: Connection, folder_id: int, message_ids, mode: str, flags
+                 ) -> dict[int, frozenset]:
+    """STORE applied to what is stored, not to a session's copy (RFC 3501 §6.4.6): mode
+    "+" adds, "-" removes, "=" replaces.  Rows are locked while read (FOR UPDATE on
+    PostgreSQL; SQLite's write transaction holds the database), so two sessions changing
+    different flags of one message both win.  Returns each message's flags afterwards."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    flags = mailboxes.canonical_flags(flags)
+    rows = conn.execute(select(messages.c.id, messages.c.flags)
+                        .where(messages.c.id.in_(ids), messages.c.folder_id == folder_id)
+                        .with_for_update()).all()
+    result, writes = {}, {}
+    for row in rows:
+        old = mailboxes.parse_flags(row.flags)
+        new = flags if mode == "=" else old | flags if mode == "+" else old - flags
+        result[row.id] = frozenset(new)
+        if new != old:
+            writes[row.id] = new
+    store_flags(conn, folder_id, writes)
+    return result
+
+
+def append_named(conn: Connection, account_id: int, name: str, body: bytes, at: datetime,
+                 flags) -> tuple[mailboxes.FolderInfo, mailboxes.MessageInfo]:
+    """IMAP APPEND into a folder by name: NotFound, or OverQuota when there is no room."""
+    folder = mailboxes.require_folder(conn, account_id, name)
+    return folder, append(conn, account_id, folder.id, body, at, flags)
+
+
+def fetch_data(conn: Connection, message_ids, bodies: bool, structures: bool = True
+               ) -> dict[int, tuple]:
+    """{message id: (body or None, structure JSON or None)} for the messages still stored."""
+    ids = list(message_ids)
+    if not ids:
+        return {}
+    columns = [messages.c.id]
+    source = messages
+    if structures:
+        columns.append(message_structure.c.structure)
+        source = messages.outerjoin(message_structure,
+                                    message_structure.c.message_id == messages.c.id)
+    if bodies:
+        columns.append(messages.c.body)
+    rows = conn.execute(select(*columns).select_from(source).where(messages.c.id.in_(ids)))
+    return {row.id: (bytes(row.body) if bodies else None,
+                     row.structure if structures else None) for row in rows}
 
 
 def quota(conn: Connection, account_id: int) -> tuple[int, int | None]:
@@ -80,7 +150,9 @@ def status(conn: Connection, account_id: int, name: str, items) -> dict | None:
 
     def one(column, *where):
         return conn.execute(select(column).where(in_folder, *where)).scalar() or 0
-    facts = {"RECENT": 0, "UIDNEXT": folder.uidnext, "UIDVALIDITY": folder.uidvalidity}
+    facts = {"UIDNEXT": folder.uidnext, "UIDVALIDITY": folder.uidvalidity}
+    if "RECENT" in wanted:     # not yet seen by a session (RFC 3501 §2.3.2)
+        facts["RECENT"] = one(func.count(), messages.c.uid > folder.recent_uid)
     if "MESSAGES" in wanted:
         facts["MESSAGES"] = one(func.count())
     if "UNSEEN" in wanted:
@@ -146,7 +218,7 @@ def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
             folder_id=folder.id, uid=first + offset, guid=uuid.uuid4().hex,
             internal_date=r.internal_date, size=r.size, flags=r.flags, body=r.body,
             modseq=modseq)).inserted_primary_key[0]
-        for side in (message_headers, message_text):    # what SEARCH reads, copied as is
+        for side in (message_headers, message_text, message_structure):   # copied as is
             columns = [c for c in side.c if c.name != "message_id"]
             conn.execute(insert(side).from_select(
                 ["message_id", *(c.name for c in columns)],
@@ -167,15 +239,17 @@ def move_messages(conn: Connection, account_id: int, source_id: int, message_ids
 
 def create_with_parents(conn: Connection, account_id: int, name: str, at: datetime,
                         delimiter: str = "/", special_use: str | None = None) -> int:
-    """CREATE a/b/c also creates a and a/b when missing (RFC 3501 §6.3.3)."""
+    """CREATE a/b/c also creates a and a/b when missing (RFC 3501 §6.3.3); none of them is
+    subscribed (SUBSCRIBE is the client's own choice, RFC 3501 §6.3.6)."""
     if mailboxes.get_folder(conn, account_id, name) is not None:
         raise Conflict(f"{name} already exists")
     parts = name.split(delimiter)
     for depth in range(1, len(parts)):
         parent = delimiter.join(parts[:depth])
         if parent and mailboxes.get_folder(conn, account_id, parent) is None:
-            mailboxes.create_folder(conn, account_id, parent, at)
-    return mailboxes.create_folder(conn, account_id, name, at, special_use=special_use)
+            mailboxes.create_folder(conn, account_id, parent, at, subscribed=False)
+    return mailboxes.create_folder(conn, account_id, name, at, special_use=special_use,
+                                   subscribed=False)
 
 
 def delete_folder(conn: Connection, account_id: int, name: str) -> None:

@@ -13,13 +13,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import changes
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.search_facts import body_text, search_facts
-from mailstack.store.schema import SYSTEM_FLAGS, folders, message_headers, message_text, messages
+from mailstack.message.structure import analyse
+from mailstack.store.schema import (
+    SYSTEM_FLAGS, accounts, folders, message_headers, message_structure, message_text, messages,
+)
 
 INBOX = "INBOX"
 DEFAULT_FOLDERS = (
@@ -40,6 +43,7 @@ class FolderInfo:
     special_use: str | None
     subscribed: bool
     modseq: int = 0
+    recent_uid: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,8 @@ class MessageInfo:
 
 
 _FOLDER_COLUMNS = (folders.c.id, folders.c.name, folders.c.uidvalidity, folders.c.uidnext,
-                   folders.c.special_use, folders.c.subscribed, folders.c.modseq)
+                   folders.c.special_use, folders.c.subscribed, folders.c.modseq,
+                   folders.c.recent_uid)
 _MESSAGE_COLUMNS = (messages.c.id, messages.c.uid, messages.c.guid, messages.c.internal_date,
                     messages.c.size, messages.c.flags)
 
@@ -94,18 +99,20 @@ def create_default_folders(conn: Connection, account_id: int, at: datetime) -> N
 
 
 def create_folder(conn: Connection, account_id: int, name: str, at: datetime,
-                  special_use: str | None = None) -> int:
+                  special_use: str | None = None, subscribed: bool = True) -> int:
     if get_folder(conn, account_id, name) is not None:
         raise Conflict(f"folder {name} already exists")
-    validity = uidvalidity_for(at)
-    # Two folders created in the same second must still differ from a deleted predecessor.
-    latest = conn.execute(select(func.max(folders.c.uidvalidity))
-                          .where(folders.c.account_id == account_id)).scalar()
-    if latest is not None and latest >= validity:
-        validity = latest + 1
+    # Higher than any the account's folders ever had, deleted ones included: a folder
+    # created again within the same second must not reuse its predecessor's.
+    following, by_time = accounts.c.last_uidvalidity + 1, uidvalidity_for(at)
+    latest = conn.execute(update(accounts).where(accounts.c.id == account_id)
+                          .values(last_uidvalidity=case((following > by_time, following),
+                                                        else_=by_time))
+                          .returning(accounts.c.last_uidvalidity)).scalar()
+    validity = latest if latest is not None else uidvalidity_for(at)
     return conn.execute(insert(folders).values(
         account_id=account_id, name=name, uidvalidity=validity, uidnext=1,
-        special_use=special_use, subscribed=True)).inserted_primary_key[0]
+        special_use=special_use, subscribed=subscribed)).inserted_primary_key[0]
 
 
 # Statements on the delivery path are built once: building one per call (bind parameters,
@@ -119,6 +126,7 @@ _ALLOCATE_UIDS = (update(folders).where(folders.c.id == bindparam("folder_id"))
 _INSERT_MESSAGE = insert(messages)
 _INSERT_HEADERS = insert(message_headers)
 _INSERT_TEXT = insert(message_text)
+_INSERT_STRUCTURE = insert(message_structure)
 
 
 def get_folder(conn: Connection, account_id: int, name: str) -> FolderInfo | None:
@@ -168,6 +176,8 @@ def append(conn: Connection, folder_id: int, body: bytes, internal_date: datetim
     conn.execute(_INSERT_HEADERS, dict(message_id=message_id, search_headers=headers,
                                        sent_at=sent_at))
     conn.execute(_INSERT_TEXT, dict(message_id=message_id, body_text=body_text(body)))
+    conn.execute(_INSERT_STRUCTURE, dict(message_id=message_id,
+                                         structure=analyse(body).to_json()))
     return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text))
 
 

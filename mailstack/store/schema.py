@@ -77,6 +77,9 @@ accounts = Table(
     Column("quota_bytes", BigInteger),   # storage quota over all folders; NULL: unlimited
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The highest UIDVALIDITY any of its folders ever had: a folder deleted and created
+    # again gets a higher one, never its predecessor's (RFC 3501 §2.3.1.1).
+    Column("last_uidvalidity", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 aliases = Table(
@@ -100,6 +103,9 @@ folders = Table(
     Column("subscribed", Boolean, nullable=False, default=True),
     # Bumped by every write to the folder's messages (store/changes.py): what IDLE watches.
     Column("modseq", BigInteger, nullable=False, default=0, server_default="0"),
+    # UIDs up to this one have been \\Recent in some session already (RFC 3501 §2.3.2):
+    # the first session to see a message with the folder selected read-write claims it.
+    Column("recent_uid", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("account_id", "name", name="uq_folders_account_name"),
 )
 
@@ -144,6 +150,15 @@ message_text = Table(
     "message_text", metadata,
     Column("message_id", ID(), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
     Column("body_text", Text, nullable=False),
+)
+
+# Each message's MIME structure with byte offsets (mailstack/message/structure.py), computed
+# once when the message is stored: FETCH of a section is then a slice of the stored bytes,
+# BODYSTRUCTURE and ENVELOPE cost no parsing.  ASCII JSON, so no engine refuses it.
+message_structure = Table(
+    "message_structure", metadata,
+    Column("message_id", ID(), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("structure", Text, nullable=False),
 )
 
 login_events = Table(

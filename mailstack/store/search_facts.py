@@ -20,6 +20,8 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
+from mailstack.message.address_list import parse_addresses
+
 TEXT_LIMIT = 1 << 20     # characters of body text kept per message (a search reads them all)
 _MARKUP = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->|<[^>]*>", re.I | re.S)
 
@@ -49,24 +51,53 @@ def _decoded(value: str) -> str:
         return value
 
 
+ADDRESS_FIELDS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
+
+
 def search_facts(body: bytes) -> tuple[str, datetime | None]:
     """(search_headers, sent_at) of an RFC 5322 message."""
     parsed = BytesHeaderParser(policy=compat32).parsebytes(header_block(body))
     lines = []
     for name, value in parsed.items():
+        name = name.strip().lower()
         value = " ".join(str(value).split())
-        lines.append(f"{name.strip().lower()}: {_decoded(value).lower()}")
-    sent_at = None
-    date = parsed.get("Date")
-    if date:
-        try:
-            sent_at = parsedate_to_datetime(str(date))
-            if sent_at.tzinfo is None:
-                sent_at = sent_at.replace(tzinfo=timezone.utc)
-            sent_at = sent_at.astimezone(timezone.utc)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            sent_at = None
-    return "\n".join(lines) + "\n", sent_at
+        if name in ADDRESS_FIELDS:
+            value = addresses_text(value)
+        lines.append(f"{name}: {_decoded(value).lower()}")
+    return "\n".join(lines) + "\n", sent_on(parsed.get("Date"))
+
+
+def addresses_text(value: str) -> str:
+    """An address field as a search sees it: ``Name <mailbox@host>`` for each address,
+    group names kept, comments dropped but one standing in for a missing name (imaptest's
+    search-addresses; RFC 3501 §6.4.4 searches the field, not its comments)."""
+    out = []
+    for name, _route, mailbox, host in parse_addresses(value.encode("utf-8", "surrogateescape")):
+        if mailbox is not None and host is None and name is None:
+            out.append(mailbox.decode("utf-8", "replace") + ":")        # a group starts
+            continue
+        if mailbox is None:
+            continue                                                    # a group ends
+        address = mailbox + (b"@" + host if host else b"")
+        text = address.decode("utf-8", "replace")
+        out.append(f"{name.decode('utf-8', 'replace').strip(chr(34))} <{text}>" if name else text)
+    return ", ".join(out) if out else value
+
+
+def sent_on(date) -> datetime | None:
+    """The Date header's wall-clock time *in its own zone*, stored as if UTC.
+
+    SENTON/SENTBEFORE/SENTSINCE compare the date as written, "disregarding time and
+    timezone" (RFC 3501 §6.4.4): ``Date: Mon, 1 Dec 2025 23:30 -0800`` is sent on 1 Dec,
+    although it is 2 Dec in UTC.
+    """
+    if not date:
+        return None
+    try:
+        moment = parsedate_to_datetime(str(date))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return moment.replace(tzinfo=timezone.utc)
 
 
 def _parts(body: bytes):

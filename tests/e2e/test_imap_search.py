@@ -57,7 +57,11 @@ def test_search_keys_answer_with_sequence_numbers_and_uids(imap):
     assert search(client, "NOT", "(OR SEEN (LARGER 300 UNKEYWORD $Label1))") == [2]
     assert search(client, "OR", "FROM", "bob", "(SEEN NOT TEXT numbers)") == [2]
     assert search(client, "OR", "FROM", "bob", "(SEEN NOT TEXT soup)") == [1, 2]
-    assert search(client, "SENTON", "24-Nov-2026") == [1, 2, 3]           # 08:00 +0900
+    # The date as written, in the Date header's own zone (RFC 3501 §6.4.4): 25 Nov 08:00
+    # +0900 was sent on the 25th, although it was still the 24th in UTC.
+    assert search(client, "SENTON", "24-Nov-2026") == [1, 3]
+    assert search(client, "SENTON", "25-Nov-2026") == [2]
+    assert search(client, "SENTBEFORE", "25-Nov-2026") == [1, 3]
     assert search(client, "2:*", "UNKEYWORD", "$Label1") == [3]
     assert search(client, "UID", "2:*", uid=True) == [2, 3]
     assert search(client, "*", uid=True) == [3]
@@ -68,13 +72,15 @@ def test_search_keys_answer_with_sequence_numbers_and_uids(imap):
     client.logout()
 
 
-def test_search_sees_the_sessions_snapshot_until_noop(imap):
+def test_new_mail_is_announced_after_a_search_and_searched_from_then_on(imap):
+    """RFC 3501 §5.2, §7.4.1: the SEARCH answers from the numbers the client knows; the new
+    message is announced before its tagged OK, and the next command sees it."""
     client = implicit(imap)
     client.select("INBOX")
     imap.db(mailboxes.deliver, [imap.ann], message("late", "dan@d.test", "hi"), imap.now())
     assert search(client, "ALL") == [1, 2, 3]
-    assert search(client, "UID", "1:*", uid=True) == [1, 2, 3]
-    client.noop()
+    assert client.untagged_responses.pop("EXISTS")[-1] == b"4"
+    assert search(client, "UID", "1:*", uid=True) == [1, 2, 3, 4]
     assert search(client, "SUBJECT", "late") == [4]
     client.logout()
 

@@ -202,5 +202,5 @@ def assert_headers(engine):
     with engine.begin() as conn:
         row = conn.exec_driver_sql("SELECT search_headers, sent_at FROM message_headers").one()
         assert "subject: grüße" in row[0]
-        assert str(row[1]).startswith("2026-11-25 09:00:00")
+        assert str(row[1]).startswith("2026-11-25 10:00:00")   # as written (0013: SENTON)
         assert conn.exec_driver_sql("SELECT body_text FROM message_text").scalar() == "hi"

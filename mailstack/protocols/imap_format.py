@@ -1,0 +1,71 @@
+"""IMAP data as the server writes it: atoms, strings, NIL, numbers, parenthesised lists.
+
+Why one module: every response the server writes goes through these few functions, so
+the choice between atom, quoted string and literal is made once and made right.  A quoted
+string can carry only 7-bit text without CR, LF or NUL (RFC 3501 §9 QUOTED-CHAR); anything
+else -- and anything long, where a literal is cheaper than escaping -- is sent as a
+literal, which a server may always send without waiting for the client.
+
+Security: a value that came from a message (a subject, a file name) can never end the
+response line early or smuggle a response in, because CR and LF force a literal.
+
+Standards: RFC 3501 §4 (data formats), §9 (formal syntax).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+NIL = b"NIL"
+LONGEST_QUOTED = 1024
+_UNQUOTABLE = re.compile(rb"[\x00\r\n\x80-\xff]")
+_NOT_ASTRING_CHAR = re.compile(rb'[\x00-\x20\x7f-\xff(){%*"\\]')   # RFC 3501 ASTRING-CHAR
+
+
+class Atom(bytes):
+    """Bytes written as they are: an atom, a flag, NIL, or data already rendered."""
+
+
+def literal(value: bytes) -> bytes:
+    """``{n}CRLF`` followed by the octets (RFC 3501 §4.3)."""
+    return b"{%d}\r\n" % len(value) + value
+
+
+def quoted(value: bytes) -> bytes:
+    """An IMAP string: quoted (escaping ``"`` and ``\\``) when it can be, else a literal."""
+    if len(value) > LONGEST_QUOTED or _UNQUOTABLE.search(value):
+        return literal(value)
+    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def astring(value: bytes) -> bytes:
+    """An atom when every octet is an ASTRING-CHAR (and it is not NIL), else a string."""
+    if value and value.upper() != NIL and not _NOT_ASTRING_CHAR.search(value):
+        return value
+    return quoted(value)
+
+
+def nstring(value: bytes | None) -> bytes:
+    """NIL for None, else a string."""
+    return NIL if value is None else quoted(value)
+
+
+def render(value) -> bytes:
+    """One IMAP value: None is NIL, bytes and str are strings, ints are numbers, lists
+    and tuples are parenthesised lists (space-separated), ``Atom`` is written as it is."""
+    if value is None:
+        return NIL
+    if isinstance(value, Atom):
+        return bytes(value)
+    if isinstance(value, (bytes, bytearray)):
+        return quoted(bytes(value))
+    if isinstance(value, str):
+        return quoted(value.encode("utf-8", "surrogateescape"))
+    if isinstance(value, bool):
+        raise TypeError("IMAP has no boolean")
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, Sequence):
+        return b"(" + b" ".join(render(item) for item in value) + b")"
+    raise TypeError(f"cannot render {type(value).__name__} as IMAP data")

@@ -1,0 +1,157 @@
+"""One session's view of its selected folder, and what it still has to tell the client.
+
+Why a view: IMAP numbers messages by position (RFC 3501 §2.3.1.2) and those numbers may
+only change when the client is told (EXPUNGE, EXISTS).  So each session keeps its own
+list of the folder's messages (UID, flags), loaded at SELECT, and brings it up to date
+from the store's change records (``folders.modseq``, ``messages.modseq``) only at the end
+of a command, when it can announce the difference (RFC 3501 §5.2, §7.4.1).  A session is
+woken (``dirty``) by ``FolderWatch`` when anyone commits to its folder, so a command
+reads changes only when there are some; NOOP, CHECK and IDLE also poll (another process
+on SQLite has no NOTIFY).
+
+An expunge made elsewhere cannot be announced during FETCH, STORE or SEARCH: the message
+then stays in the view (``gone``) until a command that may announce it.
+``\\Recent`` (RFC 3501 §2.3.2) belongs to the first session that sees a message with the
+folder selected read-write; the store hands out each UID once (``folders.recent_uid``).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import replace
+
+from mailstack.store import imap_store
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+
+
+class FolderView:
+    def __init__(self, account, folder, infos, first_recent: int | None, rw: bool):
+        self.account, self.db, self.folder, self.rw = account, account.db, folder, rw
+        self.infos = list(infos)
+        self.uids = [m.uid for m in self.infos]
+        self.recent = {u for u in self.uids if first_recent is not None and u >= first_recent}
+        self.keywords = self._keywords_in(self.infos)
+        self.gone: set[int] = set()          # message ids expunged elsewhere, not yet told
+        self.changed: set[int] = set()       # UIDs whose flags changed, not yet told
+        self.exists = len(self.infos)        # what the client was last told
+        self.told_recent = len(self.recent)
+        self.told_keywords = set(self.keywords)
+        self.dirty = False
+        self.unwatch = None
+
+    @staticmethod
+    def _keywords_in(infos) -> set[str]:
+        return {f for m in infos for f in m.flags if not f.startswith("\\")}
+
+    # --- facts -------------------------------------------------------------------------
+    @property
+    def uidnext(self) -> int:
+        return max([self.folder.uidnext] + [u + 1 for u in self.uids[-1:]])
+
+    def flag_names(self) -> bytes:
+        return " ".join(list(SYSTEM_FLAGS) + sorted(self.keywords)).encode()
+
+    def flags_of(self, info) -> bytes:
+        flags = sorted(info.flags)
+        if info.uid in self.recent:
+            flags.append("\\Recent")
+        return " ".join(flags).encode()
+
+    def seq_of_uid(self, uid: int) -> int | None:
+        index = bisect_left(self.uids, uid)
+        return index + 1 if index < len(self.uids) and self.uids[index] == uid else None
+
+    def select(self, sequence_set, uid: bool) -> list[tuple[int, object]]:
+        """[(seq, MessageInfo)] a sequence set names, in order (RFC 3501 §9, §6.4.8)."""
+        if not self.infos:
+            return []
+        if uid:
+            chosen = sequence_set.resolve(self.uids, self.uids[-1])
+            return [(self.seq_of_uid(u), self.infos[self.seq_of_uid(u) - 1]) for u in chosen]
+        chosen = sequence_set.resolve(range(1, len(self.infos) + 1), len(self.infos))
+        return [(seq, self.infos[seq - 1]) for seq in chosen]
+
+    def uid_range(self, low: int, high: int) -> list[int]:
+        return self.uids[bisect_left(self.uids, low):bisect_right(self.uids, high)]
+
+    # --- changes made by this session ------------------------------------------------------
+    def apply_flags(self, updated: dict[int, frozenset]) -> list[int]:
+        """New flags of messages (by id) from this session's own STORE: their seqs."""
+        seqs = []
+        for seq, info in enumerate(self.infos, 1):
+            flags = updated.get(info.id)
+            if flags is not None and flags != info.flags:
+                self.infos[seq - 1] = replace(info, flags=frozenset(flags))
+                seqs.append(seq)
+        return seqs
+
+    def learn_keywords(self, flags) -> bool:
+        new = {f for f in flags if not f.startswith("\\")} - self.keywords
+        self.keywords |= new
+        return bool(new)
+
+    def drop(self, removed_ids) -> list[int]:
+        """Remove messages (by id); their seqs as they were, highest first (for EXPUNGE)."""
+        removed = set(removed_ids)
+        gone = [seq for seq, m in enumerate(self.infos, 1) if m.id in removed]
+        if gone:
+            self.recent -= {m.uid for m in self.infos if m.id in removed}
+            self.told_recent = len(self.recent)
+            self.infos = [m for m in self.infos if m.id not in removed]
+            self.uids = [m.uid for m in self.infos]
+            self.exists -= len(gone)
+        self.gone -= removed
+        return gone[::-1]
+
+    # --- changes made elsewhere --------------------------------------------------------------
+    async def refresh(self) -> None:
+        """Read what changed since the modseq we hold; remember what to tell."""
+        self.dirty = False
+        last_uid = self.uids[-1] if self.uids else 0
+        found = await self.db.run(imap_store.changes_since, self.account.ref.id,
+                                  self.folder.id, self.folder.modseq, len(self.infos),
+                                  last_uid, self.rw)
+        if found is None:
+            return
+        self.folder, changed, alive, first_recent = found
+        if alive is not None:
+            self.gone |= {m.id for m in self.infos} - alive
+        position = {m.id: index for index, m in enumerate(self.infos)}
+        for m in changed:
+            index = position.get(m.id)
+            if index is None and m.uid > last_uid:
+                self.infos.append(m)
+                self.uids.append(m.uid)
+                if first_recent is not None and m.uid >= first_recent:
+                    self.recent.add(m.uid)
+            elif index is not None and self.infos[index].flags != m.flags:
+                self.infos[index] = m
+                self.changed.add(m.uid)
+        self.keywords |= self._keywords_in(changed)
+
+    async def poll(self) -> None:
+        self.dirty = True
+
+    async def announce(self, send, expunge: bool) -> None:
+        """Write the untagged responses for what changed (RFC 3501 §7.3, §7.4)."""
+        if self.dirty:
+            await self.refresh()
+        if expunge and self.gone:
+            for seq in self.drop(self.gone):
+                send(b"%d EXPUNGE" % seq)
+        if self.keywords != self.told_keywords:
+            self.told_keywords = set(self.keywords)
+            send(b"FLAGS (" + self.flag_names() + b")")
+            send(b"OK [PERMANENTFLAGS (" + self.flag_names() + b" \\*)] Flags permitted")
+        if len(self.infos) != self.exists:
+            self.exists = len(self.infos)
+            send(b"%d EXISTS" % self.exists)
+        if len(self.recent) != self.told_recent:
+            self.told_recent = len(self.recent)
+            send(b"%d RECENT" % self.told_recent)
+        for uid in sorted(self.changed):
+            seq = self.seq_of_uid(uid)
+            if seq is not None:
+                send(b"%d FETCH (FLAGS (%s))" % (seq, self.flags_of(self.infos[seq - 1])))
+        self.changed.clear()
