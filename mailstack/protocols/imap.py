@@ -187,8 +187,8 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
             handler, self.on_line = self.on_line, None
             if handler is not None:
                 handler(event.raw)
-        elif isinstance(event, framing.TooLong):
-            self.log.info("command too long: {head!r}", head=event.head[:40])
+        elif isinstance(event, framing.TooLong):     # only the tag: the rest may be a password
+            self.log.info("{tag} command line too long", tag=_printable(_tag_of(event.head)))
             self._answer(_tag_of(event.head), b"BAD", b"[TOOBIG] Command line too long")
         elif isinstance(event, framing.Discarded):
             self._answer(_tag_of(event.head), b"NO", replies.IMAP_TOO_BIG.imap())
@@ -198,7 +198,8 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         words = request.head.split(b" ", 2)
         name = words[1].upper() if len(words) > 1 else b""
         is_append = name == b"APPEND"
-        limit = self.imap_config.max_append_size if is_append else MAX_COMMAND
+        limit = (self.imap_config.max_append_size if is_append
+                 else MAX_COMMAND - self.framing.command_size)
         if request.size > limit:
             self.log.info("literal of {size} octets refused", size=request.size)
             if not request.synchronising:
@@ -238,16 +239,13 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         try:
             command = parse_command(raw)
         except (BadCharset, BadMailboxName) as e:     # well-formed, but refused: NO
-            self.log.info("NO {tag} {why}", tag=_printable(e.tag), why=e.text)
             code = b"[BADCHARSET (US-ASCII UTF-8)] " if isinstance(e, BadCharset) else b"[CANNOT] "
-            return self._answer(e.tag, b"NO", code + e.text.encode())
+            return self._refuse(e.tag, _name_of(raw), b"NO", code + e.text.encode(), started)
         except ParseError as e:
-            self.log.info("BAD {tag} {why}", tag=_printable(e.tag), why=e.text)
-            return self._answer(e.tag, b"BAD", e.text.encode())
+            return self._refuse(e.tag, _name_of(raw), b"BAD", e.text.encode(), started)
         if self.state not in STATES.get(command.name, ()):
-            self.log.info("{tag} {name} refused in state {state}",
-                          tag=_printable(command.tag), name=command.name, state=self.state)
-            return self._answer(command.tag, b"BAD", b"Command not valid in this state")
+            return self._refuse(command.tag, command.name, b"BAD",
+                                b"Command not valid in this state", started)
         self._busy = True
         d = defer.ensureDeferred(self._execute(command))
         d.addCallback(self._finished, command, started)
@@ -268,14 +266,25 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
             await self.announce(expunge=expunge)
         return status, text
 
+    def _refuse(self, tag, name: str, status: bytes, text: bytes, started: float):
+        """A command answered before it ran (syntax, state): logged like any other."""
+        self._answer(tag, status, text)
+        self._log_result(tag, name, status, started, text)
+
     def _finished(self, result, command, started):
         status, text = result
         if text is not None:          # None: the handler answered (LOGOUT, STARTTLS)
             self._answer(command.tag, status, text)
-        self.log.debug("{tag} {name} {status} {ms:.1f} ms", tag=_printable(command.tag),
-                       name=command.name, status=status.decode(),
-                       ms=(time.monotonic() - started) * 1000)
+        self._log_result(command.tag, command.name, status, started,
+                         text if status != b"OK" else b"")
         self._done()
+
+    def _log_result(self, tag, name: str, status: bytes, started: float, why: bytes = b""):
+        """One line per command at debug level: never arguments, so never a password."""
+        self.log.debug("{tag} {name} {status} {ms:.1f} ms{why}", tag=_printable(tag),
+                       name=name, status=status.decode(),
+                       ms=(time.monotonic() - started) * 1000,
+                       why=" " + why.decode("utf-8", "replace")[:120] if why else "")
 
     def _crashed(self, failure, command):
         self.log.failure("IMAP {name} failed", failure, name=command.name)
@@ -295,6 +304,15 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
 def _tag_of(head: bytes) -> bytes | None:
     tag = head.split(b" ", 1)[0]
     return tag if tag and len(tag) < 64 and tag.isascii() and b"+" not in tag else None
+
+
+def _name_of(raw: bytes) -> str:
+    """The command word of a line that did not parse, for the log (never its arguments)."""
+    words = raw.split(b" ", 3)
+    name = words[1] if len(words) > 1 else b"?"
+    if name.upper() == b"UID" and len(words) > 2:
+        name = b"UID " + words[2]
+    return name[:20].decode("ascii", "replace").upper()
 
 
 def _printable(tag) -> str:

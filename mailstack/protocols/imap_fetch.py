@@ -79,12 +79,15 @@ class FetchCommand:
         return b"FETCH completed"
 
     async def _mark_seen(self, chosen) -> set[int]:
-        unseen = [m.id for _, m in chosen if "\\Seen" not in m.flags]
-        if not unseen:
+        """The seqs whose \\Seen this FETCH set.  When another session changed the folder
+        (the view is dirty), the view's \\Seen may be stale: every message is marked."""
+        view = self.view
+        ids = [m.id for _, m in chosen if view.dirty or "\\Seen" not in m.flags]
+        if not ids:
             return set()
-        updated = await self.parts.db.run(imap_store.update_flags, self.view.folder.id,
-                                          unseen, "+", {"\\Seen"})
-        return set(self.view.apply_flags(updated))
+        changed = await self.parts.db.run(imap_store.mark_seen, view.folder.id, ids)
+        view.apply_flags(changed)
+        return {seq for seq, m in chosen if m.id in changed}
 
     def _write(self, chosen, items, data, now_seen) -> None:
         chunks = []

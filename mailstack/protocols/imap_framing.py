@@ -74,6 +74,11 @@ class Framing:
     def buffered(self) -> int:
         return len(self.buffer)
 
+    @property
+    def command_size(self) -> int:
+        """Octets of the command framed so far that count toward ``max_command``."""
+        return max(self._size, 0)
+
     def feed(self, data: bytes) -> None:
         self.buffer += data
 

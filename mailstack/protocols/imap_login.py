@@ -82,9 +82,12 @@ class LoginCommands:
             raise bad(b"STARTTLS not available")
         self.send(command.tag + b" OK Begin TLS negotiation now")
         self.log.info("STARTTLS")
-        self.framing.reset()             # RFC 3501 §6.2.1: nothing pipelined survives
-        self.transport.startTLS(self.parts.tls_options)
+        starttls.begin_tls(self, self.parts.tls_options)
         return None
+
+    def reset_after_tls(self):
+        """RFC 3501 §6.2.1: nothing pipelined before the handshake survives it."""
+        self.framing.reset()
 
     # --- LOGIN and AUTHENTICATE ------------------------------------------------------------
     async def cmd_LOGIN(self, command):

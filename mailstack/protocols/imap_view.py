@@ -143,7 +143,8 @@ class FolderView:
         if self.keywords != self.told_keywords:
             self.told_keywords = set(self.keywords)
             send(b"FLAGS (" + self.flag_names() + b")")
-            send(b"OK [PERMANENTFLAGS (" + self.flag_names() + b" \\*)] Flags permitted")
+            permanent = self.flag_names() + b" \\*" if self.rw else b""
+            send(b"OK [PERMANENTFLAGS (" + permanent + b")] Flags permitted")
         if len(self.infos) != self.exists:
             self.exists = len(self.infos)
             send(b"%d EXISTS" % self.exists)

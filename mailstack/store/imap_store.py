@@ -18,6 +18,9 @@ from mailstack.store.schema import (
 )
 
 
+CHUNK = 500     # ids per IN (...): SQLite allows 32,766 bind parameters in one statement
+
+
 def open_folder(conn: Connection, account_id: int, name: str, claim_recent: bool):
     """(FolderInfo, [MessageInfo], first \\Recent UID) or None: what SELECT and EXAMINE
     need, in one transaction.  SELECT claims the recent messages for its session."""
@@ -72,22 +75,32 @@ def update_flags(conn: Connection, folder_id: int, message_ids, mode: str, flags
     "+" adds, "-" removes, "=" replaces.  Rows are locked while read (FOR UPDATE on
     PostgreSQL; SQLite's write transaction holds the database), so two sessions changing
     different flags of one message both win.  Returns each message's flags afterwards."""
-    ids = list(message_ids)
-    if not ids:
-        return {}
+    return _change_flags(conn, folder_id, message_ids, mode, flags)[0]
+
+
+def mark_seen(conn: Connection, folder_id: int, message_ids) -> dict[int, frozenset]:
+    """FETCH BODY[] sets \\Seen (RFC 3501 §6.4.5): the new flags of the messages it changed."""
+    result, written = _change_flags(conn, folder_id, message_ids, "+", {"\\Seen"})
+    return {i: result[i] for i in written}
+
+
+def _change_flags(conn: Connection, folder_id: int, message_ids, mode: str, flags):
     flags = mailboxes.canonical_flags(flags)
-    rows = conn.execute(select(messages.c.id, messages.c.flags)
-                        .where(messages.c.id.in_(ids), messages.c.folder_id == folder_id)
-                        .with_for_update()).all()
+    ids = list(message_ids)
     result, writes = {}, {}
-    for row in rows:
-        old = mailboxes.parse_flags(row.flags)
-        new = flags if mode == "=" else old | flags if mode == "+" else old - flags
-        result[row.id] = frozenset(new)
-        if new != old:
-            writes[row.id] = new
+    for start in range(0, len(ids), CHUNK):         # bound the bind parameters per query
+        rows = conn.execute(select(messages.c.id, messages.c.flags)
+                            .where(messages.c.id.in_(ids[start:start + CHUNK]),
+                                   messages.c.folder_id == folder_id)
+                            .with_for_update()).all()
+        for row in rows:
+            old = mailboxes.parse_flags(row.flags)
+            new = flags if mode == "=" else old | flags if mode == "+" else old - flags
+            result[row.id] = frozenset(new)
+            if new != old:
+                writes[row.id] = new
     store_flags(conn, folder_id, writes)
-    return result
+    return result, writes
 
 
 def append_named(conn: Connection, account_id: int, name: str, body: bytes, at: datetime,
@@ -175,9 +188,10 @@ def store_flags(conn: Connection, folder_id: int, new_flags: dict[int, frozenset
         return
     modseq = changes.touch(conn, [folder_id]).get(folder_id, 0)
     for flags, ids in by_flags.items():
-        conn.execute(update(messages).where(messages.c.id.in_(ids),
-                                            messages.c.folder_id == folder_id)
-                     .values(flags=flags, modseq=modseq))
+        for start in range(0, len(ids), CHUNK):
+            conn.execute(update(messages).where(messages.c.id.in_(ids[start:start + CHUNK]),
+                                                messages.c.folder_id == folder_id)
+                         .values(flags=flags, modseq=modseq))
 
 
 def expunge(conn: Connection, folder_id: int, only_ids=None) -> list[int]:
