@@ -90,6 +90,7 @@ class FetchCommand:
         return {seq for seq, m in chosen if m.id in changed}
 
     def _write(self, chosen, items, data, now_seen) -> None:
+        self.view.tell_keywords(self.untagged)
         chunks = []
         for seq, info in chosen:
             info = self.view.infos[seq - 1] if seq <= len(self.view.infos) else info

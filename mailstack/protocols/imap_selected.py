@@ -46,12 +46,12 @@ class SelectedCommands(FetchCommand):
         if not view.rw:
             raise no(READ_ONLY)
         chosen = view.select(command.sequence, command.uid)
-        if view.learn_keywords(command.flags):
-            await view.announce(self.untagged, expunge=False)   # FLAGS before the FETCHes
         updated = await self.parts.db.run(imap_store.update_flags, view.folder.id,
                                           [m.id for _, m in chosen], command.mode,
                                           command.flags)
+        view.learn_keywords(command.flags)
         view.apply_flags(updated)
+        view.tell_keywords(self.untagged)        # a new keyword, before a FETCH shows it
         if not command.silent:
             for seq, info in chosen:
                 if info.id in updated:

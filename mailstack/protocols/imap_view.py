@@ -84,6 +84,7 @@ class FolderView:
             if flags is not None and flags != info.flags:
                 self.infos[seq - 1] = replace(info, flags=frozenset(flags))
                 seqs.append(seq)
+                self.learn_keywords(flags)      # possibly another session's new keyword
         return seqs
 
     def learn_keywords(self, flags) -> bool:
@@ -109,29 +110,46 @@ class FolderView:
         """Read what changed since the modseq we hold; remember what to tell."""
         self.dirty = False
         last_uid = self.uids[-1] if self.uids else 0
-        found = await self.db.run(imap_store.changes_since, self.account.ref.id,
-                                  self.folder.id, self.folder.modseq, len(self.infos),
-                                  last_uid, self.rw)
+        found = await self.db.read(imap_store.changes_since, self.account.ref.id,
+                                   self.folder.id, self.folder.modseq, len(self.infos),
+                                   last_uid)
         if found is None:
             return
-        self.folder, changed, alive, first_recent = found
+        self.folder, changed, alive = found
         if alive is not None:
             self.gone |= {m.id for m in self.infos} - alive
         position = {m.id: index for index, m in enumerate(self.infos)}
+        arrived = []
         for m in changed:
             index = position.get(m.id)
             if index is None and m.uid > last_uid:
-                self.infos.append(m)
-                self.uids.append(m.uid)
-                if first_recent is not None and m.uid >= first_recent:
-                    self.recent.add(m.uid)
+                arrived.append(m)
             elif index is not None and self.infos[index].flags != m.flags:
                 self.infos[index] = m
                 self.changed.add(m.uid)
+        if arrived:
+            await self._take(arrived)
         self.keywords |= self._keywords_in(changed)
+
+    async def _take(self, arrived) -> None:
+        """New messages join the view; with the folder read-write, \\Recent is claimed."""
+        if self.rw:
+            first = await self.db.run(imap_store.claim_recent, self.folder.id, arrived[-1].uid)
+            self.recent.update(m.uid for m in arrived if m.uid >= first)
+        self.infos.extend(arrived)
+        self.uids.extend(m.uid for m in arrived)
 
     async def poll(self) -> None:
         self.dirty = True
+
+    def tell_keywords(self, send) -> None:
+        """FLAGS and PERMANENTFLAGS again when a keyword is new to the client: before any
+        FETCH that shows it (RFC 3501 §7.2.6; imaptest checks it)."""
+        if self.keywords != self.told_keywords:
+            self.told_keywords = set(self.keywords)
+            send(b"FLAGS (" + self.flag_names() + b")")
+            permanent = self.flag_names() + b" \\*" if self.rw else b""
+            send(b"OK [PERMANENTFLAGS (" + permanent + b")] Flags permitted")
 
     async def announce(self, send, expunge: bool) -> None:
         """Write the untagged responses for what changed (RFC 3501 §7.3, §7.4)."""
@@ -140,11 +158,7 @@ class FolderView:
         if expunge and self.gone:
             for seq in self.drop(self.gone):
                 send(b"%d EXPUNGE" % seq)
-        if self.keywords != self.told_keywords:
-            self.told_keywords = set(self.keywords)
-            send(b"FLAGS (" + self.flag_names() + b")")
-            permanent = self.flag_names() + b" \\*" if self.rw else b""
-            send(b"OK [PERMANENTFLAGS (" + permanent + b")] Flags permitted")
+        self.tell_keywords(send)
         if len(self.infos) != self.exists:
             self.exists = len(self.infos)
             send(b"%d EXISTS" % self.exists)

@@ -44,13 +44,13 @@ def _claim_recent(conn: Connection, folder_id: int, up_to: int) -> int:
 
 
 def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int,
-                  known_count: int, last_uid: int, claim_recent: bool = False):
-    """What a session holding a snapshot must learn:
-    (folder, changed rows, alive ids or None, first \\Recent UID or None).
+                  known_count: int, last_uid: int):
+    """What a session holding a snapshot must learn: (folder, changed rows, alive ids or None).
 
     Reads only the rows whose modseq passed ``modseq`` (new mail, flag changes); expunges
     are inferred from the count and only then are the ids listed.  The folder row is read
     first, so a change committed meanwhile is seen now or at the next wake, never lost.
+    A read: ten sessions on one folder each catch up after every write to it.
     """
     folder = mailboxes.get_folder_by_id(conn, account_id, folder_id)
     if folder is None:
@@ -58,15 +58,18 @@ def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int
     total = conn.execute(select(func.count(messages.c.id))
                          .where(messages.c.folder_id == folder_id)).scalar()
     changed = mailboxes.list_messages(conn, folder_id, since_modseq=modseq)
-    arrived = [m.uid for m in changed if m.uid > last_uid]
+    arrived = sum(1 for m in changed if m.uid > last_uid)
     alive = None
-    if known_count + len(arrived) != total:
+    if known_count + arrived != total:
         alive = set(conn.execute(select(messages.c.id)
                                  .where(messages.c.folder_id == folder_id)).scalars())
-    first_recent = None
-    if arrived and claim_recent:
-        first_recent = _claim_recent(conn, folder_id, max(arrived))
-    return folder, changed, alive, first_recent
+    return folder, changed, alive
+
+
+def claim_recent(conn: Connection, folder_id: int, up_to: int) -> int:
+    """A session with the folder read-write saw new messages up to UID ``up_to``: the first
+    UID that is \\Recent for it (those before were someone else's, RFC 3501 §2.3.2)."""
+    return _claim_recent(conn, folder_id, up_to)
 
 
 def update_flags(conn: Connection, folder_id: int, message_ids, mode: str, flags

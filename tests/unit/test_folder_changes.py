@@ -51,24 +51,24 @@ def test_changes_since_reads_only_changed_rows_and_detects_expunges(db, inbox):
     account, folder = inbox
     infos = [db.run_sync(mailboxes.deliver, [account], body(n), NOW)[0] for n in range(1, 6)]
     held = db.run_sync(mailboxes.get_folder, account, mailboxes.INBOX)
-    folder_now, changed, alive, _ = db.run_sync(imap_store.changes_since, account, folder.id,
+    folder_now, changed, alive = db.run_sync(imap_store.changes_since, account, folder.id,
                                                 held.modseq, 5, infos[-1].uid)
     assert changed == [] and alive is None and folder_now.modseq == held.modseq
     db.run_sync(imap_store.store_flags, folder.id, {infos[1].id: frozenset({"\\Seen"})})
     new = db.run_sync(mailboxes.deliver, [account], body(6), NOW)[0]
-    _, changed, alive, _ = db.run_sync(imap_store.changes_since, account, folder.id,
+    _, changed, alive = db.run_sync(imap_store.changes_since, account, folder.id,
                                        held.modseq, 5, infos[-1].uid)
     assert [m.uid for m in changed] == [infos[1].uid, new.uid] and alive is None
     db.run_sync(imap_store.store_flags, folder.id, {infos[3].id: frozenset({"\\Deleted"})})
     db.run_sync(imap_store.expunge, folder.id)
-    _, changed, alive, _ = db.run_sync(imap_store.changes_since, account, folder.id,
+    _, changed, alive = db.run_sync(imap_store.changes_since, account, folder.id,
                                        held.modseq, 5, infos[-1].uid)
     assert alive == {m.id for m in infos if m is not infos[3]} | {new.id}
 
 
 def test_recent_goes_to_the_first_session_that_sees_a_message_read_write(db, inbox):
     """RFC 3501 §2.3.2: EXAMINE takes no \\Recent; the first SELECT takes them all; a
-    message arriving later is claimed by the first session to read it in changes_since."""
+    message arriving later is claimed by the first session that takes it into its view."""
     account, folder = inbox
     first = [db.run_sync(mailboxes.deliver, [account], body(n), NOW)[0] for n in (1, 2)]
     _, _, recent_from = db.run_sync(imap_store.open_folder, account, mailboxes.INBOX, False)
@@ -77,10 +77,8 @@ def test_recent_goes_to_the_first_session_that_sees_a_message_read_write(db, inb
     assert recent_from == first[0].uid                         # this SELECT takes both
     _, _, recent_from = db.run_sync(imap_store.open_folder, account, mailboxes.INBOX, True)
     assert recent_from > first[1].uid                          # the next one gets none
-    held = db.run_sync(mailboxes.get_folder, account, mailboxes.INBOX)
     late = db.run_sync(mailboxes.deliver, [account], body(3), NOW)[0]
-    claims = [db.run_sync(imap_store.changes_since, account, folder.id, held.modseq, 2,
-                          first[1].uid, True)[3] for _ in range(2)]
+    claims = [db.run_sync(imap_store.claim_recent, folder.id, late.uid) for _ in range(2)]
     assert claims[0] == late.uid and claims[1] > late.uid
     status = db.run_sync(imap_store.status, account, mailboxes.INBOX, ["RECENT"])
     assert status == {"RECENT": 0}
