@@ -34,7 +34,10 @@ from mailstack import config as configs
 from mailstack.realm import hashing
 from mailstack.store import directory, mailboxes, migrations
 from mailstack.store.db import Database
-from mailstack.store.schema import folders, message_headers, message_text, messages
+from mailstack.message.structure import analyse
+from mailstack.store.schema import (
+    folders, message_headers, message_structure, message_text, messages,
+)
 from mailstack.store.search_facts import body_text, search_facts
 
 BIN = Path(sys.executable).parent
@@ -59,7 +62,7 @@ def fill(config, count: int, body_kb: int = 2) -> None:
             body = (f"From: s{n}@remote.test\r\nTo: big@example.test\r\nSubject: {subject}\r\n\r\n"
                     + "lorem ipsum dolor sit amet " * (37 * body_kb) + ("x" * 2048 if rare else "")
                     + "\r\n").encode()
-            facts[n] = (*search_facts(body), body_text(body))
+            facts[n] = (*search_facts(body), body_text(body), analyse(body).to_json())
             flags = ("\\Seen" if n % 3 else "") + (" \\Flagged" if rare else "")
             rows.append(dict(folder_id=inbox.id, uid=n, guid=uuid.uuid4().hex,
                              internal_date=now - timedelta(minutes=10 * (count - n)),
@@ -72,6 +75,8 @@ def fill(config, count: int, body_kb: int = 2) -> None:
             for i, uid in ids])
         conn.execute(insert(message_text), [dict(message_id=i, body_text=facts[uid][2])
                                             for i, uid in ids])
+        conn.execute(insert(message_structure), [dict(message_id=i, structure=facts[uid][3])
+                                                 for i, uid in ids])
         conn.execute(folders.update().where(folders.c.id == inbox.id).values(uidnext=count + 1))
         # STATUS is asked of folders that are not selected: an archive with the same rows.
         archive = mailboxes.create_folder(conn, account, "Archive", now)

@@ -81,30 +81,39 @@ class Database:
         self.engine = make_engine(url, threads=threads, busy_timeout_ms=busy_timeout_ms)
         self.reactor = reactor
         self.pool = ThreadPool(minthreads=0, maxthreads=threads, name="mailstack-db")
+        # SQLite has one writer at a time: writes get a thread of their own, so that reads
+        # (FETCH, SEARCH, catching up with other sessions) never wait behind queued writes
+        # for a thread of the pool.  PostgreSQL writes in parallel: one pool for both.
+        sqlite = self.engine.dialect.name == "sqlite"
+        self.write_pool = (ThreadPool(minthreads=0, maxthreads=1, name="mailstack-db-write")
+                           if sqlite else self.pool)
         self._started = False
         # Called in the reactor thread with the folder ids a committed transaction wrote.
         self.commit_listeners: list[Callable[[set], None]] = []
-        # SQLite has one writer at a time.  Threads of this process take turns here instead
-        # of in SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms between tries: ten
-        # IMAP sessions writing to one folder spent most of their STORE time asleep there.
-        # Other processes still meet busy_timeout.
-        self._writer = (threading.Lock() if self.engine.dialect.name == "sqlite"
-                        else contextlib.nullcontext())
+        # Writers of this process (the write thread, and callers of run_sync such as the
+        # CLI) take turns here instead of in SQLite's busy handler, which sleeps 1, 2, 5 ...
+        # 100 ms between tries: ten IMAP sessions writing to one folder spent most of their
+        # STORE time asleep there.  Other processes still meet busy_timeout.
+        self._writer = threading.Lock() if sqlite else contextlib.nullcontext()
 
     def start(self) -> None:
         if not self._started:
             self.pool.start()
+            if self.write_pool is not self.pool:
+                self.write_pool.start()
             self._started = True
 
     def stop(self) -> None:
         if self._started:
             self.pool.stop()
+            if self.write_pool is not self.pool:
+                self.write_pool.stop()
             self._started = False
         self.engine.dispose()
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
         """Run ``fn(conn, *args)`` in one write transaction, off the reactor thread."""
-        return deferToThreadPool(self.reactor, self.pool, self.run_sync, fn, *args, **kwargs)
+        return deferToThreadPool(self.reactor, self.write_pool, self.run_sync, fn, *args, **kwargs)
 
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
         """Like ``run`` but a read-only transaction (SQLite readers do not queue behind writers)."""
