@@ -1,12 +1,9 @@
 """SEARCH keys read straight from the command into the store's criteria tree.
 
-Why: the successor of ``imap_search.py`` for our own IMAP layer.  That module turns the
-token lists of Twisted's parser into the tree; this one reads the keys from a
-``imap_tokens.Reader``, literals included, with the same meaning and the same limits
-(``MAX_DEPTH`` nesting, ``MAX_KEYS`` keys, ``MAX_NEEDLE`` characters).  The simplifying
-constructors ``all_of``/``negated``/``either`` are repeated here rather than imported:
-``imap_search`` imports Twisted at load time, which this layer must not need; once the
-Twisted parser is gone, ``imap_search`` can import them from here.
+Why: the search runs in SQL (store/message_search.py), so this module only reads the keys
+from an ``imap_tokens.Reader``, literals included, into the tree, with bounds
+(``MAX_DEPTH`` nesting, ``MAX_KEYS`` keys, ``MAX_NEEDLE`` characters) and the simplifying
+constructors ``all_of``/``negated``/``either`` (ALL drops out of an AND, and so on).
 
 \\Recent is per session, so the store cannot evaluate it: RECENT, NEW (= RECENT UNSEEN)
 and OLD (= NOT RECENT) become ``Recent`` nodes, and ``resolve_recent`` replaces them by

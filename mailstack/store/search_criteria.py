@@ -1,6 +1,6 @@
 """The store's search vocabulary: what IMAP SEARCH (or any other caller) can ask for.
 
-Why a module of its own: ``protocols/imap_search.py`` parses IMAP syntax into these nodes and
+Why a module of its own: ``protocols/imap_search_grammar.py`` reads IMAP syntax into these nodes and
 ``store/message_search.py`` compiles them to SQL; the store may not import protocol code.
 Frozen, so equal keys share one SQL column in a re-check.
 """
