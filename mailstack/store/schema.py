@@ -10,6 +10,8 @@ type, and business time always comes from the injected clock, never a database d
 
 from __future__ import annotations
 
+import re
+
 from datetime import timezone
 
 from sqlalchemy import (
@@ -39,6 +41,34 @@ def flag_sql(flag: str, present: bool, column: str = "flags") -> str:
 FLAG_INDEXES = {"ix_messages_folder_unseen": ("\\Seen", False),
                 "ix_messages_folder_flagged": ("\\Flagged", True),
                 "ix_messages_folder_deleted": ("\\Deleted", True)}
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """Text any engine stores: NUL dropped (PostgreSQL refuses it in text), lone surrogates
+    (from undecodable bytes) as U+FFFD (UTF-8 cannot encode them)."""
+    if not _UNSTORABLE.search(value):
+        return value
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+
+
+class CleanText(TypeDecorator):
+    """Text that came from a client or a message (headers, search text, HELO, addresses,
+    replies): made storable on the way in, so a NUL byte or an undecodable header can
+    never turn a write into an error that defers the mail for ever (issue 22)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else storable_text(value)
+
+
+class CleanString(CleanText):
+    impl = String
+    cache_ok = True
 
 
 class UTCDateTime(TypeDecorator):
@@ -140,7 +170,7 @@ messages = Table(
 message_headers = Table(
     "message_headers", metadata,
     Column("message_id", ID(), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
-    Column("search_headers", Text, nullable=False),
+    Column("search_headers", CleanText, nullable=False),
     Column("sent_at", UTCDateTime),
 )
 
@@ -149,7 +179,7 @@ message_headers = Table(
 message_text = Table(
     "message_text", metadata,
     Column("message_id", ID(), ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
-    Column("body_text", Text, nullable=False),
+    Column("body_text", CleanText, nullable=False),
 )
 
 # Each message's MIME structure with byte offsets (mailstack/message/structure.py), computed
@@ -166,14 +196,14 @@ login_events = Table(
     Column("id", ID(), primary_key=True),
     Column("at", UTCDateTime, nullable=False),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
-    Column("username", String(320), nullable=False),
+    Column("username", CleanString(320), nullable=False),
     Column("protocol", String(16), nullable=False),
     Column("client_ip", String(45), nullable=False),
     Column("tls", Boolean, nullable=False),
     Column("mechanism", String(32), nullable=False),
     Column("success", Boolean, nullable=False),
-    Column("reason", String(64), nullable=False, default=""),
-    Column("client_name", String(255)),
+    Column("reason", CleanString(64), nullable=False, default=""),
+    Column("client_name", CleanString(255)),
     Column("port", Integer),              # the server port the client used
     # The POP-before-SMTP window and the migration reports ask "who logged in from this IP
     # since T" and "what did this account do since T": both are index range scans.
@@ -196,14 +226,14 @@ submissions = Table(
     Column("id", ID(), primary_key=True),
     Column("at", UTCDateTime, nullable=False),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
-    Column("username", String(320), nullable=False),
+    Column("username", CleanString(320), nullable=False),
     Column("client_ip", String(45), nullable=False),
     Column("method", String(32), nullable=False),   # auth | pop-before-smtp
     Column("tls", Boolean, nullable=False),
     Column("recipients", Integer, nullable=False),
     Column("queue_id", String(64), nullable=False),
-    Column("helo", String(255)),          # the mail program, where it says who it is
-    Column("user_agent", String(255)),
+    Column("helo", CleanString(255)),     # the mail program, where it says who it is
+    Column("user_agent", CleanString(255)),
     Column("port", Integer),
     Index("ix_submissions_account_at", "account_id", "at"),
     Index("ix_submissions_method_at", "method", "at"),
@@ -217,8 +247,8 @@ blocks = Table(
     Column("network", String(49), nullable=False),      # "192.0.2.7/32", "2001:db8::/64"
     Column("action", String(16), nullable=False),       # reject | firewall
     Column("source", String(16), nullable=False),       # manual | trap | complaints | harvest
-    Column("reason", String(255), nullable=False),
-    Column("evidence", Text, nullable=False),
+    Column("reason", CleanString(255), nullable=False),
+    Column("evidence", CleanText, nullable=False),
     Column("added_by", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
@@ -242,8 +272,8 @@ complaints = Table(
     Column("ip", String(45), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("source", String(16), nullable=False),    # cli | report
-    Column("reason", String(255), nullable=False),
-    Column("evidence", Text, nullable=False),
+    Column("reason", CleanString(255), nullable=False),
+    Column("evidence", CleanText, nullable=False),
     Index("ix_complaints_ip_at", "ip", "at"),
 )
 
@@ -259,11 +289,11 @@ rejections = Table(
     Column("stage", String(8), nullable=False),
     Column("check_name", String(32), nullable=False),
     Column("client_ip", String(45), nullable=False),
-    Column("ptr", String(255)),
-    Column("helo", String(255)),
-    Column("mail_from", String(320)),
-    Column("rcpt_to", String(320)),
-    Column("reply", Text, nullable=False),
+    Column("ptr", CleanString(255)),
+    Column("helo", CleanString(255)),
+    Column("mail_from", CleanString(320)),
+    Column("rcpt_to", CleanString(320)),
+    Column("reply", CleanText, nullable=False),
     Index("ix_rejections_ip_at", "client_ip", "at"),
     Index("ix_rejections_at", "at"),
     Index("ix_rejections_rcpt_at", "rcpt_to", "at"),
@@ -275,7 +305,7 @@ outbound_messages = Table(
     # A message for other domains, kept until every recipient is delivered or bounced.
     Column("id", ID(), primary_key=True),
     Column("queue_id", String(64), nullable=False),
-    Column("sender", String(320), nullable=False),                 # "" = null reverse-path
+    Column("sender", CleanString(320), nullable=False),            # "" = null reverse-path
     Column("body", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL")),
@@ -288,14 +318,14 @@ outbound_recipients = Table(
     Column("id", ID(), primary_key=True),
     Column("message_id", ID(), ForeignKey("outbound_messages.id", ondelete="CASCADE"),
            nullable=False),
-    Column("recipient", String(320), nullable=False),
+    Column("recipient", CleanString(320), nullable=False),
     Column("domain", String(253), nullable=False),
     Column("status", String(16), nullable=False),   # queued | delivering | delivered | bounced
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     # A runner's claim; an expired claim (crashed process) is taken over.
     Column("claimed_until", UTCDateTime),
-    Column("last_reply", Text, nullable=False),
+    Column("last_reply", CleanText, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_outbound_recipients_status_next", "status", "next_attempt_at"),
     Index("ix_outbound_recipients_message", "message_id"),

@@ -1,0 +1,43 @@
+"""Text from clients and messages is storable on every engine (issue 22).
+
+PostgreSQL refuses NUL in text, and UTF-8 cannot encode the lone surrogates that
+undecodable bytes become: a write carrying either failed, and a delivery failing that way
+is deferred for ever.  ``schema.CleanText`` makes such text storable on the way in; this
+test keeps every text column that can receive a client's or a message's text on it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import String, Text
+
+from mailstack.store.schema import CleanText, metadata, storable_text
+
+# Written only by our own code from values it validated or made (names, states, hashes,
+# addresses checked by addresses.py, IMAP atoms, ASCII JSON).
+OURS = {
+    "accounts.address", "accounts.password_hash", "aliases.address", "aliases.target",
+    "domains.name", "folders.name", "folders.special_use", "messages.guid", "messages.flags",
+    "message_structure.structure", "mailbox_locks.holder", "legacy_notices.phase",
+    "blocks.network", "blocks.action", "blocks.source", "blocks.added_by",
+    "complaints.ip", "complaints.source", "whitelist.entry", "whitelist.kind",
+    "whitelist.reason", "whitelist.added_by", "rejections.ref", "rejections.session",
+    "rejections.port", "rejections.stage", "rejections.check_name", "rejections.client_ip",
+    "login_events.protocol", "login_events.client_ip", "login_events.mechanism",
+    "outbound_messages.queue_id", "outbound_messages.client_ip", "outbound_recipients.domain",
+    "outbound_recipients.status", "submissions.client_ip", "submissions.method",
+    "submissions.queue_id",
+}
+
+
+def test_every_text_column_fed_by_clients_or_messages_is_clean():
+    plain = {f"{table.name}.{column.name}" for table in metadata.sorted_tables
+             for column in table.columns
+             if isinstance(column.type, (String, Text)) and not isinstance(column.type, CleanText)}
+    assert plain - OURS == set(), "a new text column: CleanText/CleanString, or say why not"
+
+
+def test_nul_is_dropped_surrogates_replaced_and_control_characters_kept():
+    assert storable_text("a\x00b") == "ab"
+    assert storable_text("caf\udce9 \ud800") == "caf\ufffd \ufffd"
+    assert storable_text("tab\there \x01\x1b\x7f") == "tab\there \x01\x1b\x7f"
+    assert storable_text("plain") == "plain"
