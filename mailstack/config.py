@@ -76,6 +76,30 @@ class DatabaseConfig:
     busy_timeout_ms: int = setting(5000, _positive)
 
 
+def _network(value):
+    ipaddress.ip_network(value, strict=False)
+
+
+@dataclass(frozen=True)
+class AuthThrottleConfig:
+    """Password-guessing limits (realm/throttle.py): keyed by (source, account) and by
+    source, never by the account alone, so an attacker cannot lock its owner out."""
+
+    window: float = setting(900.0, _positive)
+    pair_free: int = setting(3, _not_negative)
+    pair_refuse_after: int = setting(10, _positive)
+    base_delay: float = setting(0.5, _not_negative)
+    max_delay: float = setting(8.0, _not_negative)
+    ip_free: int = setting(10, _not_negative)
+    ip_refuse_after: int = setting(100, _positive)
+    ip_max_delay: float = setting(2.0, _not_negative)
+    shared_networks: tuple[str, ...] = setting(factory=tuple, each=_network)
+    shared_ip_free: int = setting(100, _not_negative)
+    shared_ip_refuse_after: int = setting(2000, _positive)
+    remember_success: float = setting(2592000.0, _not_negative)
+    max_tracked: int = setting(100000, _positive)
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     hash_threads: int = setting(2, _positive)
@@ -83,6 +107,7 @@ class AuthConfig:
     cache_seconds: int = setting(300, _not_negative)
     # From this moment no password is accepted without TLS, on any protocol.
     tls_cutover: datetime | None = None
+    throttle: AuthThrottleConfig = setting(factory=AuthThrottleConfig)
 
 
 @dataclass(frozen=True)
@@ -125,6 +150,8 @@ class POP3Config:
 @dataclass(frozen=True)
 class IMAPConfig:
     idle_timeout: int = setting(1800, _positive)
+    # Before login: a connection that has not logged in by then is closed (issue 13).
+    login_timeout: int = setting(60, _positive)
     max_append_size: int = setting(25 * 1024 * 1024, _positive)
     # Seconds between checks for other processes' writes to folders clients IDLE on
     # (SQLite, or PostgreSQL while its LISTEN connection is down).
@@ -160,10 +187,6 @@ def _code_range(value):
     """``127.0.0.2`` or ``127.0.0.2-127.0.0.11``."""
     for part in value.split("-", 1):
         ipaddress.IPv4Address(part.strip())
-
-
-def _network(value):
-    ipaddress.ip_network(value, strict=False)
 
 
 @dataclass(frozen=True)

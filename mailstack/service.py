@@ -4,10 +4,17 @@ Why one place: configuration flows one way (ARCHITECTURE C6).  ``build`` reads t
 config, creates the database, the password hasher and the portal once, and hands each
 protocol factory only what it needs.  Only here is the real reactor passed as the business
 clock; tests pass ``twisted.internet.task.Clock`` instead.
+
+Start and stop order for the POP3 maildrop locks (issue 13): ``build_parts`` claims this
+node's name and frees the locks left under it by a crashed predecessor before any listener
+exists; ``PoolService.stopService`` ends the POP3 sessions and frees the node's locks
+before the database pool stops (its sibling services are stopped in parallel, so the wait
+must be inside it).  ``protocols/pop3_lease.py`` says what a node is.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -21,6 +28,7 @@ from mailstack.config import Config, ListenerConfig
 from mailstack.delivery import outbound
 from mailstack.policy import notices
 from mailstack.policy.tls_required import TLSRequirement
+from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.store import directory, migrations
 from mailstack.store.db import Database
@@ -51,21 +59,29 @@ class Parts:
     outbound: object = None   # the queue runner, once built
     watch: object = None      # folder change notices for IMAP IDLE
     warner: object = None     # daily notices in the migration warning periods
+    maildrop_locks: object = None   # POP3 locks: this node's name and live leases
 
 
 class PoolService(service.Service):
-    """Starts and stops the database and hashing thread pools with the process."""
+    """Starts and stops the database and hashing thread pools with the process.
 
-    def __init__(self, db: Database, hasher: hashing.PasswordHasher):
-        self.db, self.hasher = db, hasher
+    At stop, the node's POP3 locks are freed first: a release queued after the pool has
+    stopped never runs, and left every mid-poll user locked out after a SIGTERM.
+    """
+
+    def __init__(self, db: Database, hasher: hashing.PasswordHasher, locks=None):
+        self.db, self.hasher, self.locks = db, hasher, locks
 
     def startService(self):
         self.db.start()
         self.hasher.start()
         super().startService()
 
+    @defer.inlineCallbacks
     def stopService(self):
         super().stopService()
+        if self.locks is not None:
+            yield self.locks.release_all()
         self.hasher.stop()
         self.db.stop()
 
@@ -138,12 +154,17 @@ def build_parts(config: Config, reactor, clock=None) -> Parts:
     db.run_sync(directory.ensure_domains, config.domains.hosted, clocks.now(clock))
     hasher = hashing.PasswordHasher(hashing.make_context(config.auth.default_scheme),
                                     reactor=reactor, threads=config.auth.hash_threads)
-    checker = checkers.AccountChecker(db, hasher, clock, throttle.FailureThrottle(clock),
+    limits = dataclasses.asdict(config.auth.throttle)
+    checker = checkers.AccountChecker(db, hasher, clock, throttle.FailureThrottle(clock, **limits),
                                       reactor=reactor, cache_seconds=config.auth.cache_seconds)
     realm = portals.MailRealm()
     parts = Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
                   _tls_options(config), TLSRequirement(clock, config.auth.tls_cutover),
                   dns.Resolver(config.dns.nameservers, timeout=config.dns.timeout, reactor=reactor))
+    parts.maildrop_locks = MaildropLocks(db, claim_node(config.path(config.server.state_dir)))
+    freed = parts.maildrop_locks.clear_left_over()
+    if freed:
+        log.info("freed {n} POP3 maildrop locks left by this node's previous process", n=freed)
     parts.warner = notices.Warner(parts)
     checker.after_login = parts.warner.after_login
     return parts
@@ -161,7 +182,7 @@ def _protocol_modules(config: Config) -> dict:
 def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Parts]:
     parts = build_parts(config, reactor, clock)
     root = service.MultiService()
-    PoolService(parts.db, parts.hasher).setServiceParent(root)
+    PoolService(parts.db, parts.hasher, parts.maildrop_locks).setServiceParent(root)
     parts.outbound = outbound.build_service(parts)
     parts.outbound.setServiceParent(root)
     parts.watch = FolderWatch(parts.db, reactor, config.imap.idle_poll)

@@ -83,7 +83,7 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
     def _admitted(self, keep: bool):
         if not keep:
             self.log.info("dropped before the banner (firewalled)")
-            self.transport.loseConnection()
+            self.close_connection()
             return
         self.reply(replies.SERVICE_READY.format(host=self.hostname))
         self.resume()
@@ -91,7 +91,7 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
     def _admission_failed(self, failure):
         self.log.failure("connect check failed", failure)
         self.reply(replies.TEMPORARY_CLOSE.format(host=self.hostname))
-        self.transport.loseConnection()
+        self.close_connection()
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.setTimeout(None)
@@ -142,7 +142,7 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
             if self.errors > MAX_ERRORS:
                 self.log.warn("too many errors; closing")
                 self.reply(Reply(421, "4.7.0", f"{self.hostname} Too many errors, closing"))
-                self.transport.loseConnection()
+                self.close_connection()
 
     # --- input --------------------------------------------------------------------------
 
@@ -310,12 +310,12 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
 
     def smtp_QUIT(self, argument):
         self.reply(replies.CLOSING)
-        self.transport.loseConnection()
+        self.close_connection()
 
     def timeoutConnection(self):
         self.log.info("idle timeout")
         self.reply(replies.TIMEOUT.format(host=self.hostname))
-        self.transport.loseConnection()
+        self.close_connection()
 
 
 def _path(argument: str, prefix: str):

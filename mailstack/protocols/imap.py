@@ -84,7 +84,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.session_id = new_session_id()
         self.log = SessionLog("mailstack.imap", self.session_id, self.client_ip)
         self.callLater = self.parts.clock.callLater
-        self.setTimeout(self.imap_config.idle_timeout)
+        self.setTimeout(self.imap_config.login_timeout)     # idle_timeout once logged in
         self.transport.registerProducer(self, True)
         self.log.info("connect {name} tls={tls}", name=self.name, tls=self.tls)
         caps = b" ".join(self.capabilities())

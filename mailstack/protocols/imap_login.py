@@ -23,6 +23,7 @@ from mailstack import clock as clocks, replies
 from mailstack.protocols import starttls
 from mailstack.protocols.imap_account import IMAPAccount
 from mailstack.protocols.imap_replies import bad, no
+from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.store import logins
@@ -109,7 +110,9 @@ class LoginCommands:
             raise bad(b"AUTHENTICATE cancelled")
         try:
             decoded = base64.b64decode(response.strip(), validate=True) if response != b"=" else b""
-            _authzid, user, password = decoded.split(b"\0")
+            user, password = parse_plain(decoded)
+        except ForeignAuthzid:
+            raise no(replies.IMAP_AUTH_FAILED) from None
         except (binascii.Error, ValueError):
             raise bad(b"Invalid base64 in the SASL response") from None
         return await self._login(user, password, "PLAIN")
@@ -137,6 +140,7 @@ class LoginCommands:
         except TemporaryAuthFailure:
             raise no(replies.IMAP_UNAVAILABLE) from None
         self.account, self.state = account, "auth"
+        self.setTimeout(self.imap_config.idle_timeout)     # RFC 3501 §5.4: 30 minutes
         self.logged_in_at = clocks.now(self.parts.clock)
         self.log.info("login {user} via {mechanism}", user=account.ref.address,
                       mechanism=mechanism)

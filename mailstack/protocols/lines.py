@@ -30,6 +30,12 @@ class BoundedLineReceiver(basic.LineOnlyReceiver):
 
     def line_too_long(self, start: bytes) -> None:
         """Called once per over-long line with its first bytes; the rest is skipped."""
+        self.close_connection()
+
+    def close_connection(self) -> None:
+        """Close once what was written is sent.  A registered producer (back-pressure,
+        below) would hold a TLS connection open: it is let go first."""
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
@@ -57,7 +63,8 @@ OVERLONG = object()   # queue marker: a line was too long (answered in its turn)
 
 
 class InOrderLineReceiver(BoundedLineReceiver):
-    """One reply per command, strictly in order, even when a command waits on a Deferred.
+    """One reply per command, strictly in order, even when a command waits on a Deferred,
+    and never more replies than the client reads.
 
     Why: stock Twisted SMTP and POP3 answer pipelined commands while an earlier one is
     still waiting for the database or the realm (a pipelined RCPT gets 503, a STAT after
@@ -65,15 +72,47 @@ class InOrderLineReceiver(BoundedLineReceiver):
     enters a queue; ``process_line`` may return a Deferred and the queue waits for it.
     Subclasses set ``self._pending``/``_busy``/``_draining`` via ``start_queue`` and
     implement ``process_line`` and ``command_failed``.
+
+    Back-pressure (issue 13): the session is the transport's producer.  While the client
+    leaves our replies unread (the transport's buffer is full), no queued command runs, and
+    once ``MAX_QUEUED`` lines wait, the socket is not read: a client pipelining megabytes of
+    NOOP without reading costs one read's worth of lines, not a reply per line in memory.
     """
+
+    MAX_QUEUED = 64      # lines waiting before the socket is no longer read
 
     def start_queue(self, busy: bool = False) -> None:
         self._pending = collections.deque()
         self._busy = busy
         self._draining = False
+        self._writes_paused = False
+        self._reading_paused = False
+        self.transport.registerProducer(self, True)
 
     def clear_queue(self) -> None:
         self._pending.clear()
+        self._input_pressure()
+
+    # The transport calls these when its write buffer fills and drains.
+    def pauseProducing(self) -> None:
+        self._writes_paused = True
+
+    def resumeProducing(self) -> None:
+        self._writes_paused = False
+        if not self.transport.disconnecting:
+            self._drain()
+
+    def stopProducing(self) -> None:
+        self._writes_paused = True
+
+    def _input_pressure(self) -> None:
+        waiting = len(self._pending)
+        if waiting > self.MAX_QUEUED and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pauseProducing()
+        elif waiting <= self.MAX_QUEUED // 2 and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()
 
     def lineReceived(self, line: bytes) -> None:
         self.resetTimeout()
@@ -95,7 +134,8 @@ class InOrderLineReceiver(BoundedLineReceiver):
             return
         self._draining = True
         try:
-            while self._pending and not self._busy and not self.transport.disconnecting:
+            while (self._pending and not self._busy and not self._writes_paused
+                   and not self.transport.disconnecting):
                 result = self.process_line(self._pending.popleft())
                 if isinstance(result, defer.Deferred):
                     self._busy = True
@@ -103,6 +143,8 @@ class InOrderLineReceiver(BoundedLineReceiver):
                     result.addBoth(self.resume)
         finally:
             self._draining = False
+        if not self.transport.disconnecting:
+            self._input_pressure()
 
     def _failed(self, failure):
         if not self.transport.disconnecting:

@@ -30,6 +30,7 @@ from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
 from mailstack.protocols.pop3_lease import MaildropLease
+from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.replies import PopReply
@@ -66,7 +67,9 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         self.deleted = set()      # 1-based numbers
         self.continuation = None
         self.quitting = False
-        self.lease = MaildropLease(self.parts, self.session_id, self.log)
+        # A shutdown that frees this node's locks ends the session (nothing deleted).
+        self.lease = MaildropLease(self.parts, self.session_id, self.log,
+                                   revoked=self.transport.loseConnection)
         self._read_ahead = {}
 
     def reset_after_tls(self):
@@ -111,7 +114,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
     def timeoutConnection(self):
         self.log.info("idle timeout")
         self.err(replies.POP_TIMEOUT)
-        self.transport.loseConnection()
+        self.close_connection()
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -167,7 +170,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
 
     def auth_QUIT(self, argument):
         self.ok("mailstack POP3 server signing off")
-        self.transport.loseConnection()
+        self.close_connection()
 
     # --- AUTHORIZATION ------------------------------------------------------------------
 
@@ -225,7 +228,9 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         if response.strip() == b"*":
             return self.err(replies.POP_AUTH_CANCELLED)
         try:
-            _authzid, user, password = base64.b64decode(response.strip(), validate=True).split(b"\0")
+            user, password = parse_plain(base64.b64decode(response.strip(), validate=True))
+        except ForeignAuthzid:
+            return self.err(replies.POP_AUTH_FAILED)
         except (binascii.Error, ValueError):
             return self.err(replies.POP_BAD_BASE64)
         return self._login(user, password, "PLAIN")
@@ -350,11 +355,11 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
             self.log.warn("QUIT: store unavailable, nothing deleted")
             self.err(replies.POP_SYS_TEMP)
             self._release()   # now: a TLS close can linger until the client answers
-            self.transport.loseConnection()
+            self.close_connection()
             return
         self.log.info("QUIT: {n} messages deleted", n=removed)
         self.ok(f"{removed} messages deleted, signing off")
-        self.transport.loseConnection()
+        self.close_connection()
 
 
 def _top(message: bytes, lines: int) -> bytes:

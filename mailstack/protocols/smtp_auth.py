@@ -20,6 +20,7 @@ from twisted.cred.error import UnauthorizedLogin
 from zope.interface import Interface
 
 from mailstack import replies
+from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 
@@ -119,7 +120,9 @@ class _Exchange:
 
     def _plain(self, text: str):
         try:
-            _authzid, user, password = _decode(text).split(b"\0")
+            user, password = parse_plain(_decode(text))
+        except ForeignAuthzid:
+            return self._finish(replies.AUTH_FAILED)
         except (_Malformed, ValueError):
             return self._finish(replies.AUTH_MALFORMED)
         return self._login(user, password)

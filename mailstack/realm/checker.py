@@ -2,8 +2,10 @@
 
 Why ours: Twisted's in-memory and file checkers neither hash nor record.  This one looks the
 account up in the store, verifies the password off the reactor thread, upgrades legacy
-hashes on success, throttles failures, and records every attempt -- success or failure,
-with protocol, client IP, TLS and mechanism -- before the protocol may answer.
+hashes on success, throttles failures (``realm/throttle.py``: by client and account and by
+client, never by account alone, so guessing cannot lock the owner out), and records every
+attempt -- success or failure, with protocol, client IP, TLS and mechanism -- before the
+protocol may answer.
 
 Verified credentials are cached briefly, keyed by an HMAC of the password and bound to the
 stored hash (a password change invalidates the entry): POP clients polling every minute
@@ -87,9 +89,12 @@ class AccountChecker:
             yield self._record(credentials, repr(credentials.username)[:80], None, False,
                                "bad-username")
             raise UnauthorizedLogin("bad username")
-        if self.throttle.refused(credentials.client_ip, address):
+        gate = self.throttle.gate(credentials.client_ip, address)
+        if gate.refused:
             yield self._record(credentials, address, None, False, "throttled")
             raise TemporaryAuthFailure("too many failures")
+        if gate.delay:
+            yield task.deferLater(self.reactor, gate.delay, lambda: None)
         try:
             account = yield self.db.read(directory.get_account, address)
         except StoreUnavailable:

@@ -2,7 +2,10 @@
 
 Why a lock in the database: RFC 1939 §8 gives a POP3 session exclusive access, and two
 mailstack processes may share the database.  A lock expires, so a crashed process cannot
-lock a customer out forever; a live session refreshes it.
+lock a customer out forever; a live session refreshes it.  Each lock also names the node
+that took it (``protocols/pop3_lease.py`` says what a node is), so that a node starting
+again frees at once what it held when it died, and a node stopping frees what it holds
+(``release_node``), instead of leaving its users locked out until the expiry.
 Why a snapshot: POP3 message numbers must not change during a session (new mail appears
 at the next login), and the sizes LIST reports must be the sizes RETR sends.
 """
@@ -31,7 +34,7 @@ class Entry:
 
 
 def open_maildrop(conn: Connection, account_id: int, holder: str, now: datetime,
-                  expires: datetime) -> list[Entry]:
+                  expires: datetime, node: str | None = None) -> list[Entry]:
     """Take the lock (or take over an expired one) and snapshot the INBOX."""
     conn.execute(delete(mailbox_locks).where(mailbox_locks.c.account_id == account_id,
                                              mailbox_locks.c.expires_at <= now))
@@ -40,7 +43,7 @@ def open_maildrop(conn: Connection, account_id: int, holder: str, now: datetime,
     if held is not None:
         raise InUse(held)
     conn.execute(insert(mailbox_locks).values(account_id=account_id, holder=holder,
-                                              expires_at=expires))
+                                              expires_at=expires, node=node))
     inbox = mailboxes.require_folder(conn, account_id, mailboxes.INBOX)
     rows = conn.execute(select(messages.c.id, messages.c.guid, messages.c.size)
                         .where(messages.c.folder_id == inbox.id).order_by(messages.c.uid))
@@ -79,3 +82,8 @@ def close_maildrop(conn: Connection, account_id: int, holder: str, delete_ids) -
 def release(conn: Connection, account_id: int, holder: str) -> None:
     conn.execute(delete(mailbox_locks).where(mailbox_locks.c.account_id == account_id,
                                              mailbox_locks.c.holder == holder))
+
+
+def release_node(conn: Connection, node: str) -> int:
+    """Free every lock the node holds (start-up after a crash, or shutdown); the count."""
+    return conn.execute(delete(mailbox_locks).where(mailbox_locks.c.node == node)).rowcount

@@ -217,6 +217,10 @@ mailbox_locks = Table(
     Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
     Column("holder", String(64), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    # The node (host and state directory) whose session holds it: that node frees its own
+    # locks when it starts again after a crash and when it stops.  NULL: taken before 0014.
+    Column("node", CleanString(255)),   # a path may hold any bytes
+    Index("ix_mailbox_locks_node", "node"),
 )
 
 submissions = Table(

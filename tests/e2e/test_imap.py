@@ -285,11 +285,27 @@ def test_append_over_the_limit_and_a_dropped_append_store_nothing(make_server):
 
 def test_idle_client_is_logged_out_after_the_timeout(imap):
     tls, reader = raw_tls(imap)
+    tls.sendall(b"a LOGIN ann@example.test \"" + PASSWORD.encode() + b"\"\r\n")
+    assert reader.readline().startswith(b"a OK")
+    imap.advance(imap.config.imap.login_timeout + 1)       # logged in: 30 minutes, not 60 s
+    tls.sendall(b"b NOOP\r\n")
+    assert reader.readline().startswith(b"b OK")
     imap.advance(imap.config.imap.idle_timeout + 1)
     assert reader.readline().startswith(b"* BYE")
     assert reader.readline() == b""
     tls.close()
     implicit(imap).logout()
+
+
+def test_a_connection_that_does_not_log_in_is_closed_after_the_login_timeout(imap):
+    """Issue 13: an unauthenticated connection had the 30-minute post-login timeout."""
+    tls, reader = raw_tls(imap)
+    tls.sendall(b"a CAPABILITY\r\n")
+    assert reader.readline().startswith(b"* CAPABILITY") and reader.readline().startswith(b"a OK")
+    imap.advance(imap.config.imap.login_timeout + 1)
+    assert reader.readline().startswith(b"* BYE")
+    assert reader.readline() == b""
+    tls.close()
 
 
 def test_store_unavailable_gives_no_unavailable_and_recovers(imap, db_url):

@@ -275,7 +275,7 @@ def fake_session(login_result):
     """An IMAPServer on a StringTransport, with just the parts a login attempt touches."""
     portal = SimpleNamespace(login=lambda *args: login_result)
     parts = SimpleNamespace(
-        config=SimpleNamespace(imap=SimpleNamespace(idle_timeout=1800,
+        config=SimpleNamespace(imap=SimpleNamespace(idle_timeout=1800, login_timeout=60,
                                                     max_append_size=1 << 20)),
         clock=task.Clock(), tls_options=None, portal=portal,
         tls_requirement=SimpleNamespace(allows_plaintext=lambda: True))

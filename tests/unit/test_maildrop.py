@@ -109,3 +109,14 @@ def test_concurrent_logins_give_exactly_one_holder(db):
     for t in threads:
         t.join()
     assert sorted(outcomes) == ["in use"] * 3 + ["ok"]
+
+
+def test_a_node_frees_only_the_locks_recorded_under_its_own_name(db):
+    ann = account_with_mail(db)
+    bob = account_with_mail(db, "bob@example.test", n=0)
+    db.run_sync(maildrop.open_maildrop, ann, "s1", NOW, LATER, "host-a:/srv/a")
+    db.run_sync(maildrop.open_maildrop, bob, "s2", NOW, LATER, "host-b:/srv/b")
+    assert db.run_sync(maildrop.release_node, "host-a:/srv/a") == 1
+    db.run_sync(maildrop.open_maildrop, ann, "s3", NOW, LATER)        # ann's is free at once
+    with pytest.raises(maildrop.InUse):
+        db.run_sync(maildrop.open_maildrop, bob, "s4", NOW, LATER)    # bob's node is alive

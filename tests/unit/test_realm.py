@@ -122,14 +122,3 @@ def test_store_outage_is_a_temporary_failure(tmp_path):
     finally:
         r.stop()
 
-
-def test_distinct_wrong_passwords_escalate_but_a_repeated_one_does_not():
-    clock = task.Clock()
-    t = throttle.FailureThrottle(clock, free=2, base_delay=1, max_delay=8, refuse_after=6)
-    delays = [t.failed("127.0.0.2", "ann@example.test", "old-password") for _ in range(20)]
-    assert set(delays) == {0.0} and not t.refused("127.0.0.2", "ann@example.test")
-    delays = [t.failed("127.0.0.3", "bob@example.test", f"guess{i}") for i in range(6)]
-    assert delays == [0.0, 0.0, 1, 2, 4, 8]
-    assert t.refused("127.0.0.3", "someone@example.test")
-    clock.advance(t.window + 1)
-    assert not t.refused("127.0.0.3", "someone@example.test")

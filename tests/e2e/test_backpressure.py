@@ -1,0 +1,99 @@
+"""A client that pipelines commands and never reads the replies costs bounded memory.
+
+Issue 13, case 1: 10 MB of CAPABILITY to IMAP before login grew the process by 149 MB,
+60 MB of NOOP to SMTP by 604 MB; every reply waited in the transport.  Now each session is
+its transport's producer: no command runs while the client leaves replies unread, and the
+socket is not read while commands wait, so the sender blocks in its own kernel buffer.
+The server runs in this test's process (tests/support/server.py), so its RSS is ours.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "pipelining pw"
+LISTENERS = [
+    {"name": "smtp", "protocol": "smtp", "port": 0, "tls": "starttls"},
+    {"name": "pop3", "protocol": "pop3", "port": 0, "tls": "starttls"},
+    {"name": "pop3s", "protocol": "pop3", "port": 0, "tls": "implicit"},
+    {"name": "imap", "protocol": "imap", "port": 0, "tls": "starttls"},
+    {"name": "imaps", "protocol": "imap", "port": 0, "tls": "implicit"},
+]
+SENT = 10 * 1024 * 1024
+GROWTH = 10 * 1024 * 1024
+
+
+@pytest.fixture
+def server(make_server):
+    server = make_server(listeners=LISTENERS)
+    server.add_account("ann@example.test", PASSWORD)
+    return server
+
+
+def rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def flood(sock, line: bytes, seconds: float = 4.0) -> tuple[int, int]:
+    """Send ``line`` repeatedly, never reading, until SENT bytes or the server stops reading:
+    (bytes sent, the highest RSS seen meanwhile)."""
+    chunk = line * (65536 // len(line))
+    sock.settimeout(0.5)
+    sent, peak, deadline = 0, rss(), time.monotonic() + seconds
+    while sent < SENT and time.monotonic() < deadline:
+        try:
+            sent += sock.send(chunk)
+        except (socket.timeout, ssl.SSLWantWriteError):
+            pass
+        peak = max(peak, rss())
+    return sent, peak
+
+
+def connect(server, name: str, tls: bool = False):
+    sock = socket.create_connection(("127.0.0.1", server.port(name)), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if tls:
+        sock = server.context.wrap_socket(sock, server_hostname="mx.example.test")
+    sock.recv(4096)                                   # the greeting
+    return sock
+
+
+def after_login(sock, login: bytes) -> None:
+    sock.sendall(login)
+    time.sleep(0.5)
+    sock.recv(65536)
+
+
+CASES = {
+    "smtp": ("smtp", b"NOOP\r\n", None),
+    "pop3 before login": ("pop3", b"CAPA\r\n", None),
+    "pop3s after login": ("pop3s", b"STAT\r\n",
+                         b"USER ann@example.test\r\nPASS " + PASSWORD.encode() + b"\r\n"),
+    "imap before login": ("imap", b"a CAPABILITY\r\n", None),
+    "imaps after login": ("imaps", b"a CAPABILITY\r\n",
+                          b'l LOGIN ann@example.test "' + PASSWORD.encode() + b'"\r\n'),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_ten_megabytes_pipelined_without_reading_cost_bounded_memory(server, case):
+    name, line, login = CASES[case]
+    tls = name.endswith("s") and name != "smtp"
+    sock = connect(server, name, tls=tls)
+    if login is not None:
+        after_login(sock, login)
+    before = rss()
+    sent, peak = flood(sock, line)
+    sock.close()
+    assert peak - before < GROWTH, f"{case}: {sent} bytes sent, RSS grew {(peak - before) >> 20} MB"
+    other = connect(server, name, tls=tls)          # and it serves the next client at once
+    other.close()
