@@ -143,7 +143,10 @@ class InOrderLineReceiver(BoundedLineReceiver):
                     result.addBoth(self.resume)
         finally:
             self._draining = False
-        if not self.transport.disconnecting:
+        # Checked inline: this runs once per line of every DATA, so it must cost nothing
+        # until the queue is long or reading is paused.
+        if (self._reading_paused or len(self._pending) > self.MAX_QUEUED) \
+                and not self.transport.disconnecting:
             self._input_pressure()
 
     def _failed(self, failure):
