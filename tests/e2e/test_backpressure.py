@@ -18,20 +18,13 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "pipelining pw"
-LISTENERS = [
-    {"name": "smtp", "protocol": "smtp", "port": 0, "tls": "starttls"},
-    {"name": "pop3", "protocol": "pop3", "port": 0, "tls": "starttls"},
-    {"name": "pop3s", "protocol": "pop3", "port": 0, "tls": "implicit"},
-    {"name": "imap", "protocol": "imap", "port": 0, "tls": "starttls"},
-    {"name": "imaps", "protocol": "imap", "port": 0, "tls": "implicit"},
-]
 SENT = 10 * 1024 * 1024
 GROWTH = 10 * 1024 * 1024
 
 
 @pytest.fixture
 def server(make_server):
-    server = make_server(listeners=LISTENERS)
+    server = make_server()         # smtp, pop3, pop3s, imap and imaps (tests/support/server.py)
     server.add_account("ann@example.test", PASSWORD)
     return server
 
