@@ -30,6 +30,7 @@ from twisted.protocols import policies
 from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import imap_framing as framing, starttls
+from mailstack.protocols.imap_account import Account, IMAPAccount
 from mailstack.protocols.imap_folders import FolderCommands
 from mailstack.protocols.imap_idle import IdleCommands
 from mailstack.protocols.imap_login import LoginCommands
@@ -37,6 +38,7 @@ from mailstack.protocols.imap_parser import ParseError, parse_command
 from mailstack.protocols.imap_replies import Refusal, bad, no
 from mailstack.protocols.imap_search_grammar import BadCharset
 from mailstack.protocols.imap_selected import SelectedCommands
+from mailstack.protocols.imap_tokens import TAG
 from mailstack.protocols.imap_utf7 import BadMailboxName
 from mailstack.store.errors import StoreUnavailable
 
@@ -302,8 +304,9 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
 
 
 def _tag_of(head: bytes) -> bytes | None:
-    tag = head.split(b" ", 1)[0]
-    return tag if tag and len(tag) < 64 and tag.isascii() and b"+" not in tag else None
+    """The tag of a command answered before it was parsed (too long, literal refused)."""
+    found = TAG.match(head)
+    return found.group() if found else None
 
 
 def _name_of(raw: bytes) -> str:
@@ -333,7 +336,6 @@ class IMAPFactory(protocol.ServerFactory):
 
 
 def register_avatars(parts) -> None:
-    from mailstack.protocols.imap_account import Account, IMAPAccount
     parts.realm.register(IMAPAccount, lambda account, mind: Account(parts, account))
 
 

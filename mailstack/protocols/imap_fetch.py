@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from mailstack.message.structure import Part, analyse
 from mailstack.protocols import imap_body
+from mailstack.protocols.imap_fetch_items import FetchItem
 from mailstack.protocols.imap_format import literal
 from mailstack.protocols.imap_replies import no
 from mailstack.store import imap_store
@@ -51,7 +52,7 @@ class FetchCommand:
         view = self.view
         items = list(command.items)
         if command.uid and not any(i.name == "UID" for i in items):
-            items.insert(0, _UID)
+            items.insert(0, FetchItem("UID"))    # UID FETCH always answers the UID
         chosen = view.select(command.sequence, command.uid)
         now_seen = set()
         if view.rw and marks_seen(items):
@@ -156,9 +157,3 @@ class _Loaded:
             return self.raw                     # BODY[]: no structure needed
         return self.structure.section(self.raw, part, text, tuple(fields))
 
-
-class _UIDItem:
-    name = "UID"
-
-
-_UID = _UIDItem()

@@ -60,7 +60,7 @@ class LoginCommands:
 
     async def cmd_NOOP(self, command):
         if self.view is not None:
-            await self.view.poll()        # other processes' changes too (RFC 3501 §6.1.2)
+            self.view.dirty = True        # other processes' changes too (RFC 3501 §6.1.2)
         return b"NOOP completed"
 
     async def cmd_LOGOUT(self, command):

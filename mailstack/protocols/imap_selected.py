@@ -38,7 +38,7 @@ def uid_set(uids) -> bytes:
 
 class SelectedCommands(FetchCommand):
     async def cmd_CHECK(self, command):
-        await self.view.poll()
+        self.view.dirty = True            # read the store before the reply, like NOOP
         return b"CHECK completed"
 
     async def cmd_STORE(self, command):

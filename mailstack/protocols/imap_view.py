@@ -139,9 +139,6 @@ class FolderView:
         self.infos.extend(arrived)
         self.uids.extend(m.uid for m in arrived)
 
-    async def poll(self) -> None:
-        self.dirty = True
-
     def tell_keywords(self, send) -> None:
         """FLAGS and PERMANENTFLAGS again when a keyword is new to the client: before any
         FETCH that shows it (RFC 3501 §7.2.6; imaptest checks it)."""

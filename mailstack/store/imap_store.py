@@ -21,7 +21,7 @@ from mailstack.store.schema import (
 CHUNK = 500     # ids per IN (...): SQLite allows 32,766 bind parameters in one statement
 
 
-def open_folder(conn: Connection, account_id: int, name: str, claim_recent: bool):
+def open_folder(conn: Connection, account_id: int, name: str, read_write: bool):
     """(FolderInfo, [MessageInfo], first \\Recent UID) or None: what SELECT and EXAMINE
     need, in one transaction.  SELECT claims the recent messages for its session."""
     folder = mailboxes.get_folder(conn, account_id, name)
@@ -29,13 +29,14 @@ def open_folder(conn: Connection, account_id: int, name: str, claim_recent: bool
         return None
     infos = mailboxes.list_messages(conn, folder.id)
     first_recent = folder.recent_uid + 1
-    if claim_recent and infos and infos[-1].uid > folder.recent_uid:
-        _claim_recent(conn, folder.id, infos[-1].uid)
+    if read_write and infos and infos[-1].uid > folder.recent_uid:
+        claim_recent(conn, folder.id, infos[-1].uid)
     return folder, infos, first_recent
 
 
-def _claim_recent(conn: Connection, folder_id: int, up_to: int) -> int:
-    """Mark UIDs up to ``up_to`` as seen by a session: the first UID this call claimed."""
+def claim_recent(conn: Connection, folder_id: int, up_to: int) -> int:
+    """A session with the folder read-write saw messages up to UID ``up_to``: the first UID
+    that is \\Recent for it (those before were someone else's, RFC 3501 §2.3.2)."""
     before = conn.execute(select(folders.c.recent_uid).where(folders.c.id == folder_id)
                           .with_for_update()).scalar() or 0
     if up_to > before:
@@ -64,12 +65,6 @@ def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int
         alive = set(conn.execute(select(messages.c.id)
                                  .where(messages.c.folder_id == folder_id)).scalars())
     return folder, changed, alive
-
-
-def claim_recent(conn: Connection, folder_id: int, up_to: int) -> int:
-    """A session with the folder read-write saw new messages up to UID ``up_to``: the first
-    UID that is \\Recent for it (those before were someone else's, RFC 3501 §2.3.2)."""
-    return _claim_recent(conn, folder_id, up_to)
 
 
 def update_flags(conn: Connection, folder_id: int, message_ids, mode: str, flags
