@@ -134,10 +134,40 @@ class TLSConfig:
 
 
 @dataclass(frozen=True)
+class ProtocolLimits:
+    """Connection limits of one protocol (all its listeners together); 0 means "no limit of
+    its own" for ``connections`` (the process total, less a reserve for the others)."""
+
+    connections: int = setting(0, _not_negative)
+    per_ip: int = setting(50, _positive)        # per client address; IPv6: per /64
+    per_user: int = setting(30, _positive)      # per authenticated account
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Connection admission (protocols/connection_limits.py).  ``connections`` is the
+    process total; it is lowered at start to what the descriptor limit allows.  The http
+    listener (client setup) is Twisted's web server with its own idle timeout; uncounted."""
+
+    connections: int = setting(5000, _positive)
+    # Gateways that speak for many users (a webmail host, a proxy): no per-address limit.
+    trusted_networks: tuple[str, ...] = setting(factory=tuple, each=_network)
+    smtp: ProtocolLimits = setting(factory=ProtocolLimits)
+    submission: ProtocolLimits = setting(factory=ProtocolLimits)
+    pop3: ProtocolLimits = setting(factory=ProtocolLimits)
+    imap: ProtocolLimits = setting(factory=ProtocolLimits)
+
+
+@dataclass(frozen=True)
 class SMTPConfig:
     max_message_size: int = setting(25 * 1024 * 1024, _positive)
     max_recipients: int = setting(100, _positive)
     idle_timeout: int = setting(300, _positive)
+    # DATA must arrive at this many bytes a second on average, after idle_timeout's grace
+    # (Postfix's smtpd_min_data_rate): a trickle cannot hold a session open.
+    min_data_rate: int = setting(500, _positive)
+    # NOOP, RSET, VRFY, HELP, repeated HELO/EHLO: past this many the session is closed.
+    junk_command_limit: int = setting(100, _positive)
     # Whether port 25 also relays for customers who authenticate there.
     mx_relay: str = setting("never", _one_of("never", "authenticated"))
 
@@ -145,6 +175,8 @@ class SMTPConfig:
 @dataclass(frozen=True)
 class POP3Config:
     idle_timeout: int = setting(600, _positive)
+    # Before login: a connection that has not logged in by then is closed (issue 13).
+    login_timeout: int = setting(60, _positive)
 
 
 @dataclass(frozen=True)
@@ -153,6 +185,8 @@ class IMAPConfig:
     # Before login: a connection that has not logged in by then is closed (issue 13).
     login_timeout: int = setting(60, _positive)
     max_append_size: int = setting(25 * 1024 * 1024, _positive)
+    # A literal (APPEND) must arrive at this many bytes a second, after 60 s of grace.
+    min_literal_rate: int = setting(500, _positive)
     # Seconds between checks for other processes' writes to folders clients IDLE on
     # (SQLite, or PostgreSQL while its LISTEN connection is down).
     idle_poll: float = setting(2.0, _positive)
@@ -289,6 +323,7 @@ class Config:
     antispam: AntispamConfig = setting(factory=AntispamConfig)
     client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)
     migration: MigrationConfig = setting(factory=MigrationConfig)
+    limits: LimitsConfig = setting(factory=LimitsConfig)
     listeners: tuple[ListenerConfig, ...] = setting(factory=tuple)
     base_dir: str = "."  # the directory of the config file; relative paths resolve here
 

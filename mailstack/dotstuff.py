@@ -5,9 +5,15 @@ Why stateful: Twisted stuffs each 16 KiB chunk on its own, so a line starting wi
 a chunk boundary goes out unstuffed -- a crafted message then ends RETR early and its tail
 is read by the client as server replies (or, outbound, as SMTP commands: an injected RCPT).
 Here the state (are we at the start of a line? is a CR waiting for its LF?) crosses chunk
-boundaries.  Bare LF becomes CRLF; stored CRLF stays CRLF (never CR CR LF).
+boundaries.  Bare LF and bare CR become CRLF; stored CRLF stays CRLF (never CR CR LF).
 
-Standards: RFC 5321 §4.5.2, RFC 1939 §3.
+Why bare CR too (issue 13): a stored message may carry one, and it must not be sent (RFC
+5321 §2.3.8).  Receivers disagree on what it means -- one that takes a bare CR for a line
+end reads ``\r.\r\n`` as the end of DATA and the rest as commands (SMTP smuggling); a POP3
+client may end RETR there.  A line the normalising creates that starts with "." is stuffed
+like any other.
+
+Standards: RFC 5321 §2.3.8, §4.5.2, RFC 1939 §3.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ class DotStuffer:
             self._carry, text = b"\r", text[:-1]   # its LF may be in the next chunk
         if not text:
             return b""
-        text = text.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if b"\r" in text:
+            text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        text = text.replace(b"\n", b"\r\n")
         text = text.replace(b"\r\n.", b"\r\n..")
         if self._at_line_start and text.startswith(b"."):
             text = b"." + text

@@ -28,6 +28,7 @@ from mailstack.config import Config, ListenerConfig
 from mailstack.delivery import outbound
 from mailstack.policy import notices
 from mailstack.policy.tls_required import TLSRequirement
+from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.store import directory, migrations
@@ -60,6 +61,7 @@ class Parts:
     watch: object = None      # folder change notices for IMAP IDLE
     warner: object = None     # daily notices in the migration warning periods
     maildrop_locks: object = None   # POP3 locks: this node's name and live leases
+    limits: object = None     # connection admission, shared by every listener
 
 
 class PoolService(service.Service):
@@ -165,6 +167,10 @@ def build_parts(config: Config, reactor, clock=None) -> Parts:
     freed = parts.maildrop_locks.clear_left_over()
     if freed:
         log.info("freed {n} POP3 maildrop locks left by this node's previous process", n=freed)
+    parts.limits = ConnectionLimits(config.limits, descriptor_budget(config.limits.connections))
+    if parts.limits.total < config.limits.connections:
+        log.warn("limits.connections lowered to {n}: the descriptor limit allows no more",
+                 n=parts.limits.total)
     parts.warner = notices.Warner(parts)
     checker.after_login = parts.warner.after_login
     return parts

@@ -6,8 +6,11 @@ code, and its chunked dot-stuffing lets a crafted message inject SMTP commands i
 receiving server (TWISTED-NOTES).  This client is small: it records the reply to every
 RCPT and streams the body through our one stateful dot-stuffer.
 
-Standards: RFC 5321 §3-4, RFC 3207 (STARTTLS), RFC 7435 (opportunistic TLS: no
-certificate check, TLS 1.2 floor), RFC 1870 (SIZE).
+Line ends: a customer's message may carry a bare CR or a bare LF, which must not be sent
+(RFC 5321 §2.3.8); the dot-stuffer makes each a CRLF (``dotstuff.py`` says why).
+
+Standards: RFC 5321 §2.3.8, §3-4, §4.5.2, RFC 3207 (STARTTLS), RFC 7435 (opportunistic TLS:
+no certificate check, TLS 1.2 floor), RFC 1870 (SIZE).
 """
 
 from __future__ import annotations

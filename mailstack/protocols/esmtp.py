@@ -31,6 +31,8 @@ from twisted.protocols.policies import TimeoutMixin
 from mailstack import addresses, replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
+from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
+from mailstack.protocols.deadlines import RateDeadline
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
 from mailstack.protocols.smtp_data import MessageReception
 from mailstack.replies import Reply
@@ -40,6 +42,7 @@ COMMAND_LINE_LIMIT = 2048     # RFC 5321 §4.5.3.1.4 says 512; AUTH and paramete
 HEADER_LINE_LIMIT = 998       # RFC 5322 §2.1.1
 BODY_LINE_LIMIT = 65536       # lenient for bodies, still bounded
 MAX_ERRORS = 10
+JUNK = frozenset({"NOOP", "RSET", "VRFY", "HELP", "HELO", "EHLO"})   # they move no mail
 
 
 @dataclass
@@ -56,6 +59,9 @@ class Envelope:
 class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
     """One client connection.  ``factory`` provides parts, listener and policy."""
 
+    ticket = UNCOUNTED        # the listener's admission (connection_limits.py)
+    data_deadline = None      # RateDeadline while DATA arrives
+
     def connectionMade(self):
         self.parts = self.factory.parts
         self.policy = self.factory.policy
@@ -71,6 +77,7 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
         self.authenticated_as = None
         self.password_tls = None     # did the sender's password travel under TLS?
         self.errors = 0
+        self.junk = 0              # NOOP, RSET, VRFY, HELP, HELO/EHLO (Postfix's junk commands)
         self.messages = 0
         self.continuation = None   # set while a SASL exchange awaits the client's next line
         self.start_queue(busy=True)  # the banner waits for the connect-time policy
@@ -95,6 +102,8 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.setTimeout(None)
+        self.ticket.release()
+        self._stop_data_deadline()
         if self.in_data:
             self.log.info("disconnected during DATA: nothing stored")
         self.log.info("disconnect")
@@ -109,6 +118,41 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
         self.envelope = Envelope()
         self.in_data = False
         self.reset_body()
+        self._stop_data_deadline()
+
+    # --- progress (issue 13): neither a DATA trickle nor endless NOOPs hold a session ----
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.data_deadline is not None:
+            self.data_deadline.add(len(data))
+        super().dataReceived(data)
+
+    def _start_data_deadline(self) -> None:
+        smtp = self.parts.config.smtp
+        self.data_deadline = RateDeadline(self.parts.clock, smtp.idle_timeout,
+                                          smtp.min_data_rate, self._too_slow)
+
+    def _stop_data_deadline(self) -> None:
+        if self.data_deadline is not None:
+            self.data_deadline.cancel()
+            self.data_deadline = None
+
+    def _too_slow(self) -> None:
+        self.data_deadline = None
+        self.log.info("DATA below {rate} bytes/s; closing", rate=self.parts.config.smtp.min_data_rate)
+        self.reply(replies.TOO_SLOW.format(host=self.hostname))
+        self.close_connection()
+
+    def junk_command(self) -> bool:
+        """Count a command that moves no mail; True (and the session closed) past the limit,
+        which grows with each message taken, so a busy relay's RSETs never reach it."""
+        self.junk += 1
+        if self.junk <= self.parts.config.smtp.junk_command_limit * (self.messages + 1):
+            return False
+        self.log.info("too many junk commands; closing")
+        self.reply(replies.TOO_MANY_JUNK.format(host=self.hostname))
+        self.close_connection()
+        return True
 
     def reset_after_tls(self):
         """RFC 3207 §4.2: forget everything learned before the handshake."""
@@ -163,11 +207,17 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
         except UnicodeDecodeError:
             return self.refuse(replies.NON_UTF8)
         verb, _, argument = text.partition(" ")
-        handler = getattr(self, "smtp_" + verb.upper(), None) if verb.isalpha() else None
+        verb = verb.upper()
+        handler = getattr(self, "smtp_" + verb, None) if verb.isalpha() else None
         if handler is None:
             self.log.info("unknown command {verb!r}", verb=verb[:20])
             return self.refuse(replies.SYNTAX_ERROR)
-        return handler(argument.strip())
+        if verb in JUNK and self.junk_command():
+            return None
+        result = handler(argument.strip())
+        if self.in_data and self.data_deadline is None:
+            self._start_data_deadline()
+        return result
 
     # --- commands -------------------------------------------------------------------------
 
@@ -335,12 +385,16 @@ def _path(argument: str, prefix: str):
     return path, params
 
 
-class SMTPFactory(protocol.ServerFactory):
+class SMTPFactory(AdmittingFactory):
     """Twisted's SMTPFactory does not pass its settings to the protocol; ours carries them."""
 
     protocol = SMTPSession
-    noisy = False   # ListenerService logs the listening line once
 
     def __init__(self, parts, listener, policy):
         self.parts, self.listener, self.policy = parts, listener, policy
+        self.limits = parts.limits
         self.name = listener.name or f"smtp-{listener.port}"
+
+    def too_many(self, reason: str) -> bytes:
+        reply = replies.TOO_MANY_FROM_YOU if reason == "address" else replies.TOO_MANY_CONNECTIONS
+        return reply.format(host=self.parts.config.server.hostname).smtp() + b"\r\n"

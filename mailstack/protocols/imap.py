@@ -30,6 +30,8 @@ from twisted.protocols import policies
 from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import imap_framing as framing, starttls
+from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
+from mailstack.protocols.deadlines import Deadline, RateDeadline
 from mailstack.protocols.imap_account import Account, IMAPAccount
 from mailstack.protocols.imap_folders import FolderCommands
 from mailstack.protocols.imap_idle import IdleCommands
@@ -44,6 +46,7 @@ from mailstack.store.errors import StoreUnavailable
 
 MAX_COMMAND = 256 * 1024     # a command line with its non-APPEND literals (Dovecot: 64 KB)
 MAX_BUFFERED = 256 * 1024    # unread input kept before the socket is paused
+LITERAL_GRACE = 60           # seconds before a literal's minimum rate applies
 NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = "not-auth", "auth", "selected", "logout"
 ANY = (NOT_AUTHENTICATED, AUTHENTICATED, SELECTED)
 AUTHED = (AUTHENTICATED, SELECTED)
@@ -66,6 +69,8 @@ NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 
 class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
                  protocol.Protocol, policies.TimeoutMixin):
+    ticket = UNCOUNTED          # the listener's admission (connection_limits.py)
+    literal_deadline = None     # RateDeadline while an accepted literal arrives
     def __init__(self, parts, listener, name):
         self.parts, self.listener, self.name = parts, listener, name
         self.imap_config = parts.config.imap
@@ -87,6 +92,9 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.log = SessionLog("mailstack.imap", self.session_id, self.client_ip)
         self.callLater = self.parts.clock.callLater
         self.setTimeout(self.imap_config.login_timeout)     # idle_timeout once logged in
+        # Logged in within login_timeout, however busy the client keeps us (issue 13).
+        self.login_deadline = Deadline(self.parts.clock, self.imap_config.login_timeout,
+                                       self._login_too_late)
         self.transport.registerProducer(self, True)
         self.log.info("connect {name} tls={tls}", name=self.name, tls=self.tls)
         caps = b" ".join(self.capabilities())
@@ -94,6 +102,9 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.setTimeout(None)
+        self.login_deadline.cancel()
+        self._stop_literal_deadline()
+        self.ticket.release()
         self.leave_folder()
         self.stop_idle()
         for waiter in self._write_waiters:
@@ -105,6 +116,12 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.log.info("idle timeout")
         self.send(b"* BYE Idle timeout")
         self.close()
+
+    def _login_too_late(self):
+        if self.account is None and not self.transport.disconnecting:
+            self.log.info("no login within {s} s", s=self.imap_config.login_timeout)
+            self.send(b"* BYE No login in time")
+            self.close()
 
     def close(self):
         """Close once what was written is sent (a registered producer would hold it open)."""
@@ -159,6 +176,8 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
     # --- input ---------------------------------------------------------------------------
     def dataReceived(self, data: bytes):
         self.resetTimeout()
+        if self.literal_deadline is not None:
+            self.literal_deadline.add(len(data))
         self.framing.feed(data)
         self._drain()
         if self.framing.buffered > MAX_BUFFERED:
@@ -181,6 +200,8 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
             self._resume_reading()
 
     def _handle(self, event):
+        if not isinstance(event, framing.Line):
+            self._stop_literal_deadline()      # the literal it waited for has come
         if isinstance(event, framing.Command):
             self._run(event.raw)
         elif isinstance(event, framing.LiteralRequest):
@@ -210,8 +231,23 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
             reply = replies.IMAP_TOO_BIG.imap() if is_append else b"[TOOBIG] Literal too long"
             return self._answer(_tag_of(request.head), b"NO" if is_append else b"BAD", reply)
         self.framing.accept_literal(counted=not is_append)
+        self.literal_deadline = RateDeadline(self.parts.clock, LITERAL_GRACE,
+                                             self.imap_config.min_literal_rate,
+                                             self._literal_too_slow)
         if request.synchronising:
             self.send(b"+ Ready for literal data")
+
+    def _stop_literal_deadline(self):
+        if self.literal_deadline is not None:
+            self.literal_deadline.cancel()
+            self.literal_deadline = None
+
+    def _literal_too_slow(self):
+        """A promised literal trickles: Postfix's minimum data rate, applied to APPEND."""
+        self.literal_deadline = None
+        self.log.info("literal below {rate} bytes/s; closing", rate=self.imap_config.min_literal_rate)
+        self.send(b"* BYE " + replies.IMAP_TOO_SLOW.imap())
+        self.close()
 
     # --- the selected folder -------------------------------------------------------------
     def enter_folder(self, view):
@@ -322,17 +358,20 @@ def _printable(tag) -> str:
     return (tag or b"*").decode("ascii", "replace")[:64]
 
 
-class IMAPFactory(protocol.ServerFactory):
-    noisy = False   # ListenerService logs the listening line once
-
+class IMAPFactory(AdmittingFactory):
     def __init__(self, parts, listener):
-        self.parts, self.listener = parts, listener
+        self.parts, self.listener, self.limits = parts, listener, parts.limits
         self.name = listener.name or f"imap-{listener.port}"
 
-    def buildProtocol(self, addr):
+    def build_session(self, addr):
         server = IMAPServer(self.parts, self.listener, self.name)
         server.factory = self
         return server
+
+    def too_many(self, reason: str) -> bytes:
+        reply = replies.IMAP_TOO_MANY_FROM_YOU if reason == "address" \
+            else replies.IMAP_TOO_MANY_CONNECTIONS
+        return b"* BYE " + reply.imap() + b"\r\n"
 
 
 def register_avatars(parts) -> None:

@@ -139,6 +139,10 @@ class LoginCommands:
             raise no(replies.IMAP_AUTH_FAILED) from None
         except TemporaryAuthFailure:
             raise no(replies.IMAP_UNAVAILABLE) from None
+        if not self.ticket.add_user(account.ref.address):
+            self.log.info("too many connections for {user}", user=account.ref.address)
+            raise no(replies.IMAP_TOO_MANY_FOR_ACCOUNT)
+        self.login_deadline.cancel()
         self.account, self.state = account, "auth"
         self.setTimeout(self.imap_config.idle_timeout)     # RFC 3501 §5.4: 30 minutes
         self.logged_in_at = clocks.now(self.parts.clock)

@@ -28,6 +28,8 @@ from mailstack import replies
 from mailstack.dotstuff import DotStuffer
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
+from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
+from mailstack.protocols.deadlines import Deadline
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
 from mailstack.protocols.pop3_lease import MaildropLease
 from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
@@ -47,6 +49,7 @@ class IPOP3User(Interface):
 
 class POP3Session(InOrderLineReceiver, TimeoutMixin):
     MAX_LENGTH = 1024
+    ticket = UNCOUNTED        # the listener's admission (connection_limits.py)
 
     def connectionMade(self):
         self.parts = self.factory.parts
@@ -55,6 +58,9 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         self.log = SessionLog("mailstack.pop3", self.session_id, self.client_ip)
         self.callLater = self.parts.clock.callLater
         self.setTimeout(self.parts.config.pop3.idle_timeout)
+        # Logged in within login_timeout, however busy the client keeps us (issue 13).
+        self.login_deadline = Deadline(self.parts.clock, self.parts.config.pop3.login_timeout,
+                                       self._login_too_late)
         self.start_queue()
         self._reset()
         self.log.info("connect {name} tls={tls}", name=self.factory.name, tls=self.tls)
@@ -79,6 +85,8 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.setTimeout(None)
+        self.login_deadline.cancel()
+        self.ticket.release()
         if not self.quitting:
             # No QUIT: RFC 1939 §6 says nothing is deleted; just free the maildrop.
             self._release()
@@ -115,6 +123,12 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         self.log.info("idle timeout")
         self.err(replies.POP_TIMEOUT)
         self.close_connection()
+
+    def _login_too_late(self):
+        if self.account is None and not self.transport.disconnecting:
+            self.log.info("no login within {s} s", s=self.parts.config.pop3.login_timeout)
+            self.err(replies.POP_LOGIN_TIMEOUT)
+            self.close_connection()
 
     # --- dispatch ------------------------------------------------------------------------
 
@@ -246,6 +260,9 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
             return self.err(replies.POP_AUTH_FAILED)
         except TemporaryAuthFailure:
             return self.err(replies.POP_SYS_TEMP)
+        if not self.ticket.add_user(account.address):
+            self.log.info("too many connections for {user}", user=account.address)
+            return self.err(replies.POP_TOO_MANY_FOR_ACCOUNT)
         try:
             drop = yield self.lease.take(account.id)
         except (maildrop.InUse, Conflict):
@@ -255,6 +272,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
             self.lease.release()
             return None
         self.account, self.drop = account, drop
+        self.login_deadline.cancel()
         self.log.info("maildrop of {user} open: {n} messages", user=account.address, n=len(drop))
         self.ok(f"{account.address} has {len(drop)} messages")
 
@@ -370,13 +388,17 @@ def _top(message: bytes, lines: int) -> bytes:
     return head + sep + b"\r\n".join(kept) + (b"\r\n" if kept and lines else b"")
 
 
-class POP3Factory(protocol.ServerFactory):
+class POP3Factory(AdmittingFactory):
     protocol = POP3Session
-    noisy = False   # ListenerService logs the listening line once
 
     def __init__(self, parts, listener):
-        self.parts, self.listener = parts, listener
+        self.parts, self.listener, self.limits = parts, listener, parts.limits
         self.name = listener.name or f"pop3-{listener.port}"
+
+    def too_many(self, reason: str) -> bytes:
+        reply = replies.POP_TOO_MANY_FROM_YOU if reason == "address" \
+            else replies.POP_TOO_MANY_CONNECTIONS
+        return reply.pop3() + b"\r\n"
 
 
 def register_avatars(parts) -> None:

@@ -151,6 +151,9 @@ class _Exchange:
 
     def _logged_in(self, result):
         _interface, account, _logout = result
+        if not self.session.ticket.add_user(account.address):
+            self.session.log.info("too many connections for {user}", user=account.address)
+            return self._finish(replies.TOO_MANY_FOR_ACCOUNT)
         self.session.authenticated_as = account
         self.session.password_tls = self.session.tls
         self.session.log.info("AUTH {mechanism} as {user}", mechanism=self.mechanism,

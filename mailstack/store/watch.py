@@ -16,11 +16,14 @@ Polling is I/O scheduling, not business time, so it runs on the reactor, not the
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
+from sqlalchemy.exc import DBAPIError
 from twisted.application import service
 from twisted.internet import task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mailstack.store import changes
 
@@ -104,15 +107,43 @@ class FolderWatch(service.Service):
             self._listener = None
 
 
+class Backoff:
+    """Seconds to wait before each reconnect: 1, 2, 4 ... at most 60; ``reset`` once up."""
+
+    def __init__(self, first: float = 1.0, most: float = 60.0):
+        self.first, self.most = first, most
+        self._next = first
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self._next * 2, self.most)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__
+
+
 class PostgresListener:
-    """``LISTEN mailstack_folders`` on a dedicated connection, in a thread of its own."""
+    """``LISTEN mailstack_folders`` on a dedicated connection, in a thread of its own.
 
-    RECONNECT_SECONDS = 5.0
+    When the connection drops (a terminated backend, a restart, a network cut) the watch
+    polls meanwhile and this thread reconnects after a growing pause (``Backoff``).  The
+    operator gets one warning line per outage -- no traceback, no line per failed retry
+    (those are debug) -- and one info line when LISTEN is back.  Logging goes through the
+    reactor thread, like every other report from here.
+    """
 
-    def __init__(self, watch: FolderWatch):
+    def __init__(self, watch: FolderWatch, backoff: Backoff | None = None):
         self.watch = watch
+        self.backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mailstack-listen", daemon=True)
+        self._down_since = None   # monotonic seconds when the outage was reported
+        self._retries = 0         # failed reconnects in this outage
 
     def start(self):
         self._thread.start()
@@ -121,35 +152,71 @@ class PostgresListener:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def _set_listening(self, value: bool):
-        self.watch.reactor.callFromThread(setattr, self.watch, "listening", value)
+    def _in_reactor(self, fn, *args, **kwargs):
+        self.watch.reactor.callFromThread(fn, *args, **kwargs)
 
     def _run(self):
         while not self._stop.is_set():
             try:
                 self._listen()
-            except Exception as e:   # a lost connection: poll meanwhile, then reconnect
-                log.warn("LISTEN connection lost: {error}", error=str(e).strip())
-            self._set_listening(False)
-            self._stop.wait(self.RECONNECT_SECONDS)
+            except Exception as e:
+                if not self._stop.is_set():
+                    self._lost(e)
+            if self._stop.is_set():
+                break
+            self._in_reactor(self._went_down)
+            self._stop.wait(self.backoff.next())
+
+    def _went_down(self):
+        self.watch.listening = False
+        self.watch._check()        # what was notified meanwhile is not lost: poll now
+
+    def _lost(self, error: Exception) -> None:
+        if self._down_since is not None:
+            self._retries += 1
+            self._in_reactor(log.debug, "LISTEN reconnect {retry} failed: {error}",
+                             retry=self._retries, error=_first_line(error))
+            return
+        self._down_since = time.monotonic()
+        if not self._expected(error):  # not a lost connection but a fault of ours: say where
+            self._in_reactor(log.failure, "LISTEN connection failed; polling folders instead",
+                             Failure(error, type(error), error.__traceback__))
+            return
+        self._in_reactor(log.warn, "LISTEN connection to the database is down ({error}); "
+                         "polling folders every {poll} s and reconnecting",
+                         error=_first_line(error), poll=self.watch.poll_interval)
+
+    def _expected(self, error: Exception) -> bool:
+        dbapi = self.watch.db.engine.dialect.loaded_dbapi
+        return isinstance(error, (DBAPIError, dbapi.Error, OSError))
+
+    def _up(self) -> None:
+        if self._down_since is not None:
+            self._in_reactor(log.info, "LISTEN connection restored after {seconds:.1f} s; "
+                             "polling stops", seconds=time.monotonic() - self._down_since)
+        self._down_since, self._retries = None, 0
+        self.backoff.reset()
+        self._in_reactor(setattr, self.watch, "listening", True)
+        # Anything committed before LISTEN took effect is caught by one poll.
+        self._in_reactor(self.watch._check, force=True)
 
     def _listen(self):
         raw = self.watch.db.engine.raw_connection()
         conn = raw.driver_connection   # read first: a detached proxy no longer knows it
-        raw.detach()          # ours alone, never returned to the pool
+        # Ours alone, never returned to the pool.  A detached proxy has no finaliser, so it
+        # is dropped, not closed: closing it would first ROLLBACK on the (maybe dead)
+        # connection, and the pool would log that failure with a traceback.
+        raw.detach()
         try:
             conn.autocommit = True
             conn.execute(f"LISTEN {changes.CHANNEL}")
-            self._set_listening(True)
-            # Anything committed before LISTEN took effect is caught by one poll.
-            self.watch.reactor.callFromThread(self.watch._check, force=True)
+            self._up()
             while not self._stop.is_set():
                 # Each notice is passed on as it arrives; the timeout only bounds how long
                 # a stop request waits.  (Collecting a whole timeout's worth would delay
                 # every push by up to that timeout.)
                 for notice in conn.notifies(timeout=0.5):
                     if notice.payload.isdigit():
-                        self.watch.reactor.callFromThread(self.watch.changed,
-                                                          {int(notice.payload)})
+                        self._in_reactor(self.watch.changed, {int(notice.payload)})
         finally:
-            raw.close()
+            conn.close()               # psycopg: never raises, even on a broken connection

@@ -38,9 +38,11 @@ class POP3From(poplib.POP3):
 @pytest.fixture
 def pop(make_server):
     # The default limits, millisecond delays (the defaults would make 1,000 guesses take
-    # minutes of real time).
+    # minutes of real time).  The guesser keeps one connection for 100 s of business time:
+    # the login deadline (tests/e2e/test_connection_limits.py) is lifted so that the
+    # throttle, not the deadline, is what stops it here.
     server = make_server(auth={"throttle": {"base_delay": 0.001, "max_delay": 0.002}},
-                         **POP_ONLY)
+                         pop3={"login_timeout": 3600}, **POP_ONLY)
     for user in ("ann", "bob", "carol"):
         server.add_account(f"{user}@example.test", PASSWORD)
     return server

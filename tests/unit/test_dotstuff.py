@@ -40,3 +40,11 @@ def test_the_16k_boundary_attack_cannot_end_the_stream_early():
     evil = b"Subject: x\r\n\r\n" + b"a" * (16384 - 16) + b"\r\n.\r\n+OK injected\r\n"
     wire = chunked(evil, 16384)
     assert wire.count(b"\r\n.\r\n") == 1 and wire.endswith(b"\r\n.\r\n")
+
+
+def test_a_bare_cr_becomes_crlf_and_the_line_it_makes_is_stuffed():
+    """Issue 13: ``\r.\r\n`` must not reach a receiver that ends lines at a bare CR."""
+    assert stuff(b"a\r.\r\nb\r\rc") == b"a\r\n..\r\nb\r\n\r\nc\r\n.\r\n"
+    assert stuff(b"end\r") == b"end\r\n.\r\n"
+    for size in (1, 2, 3):
+        assert chunked(b"x\r.y\r\r\nz", size) == stuff(b"x\r.y\r\r\nz") == b"x\r\n..y\r\n\r\nz\r\n.\r\n"

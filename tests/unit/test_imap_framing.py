@@ -276,7 +276,8 @@ def fake_session(login_result):
     portal = SimpleNamespace(login=lambda *args: login_result)
     parts = SimpleNamespace(
         config=SimpleNamespace(imap=SimpleNamespace(idle_timeout=1800, login_timeout=60,
-                                                    max_append_size=1 << 20)),
+                                                    max_append_size=1 << 20,
+                                                    min_literal_rate=500)),
         clock=task.Clock(), tls_options=None, portal=portal,
         tls_requirement=SimpleNamespace(allows_plaintext=lambda: True))
     server = imap.IMAPServer(parts, SimpleNamespace(tls="implicit"), "imaps")
