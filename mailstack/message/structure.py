@@ -80,6 +80,20 @@ class Part:
         ``raw`` is the stored message this tree was analysed from; ``text`` is "", HEADER,
         HEADER.FIELDS, HEADER.FIELDS.NOT, TEXT or MIME; ``fields`` names the header fields.
         """
+        found = self.span(part_path, text)
+        if found is None:
+            return None
+        start, end = found
+        if text.upper().startswith("HEADER.FIELDS"):
+            return selected_lines(raw[start:end], fields, text.upper() == "HEADER.FIELDS")
+        return raw[start:end]
+
+    def span(self, part_path: tuple[int, ...] = (), text: str = "") -> tuple[int, int] | None:
+        """Where BODY[section] lies in the stored message: (start, end) octets, or None.
+
+        For HEADER.FIELDS(.NOT) it is the header the fields are chosen from.  A large
+        message's section is read by this span alone (store/body_ranges.py), never whole.
+        """
         text = text.upper()
         if text not in SECTION_TEXTS:
             raise ValueError(f"not a section text: {text!r}")
@@ -88,18 +102,15 @@ class Part:
             return None
         part, as_message = found
         if text == "MIME":
-            return None if as_message else raw[part.header_start:part.body_start]
+            return None if as_message else (part.header_start, part.body_start)
         if text == "":
-            return raw[part.header_start if as_message else part.body_start:part.end]
+            return (part.header_start if as_message else part.body_start), part.end
         message = part if as_message else part.message
         if message is None:
             return None
-        header = raw[message.header_start:message.body_start]
-        if text == "HEADER":
-            return header
         if text == "TEXT":
-            return raw[message.body_start:message.end]
-        return selected_lines(header, fields, text == "HEADER.FIELDS")
+            return message.body_start, message.end
+        return message.header_start, message.body_start
 
     def _locate(self, path: tuple[int, ...]) -> tuple[Part, bool] | None:
         """The part a section path names, and whether it stands as a whole message."""

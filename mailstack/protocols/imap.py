@@ -107,9 +107,9 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.ticket.release()
         self.leave_folder()
         self.stop_idle()
-        for waiter in self._write_waiters:
-            waiter.cancel()
-        self._write_waiters = []
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)     # a writer waiting on the client sees it gone and stops
         self.log.info("disconnect")
 
     def timeoutConnection(self):

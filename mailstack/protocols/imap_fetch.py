@@ -4,8 +4,11 @@ Why this shape: FLAGS, UID, RFC822.SIZE and INTERNALDATE come from the session's
 cost no query; ENVELOPE and BODYSTRUCTURE come from the structure computed when the
 message was stored (``mailstack.message.structure``); a section is a byte slice of the
 stored message, never a re-serialisation, so ``BODY[]`` is exactly ``RFC822.SIZE``
-octets.  Bodies are read in batches and each batch waits until the client has read the
-previous one, so ``FETCH 1:* BODY[]`` on a large folder costs one batch of memory.
+octets.  Bodies are read in batches of at most BATCH messages and BATCH_BYTES octets, and
+each batch waits until the client has read the previous one; a literal over STREAM_OVER
+is written in CHUNK pieces, each after the client has read the one before, never copied
+into one response.  So ``FETCH 1:* BODY[]`` on a folder of 25 MB messages costs about one
+message of memory, not a batch of them plus the transport's copy (issue 13).
 
 A message another session expunged (still in our view, gone from the store) is answered
 with what the view knows and left out of body reads; the tagged reply then says
@@ -14,14 +17,18 @@ with what the view knows and left out of body reads; the tagged reply then says
 
 from __future__ import annotations
 
+from mailstack.message.header_fields import selected_lines
 from mailstack.message.structure import Part, analyse
 from mailstack.protocols import imap_body
 from mailstack.protocols.imap_fetch_items import FetchItem
-from mailstack.protocols.imap_format import literal
 from mailstack.protocols.imap_replies import no
-from mailstack.store import imap_store
+from mailstack.store import body_ranges, imap_store
 
-BATCH = 500
+BATCH = 500                   # messages per read
+BATCH_BYTES = 4 * 1024 * 1024   # octets of bodies per read (one larger message reads alone)
+STREAM_OVER = 256 * 1024      # a literal this long goes out in pieces, with back-pressure
+CHUNK = 64 * 1024             # octets per write
+SLICE = 1024 * 1024           # octets per read of a large message
 FROM_VIEW = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"})
 NEEDS_BODY = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]"})
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
@@ -60,24 +67,54 @@ class FetchCommand:
         if any(i.name == "FLAGS" for i in items):
             now_seen = set()
         if all(i.name in FROM_VIEW for i in items):
-            self._write(chosen, items, {}, now_seen)
+            await self._write(chosen, items, {}, now_seen)
             return b"FETCH completed"
         bodies = any(i.name in NEEDS_BODY for i in items)
         structures = any(needs_structure(i) for i in items)
         missing = 0
-        for start in range(0, len(chosen), BATCH):
-            batch = chosen[start:start + BATCH]
-            data = await self.parts.db.read(imap_store.fetch_data, [m.id for _, m in batch],
-                                            bodies, structures)
+        for batch in batches(chosen, BATCH_BYTES if bodies else None):
+            data = await self._read(batch, items, bodies, structures)
             present = [(seq, m) for seq, m in batch if m.id in data]
             missing += len(batch) - len(present)
-            self._write(present, items, data, now_seen)
+            await self._write(present, items, data, now_seen)
+            del data
             await self.writable()
             if self.transport.disconnecting:
                 return None
         if missing:
             raise no(b"[EXPUNGEISSUED] Some of the requested messages no longer exist")
         return b"FETCH completed"
+
+    async def _read(self, batch, items, bodies: bool, structures: bool) -> dict:
+        """{message id: _Loaded} for the batch's messages still stored.  A message over
+        STREAM_OVER is not read whole: its sections are streamed by their spans."""
+        db = self.parts.db
+        large = {m.id for _, m in batch if m.size > STREAM_OVER} if bodies else set()
+        small = [m.id for _, m in batch if m.id not in large]
+        found = await db.read(imap_store.fetch_data, small, bodies, structures) if small else {}
+        loaded = {mid: _Loaded(mid, *row) for mid, row in found.items()}
+        if large:
+            found = await db.read(imap_store.fetch_data, list(large), False, True)
+            for mid, (_raw, json) in found.items():
+                if json is None:           # no stored structure: read it whole after all
+                    row = (await db.read(imap_store.fetch_data, [mid], True, True)).get(mid)
+                    if row is not None:
+                        loaded[mid] = _Loaded(mid, *row)
+                    continue
+                loaded[mid] = message = _Loaded(mid, None, json)
+                await self._read_headers(message, items)
+        return loaded
+
+    async def _read_headers(self, message, items) -> None:
+        """The headers HEADER.FIELDS picks lines from, for a message read by spans."""
+        for item in items:
+            section = getattr(item, "section", None)
+            if section is None or not section.text.upper().startswith("HEADER.FIELDS"):
+                continue
+            span = message.structure.span(section.part, section.text)
+            if span is not None and span not in message.headers:
+                message.headers[span] = await self.parts.db.read(
+                    body_ranges.read_range, message.id, *span) or b""
 
     async def _mark_seen(self, chosen) -> set[int]:
         """The seqs whose \\Seen this FETCH set.  When another session changed the folder
@@ -90,18 +127,62 @@ class FetchCommand:
         view.apply_flags(changed)
         return {seq for seq, m in chosen if m.id in changed}
 
-    def _write(self, chosen, items, data, now_seen) -> None:
+    async def _write(self, chosen, items, data, now_seen) -> None:
         self.view.tell_keywords(self.untagged)
-        chunks = []
+        pending = []
         for seq, info in chosen:
             info = self.view.infos[seq - 1] if seq <= len(self.view.infos) else info
-            message = _Loaded(*data[info.id]) if info.id in data else None
+            message = data.get(info.id)
             parts = [self.fetch_item(item, info, message) for item in items]
             if seq in now_seen:
                 parts.append(b"FLAGS (" + self.view.flags_of(info) + b")")
-            chunks.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
-        if chunks:
-            self.transport.writeSequence(chunks)
+            pending.append(b"* %d FETCH (" % seq)
+            for n, part in enumerate(parts):
+                if n:
+                    pending.append(b" ")
+                if isinstance(part, bytes):
+                    pending.append(part)
+                    continue
+                label, octets = part                  # a literal: streamed when long
+                pending.append(label + b" {%d}\r\n" % len(octets))
+                if isinstance(octets, bytes) and len(octets) < STREAM_OVER:
+                    pending.append(octets)
+                    continue
+                self.transport.writeSequence(pending)
+                pending = []
+                sent = (await self._stream_span(octets) if isinstance(octets, Span)
+                        else await self._stream(octets))
+                if not sent:
+                    return
+            pending.append(b")\r\n")
+        if pending:
+            self.transport.writeSequence(pending)
+
+    async def _stream_span(self, span) -> bool:
+        """Read and write a large message's section a SLICE at a time.  If the message
+        vanishes meanwhile (expunged elsewhere), the literal promised cannot be kept:
+        the connection is closed (RFC 3501 §7.4.1 allows no shorter literal)."""
+        for start in range(span.start, span.end, SLICE):
+            end = min(span.end, start + SLICE)
+            octets = await self.parts.db.read(body_ranges.read_range, span.message_id, start, end)
+            if octets is None or len(octets) != end - start:
+                self.log.info("message {id} vanished during FETCH; closing", id=span.message_id)
+                self.send(b"* BYE [UNAVAILABLE] The message was removed while it was sent")
+                self.close()
+                return False
+            if not await self._stream(octets):
+                return False
+        return True
+
+    async def _stream(self, octets: bytes) -> bool:
+        """Write ``octets`` a CHUNK at a time, each once the client has read enough; False
+        when the client went away meanwhile."""
+        for start in range(0, len(octets), CHUNK):
+            self.transport.write(octets[start:start + CHUNK])
+            await self.writable()
+            if self.transport.disconnecting:
+                return False
+        return True
 
     def fetch_item(self, item, info, message) -> bytes:
         name = item.name
@@ -119,14 +200,14 @@ class FetchCommand:
             return name.encode() + b" " + imap_body.bodystructure(
                 message.structure, extended=name == "BODYSTRUCTURE")
         if name == "RFC822":
-            return b"RFC822 " + literal(message.raw)
+            return b"RFC822", message.section((), "")
         if name in ("RFC822.HEADER", "RFC822.TEXT"):
             text = name.split(".", 1)[1]
-            return name.encode() + b" " + literal(message.section((), text))
+            return name.encode(), message.section((), text)
         return self._section(item, message)
 
     @staticmethod
-    def _section(item, message) -> bytes:
+    def _section(item, message) -> tuple[bytes, bytes]:
         section = item.section
         data = message.section(section.part, section.text, section.fields)
         if data is None:
@@ -134,16 +215,50 @@ class FetchCommand:
         if item.partial is not None:
             start, length = item.partial
             data = data[start:start + length]
-        return item.label() + b" " + literal(data)
+        return item.label(), data
+
+
+class Span:
+    """A section of a large message, by where it lies in the stored message; sliced
+    like the bytes it stands for, read only when written (store/body_ranges.py)."""
+
+    __slots__ = ("message_id", "start", "end")
+
+    def __init__(self, message_id: int, start: int, end: int):
+        self.message_id, self.start, self.end = message_id, start, max(start, end)
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, piece: slice) -> "Span":
+        start, end, _ = piece.indices(len(self))
+        return Span(self.message_id, self.start + start, self.start + max(start, end))
+
+
+def batches(chosen, max_bytes: int | None):
+    """``chosen`` cut into reads of at most BATCH messages and, when bodies are read,
+    ``max_bytes`` octets (by the view's sizes); a message larger than that reads alone."""
+    batch, size = [], 0
+    for entry in chosen:
+        grows = entry[1].size if max_bytes is not None else 0
+        if batch and (len(batch) >= BATCH or (max_bytes is not None and size + grows > max_bytes)):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += grows
+    if batch:
+        yield batch
 
 
 class _Loaded:
-    """A fetched message: its stored bytes (when read) and its structure."""
+    """A fetched message: its stored bytes (when read, or read by spans: ``raw`` None and
+    a structure) and its structure."""
 
-    def __init__(self, raw: bytes | None, structure_json: str | None):
-        self.raw = raw
+    def __init__(self, message_id: int, raw: bytes | None, structure_json: str | None):
+        self.id, self.raw = message_id, raw
         self._json = structure_json
         self._structure = None
+        self.headers = {}         # span → header bytes, for HEADER.FIELDS of a large message
 
     @property
     def structure(self) -> Part:
@@ -152,8 +267,17 @@ class _Loaded:
                                else analyse(self.raw or b""))
         return self._structure
 
-    def section(self, part, text, fields=()) -> bytes | None:
-        if not part and not text:
-            return self.raw                     # BODY[]: no structure needed
-        return self.structure.section(self.raw, part, text, tuple(fields))
+    def section(self, part, text, fields=()):
+        """The section's bytes, or its Span when the message is read by spans."""
+        if self.raw is not None:
+            if not part and not text:
+                return self.raw                 # BODY[]: no structure needed
+            return self.structure.section(self.raw, part, text, tuple(fields))
+        span = self.structure.span(part, text)
+        if span is None:
+            return None
+        if text.upper().startswith("HEADER.FIELDS"):
+            return selected_lines(self.headers.get(span, b""), tuple(fields),
+                                  text.upper() == "HEADER.FIELDS")
+        return Span(self.id, *span)
 

@@ -87,6 +87,7 @@ class InOrderLineReceiver(BoundedLineReceiver):
         self._draining = False
         self._writes_paused = False
         self._reading_paused = False
+        self._write_waiters = []
         self.transport.registerProducer(self, True)
 
     def clear_queue(self) -> None:
@@ -99,11 +100,26 @@ class InOrderLineReceiver(BoundedLineReceiver):
 
     def resumeProducing(self) -> None:
         self._writes_paused = False
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
         if not self.transport.disconnecting:
             self._drain()
 
     def stopProducing(self) -> None:
         self._writes_paused = True
+        waiters, self._write_waiters = self._write_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)        # the writer sees ``disconnecting`` and stops
+
+    def writable(self) -> defer.Deferred:
+        """Fires once the client has read what we wrote: a long reply (RETR) is written a
+        piece at a time, never whole into the transport's buffer."""
+        if not self._writes_paused or self.transport.disconnecting:
+            return defer.succeed(None)
+        waiter = defer.Deferred()
+        self._write_waiters.append(waiter)
+        return waiter
 
     def _input_pressure(self) -> None:
         waiting = len(self._pending)

@@ -36,10 +36,12 @@ from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.replies import PopReply
-from mailstack.store import maildrop
+from mailstack.store import body_ranges, maildrop
 from mailstack.store.errors import Conflict, StoreUnavailable
 
 CHUNK = 64 * 1024
+STREAM_OVER = 256 * 1024     # a message this large is read and sent a SLICE at a time
+SLICE = 1024 * 1024
 READ_AHEAD_BYTES = 1024 * 1024
 
 
@@ -87,6 +89,7 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self.login_deadline.cancel()
         self.ticket.release()
+        self.stopProducing()          # a RETR waiting for the client to read ends
         if not self.quitting:
             # No QUIT: RFC 1939 §6 says nothing is deleted; just free the maildrop.
             self._release()
@@ -335,6 +338,8 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
 
     @defer.inlineCallbacks
     def _send(self, entry, top_lines):
+        if top_lines is None and entry.size > STREAM_OVER:
+            return (yield self._send_by_ranges(entry))
         if entry.id not in self._read_ahead:
             # Clients RETR 1..n in a row: one query fetches the next ~1 MB of messages.
             self._read_ahead = yield self.parts.db.read(
@@ -348,14 +353,41 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
         stuffer = DotStuffer()
         for start in range(0, len(message), CHUNK):
             self.transport.write(stuffer.feed(message[start:start + CHUNK]))
+            yield self.writable()     # a 25 MB message is not copied whole into the transport
+            if self.transport.disconnecting:
+                return None
+        self.transport.write(stuffer.finish())
+
+    @defer.inlineCallbacks
+    def _send_by_ranges(self, entry):
+        """RETR of a large message: read and sent a SLICE at a time as the client reads,
+        never whole (issue 13).  If it vanishes meanwhile (expunged over IMAP), the
+        multi-line reply cannot be ended honestly: the connection is closed."""
+        stuffer, started = DotStuffer(), False
+        for start in range(0, entry.size, SLICE):
+            end = min(entry.size, start + SLICE)
+            octets = yield self.parts.db.read(body_ranges.read_range, entry.id, start, end)
+            if octets is None or len(octets) != end - start:
+                if not started:
+                    return self.err(replies.POP_NO_SUCH_MESSAGE)
+                self.log.info("message vanished during RETR; closing")
+                return self.close_connection()
+            if not started:
+                self.ok(f"{entry.size} octets")
+                started = True
+            for piece in range(0, len(octets), CHUNK):
+                self.transport.write(stuffer.feed(octets[piece:piece + CHUNK]))
+                yield self.writable()
+                if self.transport.disconnecting:
+                    return None
         self.transport.write(stuffer.finish())
 
     def _next_ids(self, entry) -> list[int]:
         start = self.drop.index(entry)
         ids, total = [], 0
         for n, e in enumerate(self.drop[start:], start + 1):
-            if n in self.deleted and e is not entry:
-                continue
+            if (n in self.deleted or e.size > STREAM_OVER) and e is not entry:
+                continue                    # a large message is read by ranges, not ahead
             ids.append(e.id)
             total += e.size
             if total >= READ_AHEAD_BYTES or len(ids) >= 64:

@@ -667,3 +667,30 @@ def test_twenty_megabytes_analyse_well_under_a_second_per_megabyte():
     per_megabyte = (time.perf_counter() - started) / megabytes
     assert megabytes > 20 and per_megabyte < 0.1
     assert [child.body_lines for child in part.children] == [100_000, 200_000]
+
+
+SPAN_MESSAGE = (b"From: a@example.test\r\nSubject: spans\r\nContent-Type: multipart/mixed; "
+                b"boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\n"
+                b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b--\r\n")
+
+
+@pytest.mark.parametrize("path, text", [((), ""), ((), "HEADER"), ((), "TEXT"), ((1,), ""),
+                                        ((1,), "MIME"), ((2,), ""), ((2,), "HEADER"),
+                                        ((2,), "TEXT"), ((2, 1), ""), ((3,), ""), ((1,), "HEADER")])
+def test_a_section_is_the_bytes_of_its_span(path, text):
+    """A large message's sections are read by span alone (issue 13): span and section agree."""
+    tree = analyse(SPAN_MESSAGE)
+    span = tree.span(path, text)
+    section = tree.section(SPAN_MESSAGE, path, text)
+    assert (span is None) == (section is None)
+    if span is not None:
+        assert SPAN_MESSAGE[span[0]:span[1]] == section
+
+
+def test_a_span_of_a_large_message_slices_like_its_bytes():
+    from mailstack.protocols.imap_fetch import Span
+    raw = bytes(range(256)) * 4
+    span = Span(7, 100, 900)
+    for piece in (slice(0, 10), slice(795, 900), slice(900, 1000), slice(10, 5)):
+        part = span[piece]
+        assert raw[part.start:part.end] == raw[100:900][piece] and part.message_id == 7
