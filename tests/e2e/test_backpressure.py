@@ -12,9 +12,10 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from pathlib import Path
 
 import pytest
+
+from tests.support.memory import rss
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "pipelining pw"
@@ -30,13 +31,6 @@ def server(make_server):
     server = make_server(smtp={"junk_command_limit": 10**9})
     server.add_account("ann@example.test", PASSWORD)
     return server
-
-
-def rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def flood(sock, line: bytes, seconds: float = 4.0) -> tuple[int, int]:

@@ -16,23 +16,16 @@ import socket
 import ssl
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.test_process import BIN, free_ports, wait_for_port
+from tests.support.memory import rss
 
 pytestmark = pytest.mark.e2e
 IDLE = 10_000
 PER_CONNECTION = 30 * 1024
 SERVED_WITHIN = 0.100
-
-
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture

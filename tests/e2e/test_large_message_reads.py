@@ -17,45 +17,16 @@ import gc
 import smtplib
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
+
+from tests.support.memory import Peak
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "large reads pw"
 SIZE = 20 * 1024 * 1024
 COUNT = 4
-
-
-def rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-class Peak:
-    """The highest RSS while the block runs, sampled every 10 ms."""
-
-    def __enter__(self):
-        self.before, self.peak, self._done = rss(), rss(), threading.Event()
-        self._thread = threading.Thread(target=self._sample)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._done.wait(0.01):
-            self.peak = max(self.peak, rss())
-
-    def __exit__(self, *exc):
-        self._done.set()
-        self._thread.join()
-
-    @property
-    def growth(self) -> int:
-        return self.peak - self.before
 
 
 @pytest.fixture(scope="module")

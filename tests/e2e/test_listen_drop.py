@@ -16,7 +16,6 @@ import imaplib
 import logging
 import os
 import re
-import time
 
 import pytest
 from sqlalchemy import make_url, text
@@ -25,6 +24,7 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from mailstack import clock as clocks
 from mailstack.store import mailboxes
 from mailstack.store.db import make_engine
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "listen drop password"
@@ -56,16 +56,6 @@ def log_events():
 def message(n):
     return (f"From: s{n}@remote.test\r\nTo: ann@example.test\r\nSubject: drop {n}\r\n"
             f"Message-ID: <drop{n}@remote.test>\r\n\r\nbody {n}\r\n").encode()
-
-
-def wait_until(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 def own_ports_to(port: int) -> set[int]:
@@ -133,8 +123,8 @@ def test_a_dropped_listen_connection_warns_once_polls_and_reconnects(make_server
             mailboxes.deliver(conn, [ann], message(n), clocks.now(server.clock))
 
     try:
-        wait_until(lambda: watch.listening, 10, "LISTEN is up")
-        (old_pid,) = wait_until(lambda: listen_backends(other_process, db_port), 5,
+        eventually(lambda: watch.listening, 10, "LISTEN is up")
+        (old_pid,) = eventually(lambda: listen_backends(other_process, db_port), 5,
                                 "the server's LISTEN backend is in pg_stat_activity")
         client = imaplib.IMAP4_SSL("127.0.0.1", server.port("imaps"), ssl_context=server.context,
                                    timeout=10)
@@ -145,15 +135,15 @@ def test_a_dropped_listen_connection_warns_once_polls_and_reconnects(make_server
 
         with other_process.connect() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": old_pid}).scalar()
-        wait_until(lambda: not watch.listening, 5, "the drop is noticed")
+        eventually(lambda: not watch.listening, 5, "the drop is noticed")
 
         # During the outage: the poll (imap.idle_poll = 0.5 s) tells the client.
         deliver(1)
         assert wait_for_line(client, rb"^\* \d+ EXISTS", 5) == b"* 1 EXISTS"
 
         # After the reconnect: NOTIFY again (the poll is skipped while LISTEN is up).
-        wait_until(lambda: watch.listening, 15, "LISTEN is back")
-        (new_pid,) = wait_until(lambda: listen_backends(other_process, db_port), 5,
+        eventually(lambda: watch.listening, 15, "LISTEN is back")
+        (new_pid,) = eventually(lambda: listen_backends(other_process, db_port), 5,
                                 "a new LISTEN backend")
         assert new_pid != old_pid
         deliver(2)

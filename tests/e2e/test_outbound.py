@@ -16,6 +16,7 @@ from mailstack.store import mailboxes, queue
 from tests.support.dns_server import DNSServer
 from tests.support.server import RunningServer, base_config, merge
 from tests.support.smtp_sink import SMTPSink
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "outbound pw"
@@ -56,16 +57,6 @@ def submit(server, recipients, subject="outbound"):
         client.login("ann@example.test", PASSWORD)
         return client.sendmail("ann@example.test", recipients,
                                f"From: ann@example.test\r\nSubject: {subject}\r\n\r\nhello\r\n".encode())
-
-
-def eventually(check, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def inbox(server):

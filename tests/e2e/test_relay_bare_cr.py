@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import smtplib
-import time
 
 import pytest
 from twisted.internet import protocol, reactor
@@ -20,6 +19,7 @@ from mailstack.store import queue
 from tests.support.dns_server import DNSServer
 from tests.support.reactor import call
 from tests.support.smtp_sink import SinkProtocol, SMTPSink
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "bare cr password"
@@ -98,16 +98,6 @@ def submit_raw(server, message: bytes):
 
 def normalised(message: bytes) -> bytes:
     return message.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-
-
-def eventually(check, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def data_on_the_wire(raw: bytes) -> bytes:
