@@ -74,6 +74,9 @@ class DatabaseConfig:
     url: str = "sqlite:///var/mailstack.db"
     threads: int = setting(4, _positive)
     busy_timeout_ms: int = setting(5000, _positive)
+    # Octets of message bodies being stored at once (store/budget.py); a burst of large
+    # messages is stored a few at a time instead of all at once in memory.
+    body_budget: int = setting(32 * 1024 * 1024, _positive)
 
 
 def _network(value):
@@ -162,6 +165,9 @@ class LimitsConfig:
 class SMTPConfig:
     max_message_size: int = setting(25 * 1024 * 1024, _positive)
     max_recipients: int = setting(100, _positive)
+    # Where DATA over 256 KB is spooled as it arrives (message/spool.py); "" means
+    # <state_dir>/spool.  Not a RAM-backed /tmp: the point is to keep messages out of memory.
+    spool_dir: str = ""
     idle_timeout: int = setting(300, _positive)
     # DATA must arrive at this many bytes a second on average, after idle_timeout's grace
     # (Postfix's smtpd_min_data_rate): a trickle cannot hold a session open.

@@ -62,6 +62,7 @@ class Parts:
     warner: object = None     # daily notices in the migration warning periods
     maildrop_locks: object = None   # POP3 locks: this node's name and live leases
     limits: object = None     # connection admission, shared by every listener
+    spool_dir: object = None  # where SMTP DATA is spooled as it arrives
 
 
 class PoolService(service.Service):
@@ -147,10 +148,16 @@ def _tls_options(config: Config):
     return tls.server_options(cert, key)
 
 
+def spool_directory(config: Config):
+    """Where SMTP DATA is spooled as it arrives (message/spool.py)."""
+    return config.path(config.smtp.spool_dir or f"{config.server.state_dir}/spool")
+
+
 def build_parts(config: Config, reactor, clock=None) -> Parts:
     clock = clock or reactor
     db = Database(config.database_url(), reactor=reactor, threads=config.database.threads,
-                  busy_timeout_ms=config.database.busy_timeout_ms)
+                  busy_timeout_ms=config.database.busy_timeout_ms,
+                  body_budget=config.database.body_budget)
     if not migrations.is_current(db.engine):
         raise SchemaNotCurrent("the database schema is not current: run `mailstack db upgrade`")
     db.run_sync(directory.ensure_domains, config.domains.hosted, clocks.now(clock))
@@ -167,6 +174,8 @@ def build_parts(config: Config, reactor, clock=None) -> Parts:
     freed = parts.maildrop_locks.clear_left_over()
     if freed:
         log.info("freed {n} POP3 maildrop locks left by this node's previous process", n=freed)
+    parts.spool_dir = spool_directory(config)
+    parts.spool_dir.mkdir(parents=True, exist_ok=True)
     parts.limits = ConnectionLimits(config.limits, descriptor_budget(config.limits.connections))
     if parts.limits.total < config.limits.connections:
         log.warn("limits.connections lowered to {n}: the descriptor limit allows no more",

@@ -3,7 +3,8 @@
 Why we never bounce a bounce: a message with the null sender is itself a notification;
 answering it could start a loop (RFC 5321 §4.5.5).  The DSN goes to the envelope sender,
 from the null sender, as ``multipart/report`` with the original headers only (no need to
-send spam back around the world).
+send spam back around the world).  ``original`` may be the whole message or only its
+start: only the header is read, at most HEADER_LIMIT octets of it, never a copy of the body.
 
 Standards: RFC 3464 (DSN format), RFC 3462/6522 (multipart/report), RFC 3463 (status codes).
 """
@@ -17,6 +18,8 @@ from email.utils import format_datetime
 
 from mailstack.store import directory, mailboxes, queue
 
+HEADER_LIMIT = 64 * 1024    # octets of the original header quoted at most
+
 
 def status_of(reply: str, temporary_expired: bool) -> str:
     """The RFC 3463 status for a final failure: from the reply when it has one."""
@@ -29,7 +32,7 @@ def status_of(reply: str, temporary_expired: bool) -> str:
 def build(hostname: str, sender: str, failures, original: bytes, at: datetime) -> bytes:
     """``failures``: [(recipient, status, diagnostic)]. Returns the DSN, CRLF lines."""
     boundary = f"dsn-{uuid.uuid4().hex}"
-    headers, _, _ = original.partition(b"\r\n\r\n")
+    headers = header_of(original)
     human = ["This is the mail system at " + hostname + ".", "",
              "Your message could not be delivered to the following recipient(s):", ""]
     for recipient, status, diagnostic in failures:
@@ -56,6 +59,14 @@ def build(hostname: str, sender: str, failures, original: bytes, at: datetime) -
     ]
     text = "\r\n".join(lines).encode("utf-8") + b"\r\n" + headers + b"\r\n\r\n"
     return text + f"--{boundary}--\r\n".encode()
+
+
+def header_of(original: bytes) -> bytes:
+    """The original's header without its blank line, at most HEADER_LIMIT octets."""
+    end = original.find(b"\r\n\r\n", 0, HEADER_LIMIT)
+    if end < 0 and len(original) > HEADER_LIMIT:
+        end = original.rfind(b"\r\n", 0, HEADER_LIMIT)       # a whole last line
+    return original[:end] if end >= 0 else original[:HEADER_LIMIT]
 
 
 def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes, at: datetime,

@@ -11,6 +11,10 @@ delivered, 5xx bounced, 4xx or no connection retried on the schedule until
 
 Network timeouts run on the reactor (network time); due times, retries and expiry on the
 business clock.
+
+The body is read only when there is a host to send it to: a DNS failure or a bounce by
+route costs no read of a 25 MB message, and a bounce quotes the header read on its own
+(issue 13, case 5).
 """
 
 from __future__ import annotations
@@ -102,7 +106,8 @@ class OutboundQueue(service.Service):
 
     @defer.inlineCallbacks
     def _deliver_group(self, items):
-        stored = yield self.db.read(queue.message, items[0].message_id)
+        message_id = items[0].message_id
+        stored = yield self.db.read(queue.waiting, message_id)
         if stored is None:
             return
         route = yield self._route(items[0].domain)
@@ -112,11 +117,23 @@ class OutboundQueue(service.Service):
         elif route.retry_reply:
             outcome.error = route.retry_reply
         else:
-            job = Job(self.hostname, stored.sender, tuple(i.recipient for i in items), stored.body)
-            outcome = yield self._try_hosts(route.hosts, job)
-        bounce_to = yield self.db.run(self._record, items, stored, outcome, clocks.now(self.clock))
+            outcome = yield self._send(route.hosts, stored, message_id,
+                                       tuple(i.recipient for i in items))
+            if outcome is None:                           # removed meanwhile (queue CLI)
+                return
+        bounce_to = yield self.db.run(self._record, items, message_id, stored, outcome,
+                                      clocks.now(self.clock))
         if bounce_to:
             self.kick()
+
+    @defer.inlineCallbacks
+    def _send(self, hosts, stored, message_id, recipients):
+        """Read the body and offer it to the hosts (None: it is gone); the body is let go
+        on return, before the outcome is recorded."""
+        body = yield self.db.read(queue.body, message_id)
+        if body is None:
+            return None
+        return (yield self._try_hosts(hosts, Job(self.hostname, stored.sender, recipients, body)))
 
     @defer.inlineCallbacks
     def _route(self, domain: str):
@@ -169,9 +186,9 @@ class OutboundQueue(service.Service):
             return Outcome(error=f"cannot connect to {host}:{port} ({type(e).__name__})")
         return (yield factory.done)
 
-    def _record(self, conn, items, stored, outcome, now):
+    def _record(self, conn, items, message_id, stored, outcome, now):
         """One transaction: every recipient's fate, and the bounce if any. Returns it."""
-        failures = []
+        failures, quoted = [], b""
         for item in items:
             code, text = outcome.replies.get(item.recipient, (0, ""))
             reply = f"{code} {text}".strip() if code else (outcome.error or "no reply")
@@ -183,6 +200,8 @@ class OutboundQueue(service.Service):
             permanent = code >= 500 or (not code and not outcome.temporary)
             too_old = retry.expired(stored.created_at, now, self.settings.max_queue_age)
             if permanent or too_old:
+                if not failures:        # the header, before the last bounce forgets the body
+                    quoted = queue.header_start(conn, message_id)
                 queue.bounced(conn, item.id, reply, now)
                 failures.append((item.recipient, bounce.status_of(reply, too_old and not permanent),
                                  reply if permanent else f"gave up after {item.attempts + 1} "
@@ -197,7 +216,7 @@ class OutboundQueue(service.Service):
                          reply=reply)
         if failures:
             return bounce.return_to_sender(conn, self.hostname, stored.sender, failures,
-                                           stored.body, now, stored.queue_id)
+                                           quoted, now, stored.queue_id)
         return None
 
 

@@ -4,12 +4,18 @@ Why all-or-nothing: the SMTP 250 after DATA promises every accepted recipient a 
 the store fails half-way, nobody gets the message and the sender gets a 451, so its retry
 cannot create duplicates for the recipients that were already served.
 
+Why the message arrives as a spool (``message/spool.py``) and is read in the store's
+thread: a large message then exists in memory once, and only while it is being stored.
+How many bytes are being stored at once is bounded by the store's ``body_budget``
+(store/budget.py): ten 25 MB messages finishing DATA together are stored one or two at a
+time, not all at once (issue 13, case 5).  The 250 still comes only after the COMMIT.
+
 Standards: RFC 5321 §4.4 (the Received trace header), §6.1 (reliable delivery).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -65,9 +71,13 @@ def received_header(trace: TraceFacts, at: datetime) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
 
 
+HEAD_LIMIT = 64 * 1024    # octets of a message read for its User-Agent
+
+
 def mail_program(body: bytes) -> str | None:
     """The User-Agent or X-Mailer header of a submitted message (the report shows it)."""
-    head = body.partition(b"\r\n\r\n")[0]
+    end = body.find(b"\r\n\r\n", 0, HEAD_LIMIT)
+    head = body[:end if end >= 0 else HEAD_LIMIT]     # a slice: never a copy of the body
     for line in head.split(b"\r\n"):
         name, sep, value = line.partition(b":")
         if sep and name.strip().lower() in (b"user-agent", b"x-mailer"):
@@ -81,24 +91,37 @@ def _clean(helo: str) -> str:
     return text or "unknown"
 
 
-def store_message(conn, sender: str, accepted, message: bytes, at: datetime, *,
+def store_message(conn, sender: str, accepted, spool, received: bytes, at: datetime, *,
                   account_id=None, client_ip=None, queue_id=None, submission=None,
                   undeliverable=(), hostname: str) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
+    The message is read from ``spool`` here, in the store's thread, behind ``received``
+    (its Received header): whole once, for the search facts and structure of local
+    copies, then written from the spool, so the whole message and a driver's copy of it
+    are not in memory together.
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
-    cannot take the message after all (a mailbox filled meanwhile); their bounce is filed in
-    the same transaction, so the 250 covers both the copies and the notice."""
+    cannot take the message after all (a mailbox filled meanwhile); their bounce is filed
+    in the same transaction, so the 250 covers both the copies and the notice."""
     local = sorted({i for r in accepted for i in r.account_ids})
     remote = [r.address for r in accepted if r.remote]
-    stored = mailboxes.deliver(conn, local, message, at)
+    quoting = submission is not None or undeliverable    # User-Agent, bounce: the header
+    head = spool.head(HEAD_LIMIT) if quoting else b""
+    facts = None
+    if local:
+        message = spool.read(received)
+        facts = mailboxes.facts_of(message)
+        del message
+    body = spool.with_prefix(received)
+    stored = mailboxes.deliver(conn, local, body, at, facts)
     if submission is not None:
-        submissions.record(conn, submission)
+        submissions.record(conn, replace(submission, user_agent=mail_program(head)))
     if remote:
-        queue.enqueue(conn, sender, remote, message, at, account_id=account_id,
+        queue.enqueue(conn, sender, remote, body, at, account_id=account_id,
                       client_ip=client_ip, queue_id=queue_id)
     if undeliverable:
-        bounce.return_to_sender(conn, hostname, sender, undeliverable, message, at, queue_id)
+        bounce.return_to_sender(conn, hostname, sender, undeliverable, received + head, at,
+                                queue_id)
     return len(stored)
 
 
@@ -108,23 +131,25 @@ class MessageRouter:
         self.db = parts.db
         self.clock = parts.clock
 
-    def store(self, sender: str, accepted, body: bytes, trace: TraceFacts, *, account=None,
+    def store(self, sender: str, accepted, spool, trace: TraceFacts, *, account=None,
               tls: bool = False, undeliverable=()):
-        """Deferred that fires only after the COMMIT of every copy and queue entry."""
+        """Deferred that fires only after the COMMIT of every copy and queue entry.
+
+        ``spool`` holds the message as received; the caller closes it when this fires."""
         at = clocks.now(self.clock)
-        message = received_header(trace, at) + body
         submission = None
         if account is not None:
             submission = submissions.Submission(
                 at=at, account_id=account.id, username=account.address,
                 client_ip=trace.client_ip, method=trace.method or "auth", tls=tls,
                 recipients=len(accepted), queue_id=trace.queue_id, helo=trace.helo[:255],
-                user_agent=mail_program(body), port=trace.port)
-        d = self.db.run(store_message, sender, accepted, message, at,
-                        account_id=account.id if account is not None else None,
-                        client_ip=trace.client_ip, queue_id=trace.queue_id,
-                        submission=submission, undeliverable=undeliverable,
-                        hostname=trace.hostname)
+                user_agent=None, port=trace.port)
+        d = self.db.body_budget.run(
+            spool.size, self.db.run, store_message, sender, accepted, spool,
+            received_header(trace, at), at,
+            account_id=account.id if account is not None else None,
+            client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
+            undeliverable=undeliverable, hostname=trace.hostname)
         queued = any(r.remote for r in accepted) or (undeliverable and sender)
         if queued and self.parts.outbound is not None:
             d.addCallback(lambda stored: (self.parts.outbound.kick(), stored)[1])

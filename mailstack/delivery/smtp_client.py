@@ -23,6 +23,8 @@ from twisted.protocols.policies import TimeoutMixin
 
 from mailstack import dotstuff, tls
 
+CHUNK = 64 * 1024        # octets of the body written at a time
+
 
 @dataclass
 class Outcome:
@@ -35,6 +37,7 @@ class Outcome:
 
 
 class ClientProtocol(basic.LineOnlyReceiver, TimeoutMixin):
+    _stuffer = None          # while DATA's body is being written
     delimiter = b"\r\n"
     MAX_LENGTH = 8192
 
@@ -130,11 +133,34 @@ class ClientProtocol(basic.LineOnlyReceiver, TimeoutMixin):
     def _data(self, code, text):
         if code != 354:
             return self._data_failed(code, text)
-        stuffer = dotstuff.DotStuffer()
-        for start in range(0, len(self.job.body), 65536):
-            self.transport.write(stuffer.feed(self.job.body[start:start + 65536]))
-        self.transport.write(stuffer.finish())
-        self._next = self._sent
+        self._stuffer, self._offset, self._paused = dotstuff.DotStuffer(), 0, False
+        self.transport.registerProducer(self, True)
+        self._pump()
+
+    # The body is written as the receiver reads it (we are the transport's producer), so a
+    # 25 MB message is not copied whole, dot-stuffed, into the transport's buffer.
+    def _pump(self):
+        body = self.job.body
+        while not self._paused and self._offset < len(body) and not self.transport.disconnecting:
+            self.transport.write(self._stuffer.feed(body[self._offset:self._offset + CHUNK]))
+            self._offset += CHUNK
+        if self._offset >= len(body) and self._stuffer is not None:
+            self.transport.unregisterProducer()
+            self.transport.write(self._stuffer.finish())
+            self._stuffer = None
+            self._next = self._sent
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def resumeProducing(self):
+        self._paused = False
+        self.resetTimeout()              # the receiver is reading: the session is alive
+        if self._stuffer is not None:
+            self._pump()
+
+    def stopProducing(self):
+        self._paused = True
 
     def _sent(self, code, text):
         if not 200 <= code < 300:

@@ -104,6 +104,7 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
         self.setTimeout(None)
         self.ticket.release()
         self._stop_data_deadline()
+        self.reset_body()          # a message cut off mid-DATA leaves no spool behind
         if self.in_data:
             self.log.info("disconnected during DATA: nothing stored")
         self.log.info("disconnect")
@@ -394,6 +395,7 @@ class SMTPFactory(AdmittingFactory):
         self.parts, self.listener, self.policy = parts, listener, policy
         self.limits = parts.limits
         self.name = listener.name or f"smtp-{listener.port}"
+        self.spool_dir = str(parts.spool_dir)
 
     def too_many(self, reason: str) -> bytes:
         reply = replies.TOO_MANY_FROM_YOU if reason == "address" else replies.TOO_MANY_CONNECTIONS

@@ -202,7 +202,9 @@ class InboundPolicy:
     # --- DATA -------------------------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def deliver(self, session, envelope, body, queue_id):
+    def deliver(self, session, envelope, spool, queue_id):
+        """Store the message in ``spool`` (message/spool.py) for the accepted recipients;
+        the caller closes the spool once this has fired."""
         account = envelope.account
         client = getattr(session, "client", None)
         trace = TraceFacts(
@@ -214,7 +216,7 @@ class InboundPolicy:
             account=account.address if account is not None else None, method=envelope.method,
             port=session.transport.getHost().port)
         kept = [r for r in envelope.recipients if not r.discard]
-        full = [r for r in kept if r.room is not None and len(body) > r.room]
+        full = [r for r in kept if r.room is not None and spool.size > r.room]
         if full and len(full) == len(kept):
             raise replies.Refused(replies.MESSAGE_OVER_QUOTA)
         # Some fit, some not: one reply speaks for all recipients (no LMTP here), so the
@@ -224,12 +226,12 @@ class InboundPolicy:
         if kept:
             reply = replies.MESSAGE_OVER_QUOTA
             result = yield self.router.store(
-                envelope.sender, [r for r in kept if r not in full], body, trace,
+                envelope.sender, [r for r in kept if r not in full], spool, trace,
                 account=account, tls=session.tls,
                 undeliverable=[(r.address, reply.status, str(reply)) for r in full])
             for r in full:
                 session.log.info("<{rcpt}>: mailbox full, bounced to the sender", rcpt=r.address)
-        yield self._take_report(session, envelope, body)
+        yield self._take_report(session, envelope, spool)
         if any(r.reflect for r in envelope.recipients):
             yield self._reflect(session, envelope)
         return result
@@ -248,13 +250,13 @@ class InboundPolicy:
                            self.reflector.report(arrival, session.hostname, at), at)
 
     @defer.inlineCallbacks
-    def _take_report(self, session, envelope, body):
+    def _take_report(self, session, envelope, spool):
         """Spam forwarded to the report address becomes a complaint against its source."""
         report = self.settings.report_address
         if not report or report not in envelope.addresses:
             return
         reporter = envelope.account.address if envelope.account else envelope.sender
-        result = yield self.db.run(complaints.from_report, body, clocks.now(self.clock),
+        result = yield self.db.run(_report_from_spool, spool, clocks.now(self.clock),
                                    reporter or "unknown", session.hostname, self.settings,
                                    self.blocker)
         if result is None:
@@ -263,6 +265,15 @@ class InboundPolicy:
             ip, count, block = result
             session.log.info("report from {who}: complaint against {ip} ({n} in window){b}",
                              who=reporter, ip=ip, n=count, b=" → blocked" if block else "")
+
+
+REPORT_LIMIT = 1024 * 1024   # octets of a forwarded spam read for its Received headers
+
+
+def _report_from_spool(conn, spool, *args):
+    """complaints.from_report over the start of the report (a store function): the
+    forwarded spam's headers are near its top, and a large attachment need not be read."""
+    return complaints.from_report(conn, spool.head(REPORT_LIMIT), *args)
 
 
 def _checks_failed(failure, session):

@@ -4,6 +4,14 @@ Why a module of its own: this is where "nothing acknowledged is lost" is kept.  
 goes out only from the store's callback (after COMMIT); a store outage is 451, never 550
 (Twisted's answer); a message over SIZE or with an over-long line is read to its end and
 then refused, so the session stays in step with the client.  ``SMTPSession`` mixes it in.
+
+Memory (issue 13, case 5): the lines go to a spool (``message/spool.py``) as they arrive,
+dot-unstuffed and CRLF-terminated, not into a list that is joined at the end; a message
+that will be refused stops being kept at once, and so does one whose spool cannot be
+written (a full or missing temporary directory): that one gets 451 at the end.  The
+spool passes to the policy's ``deliver`` with the message and is closed when the store
+has answered, whatever the answer; a transaction cut off mid-DATA closes it too
+(``reset_body``, from the session's ``connectionLost``).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 from twisted.internet import defer
 
 from mailstack import replies
+from mailstack.message.spool import Spool
 from mailstack.protocols.lines import OVERLONG
 from mailstack.store.errors import StoreUnavailable
 
@@ -18,12 +27,20 @@ from mailstack.store.errors import StoreUnavailable
 class MessageReception:
     """The DATA command and the lines after it, up to the reply."""
 
+    _spool = None
+
     def reset_body(self):
-        self._body = []
+        self._drop_spool()
         self._body_size = 0
         self._too_big = False
         self._bad_line = False
+        self._spool_failed = False
         self._in_headers = True
+
+    def _drop_spool(self):
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
     def smtp_DATA(self, argument):
         if argument:
@@ -32,12 +49,15 @@ class MessageReception:
             return self.refuse(replies.NEED_MAIL)
         if not self.envelope.recipients:
             return self.refuse(replies.NO_VALID_RECIPIENTS)
+        self._drop_spool()
+        self._spool = Spool(self.factory.spool_dir)
         self.in_data = True
         self.reply(replies.START_DATA)
 
     def data_line(self, line):
         if line is OVERLONG:
             self._bad_line = True
+            self._drop_spool()          # refused at the end: nothing more is kept
             return None
         if line == b".":
             return self._end_of_data()
@@ -47,14 +67,24 @@ class MessageReception:
             self._in_headers = False
         self._body_size += len(line) + 2
         if self._body_size > self.max_size:
-            self._too_big, self._body = True, []
-        elif not self._too_big:
-            self._body.append(line)
+            self._too_big = True
+            self._drop_spool()
+        elif self._spool is not None:
+            self._keep(line)
         return None
 
+    def _keep(self, line):
+        try:
+            self._spool.add_line(line)
+        except OSError as e:
+            self.log.error("message spool failed: {error}", error=str(e))
+            self._spool_failed = True
+            self._drop_spool()
+
     def _end_of_data(self):
-        envelope, body = self.envelope, self._body
-        too_big, bad_line = self._too_big, self._bad_line
+        envelope, spool = self.envelope, self._spool
+        too_big, bad_line, failed = self._too_big, self._bad_line, self._spool_failed
+        self._spool = None              # the store owns it from here
         self._reset_transaction()
         if too_big:
             self.log.info("message refused: over {limit} bytes", limit=self.max_size)
@@ -62,12 +92,14 @@ class MessageReception:
         if bad_line:
             self.log.info("message refused: over-long line")
             return self.reply(replies.DATA_LINE_TOO_LONG)
-        data = b"\r\n".join(body) + b"\r\n" if body else b""
+        if failed:
+            return self.reply(replies.STORE_UNAVAILABLE)
         self.messages += 1
         queue_id = f"{self.session_id}{self.messages:03d}"
-        d = defer.maybeDeferred(self.policy.deliver, self, envelope, data, queue_id)
+        d = defer.maybeDeferred(self.policy.deliver, self, envelope, spool, queue_id)
+        d.addBoth(_closing, spool)
         return d.addCallbacks(self._stored, self._not_stored,
-                              callbackArgs=(queue_id, len(data), len(envelope.addresses)),
+                              callbackArgs=(queue_id, spool.size, len(envelope.addresses)),
                               errbackArgs=(queue_id,))
 
     def _stored(self, _, queue_id, size, count):
@@ -87,3 +119,9 @@ class MessageReception:
             self.log.warn("message {id} not stored: store unavailable", id=queue_id)
         if not self.transport.disconnecting:
             self.reply(replies.STORE_UNAVAILABLE)
+
+
+def _closing(result, spool):
+    """Close the spool once the store has answered (COMMIT, refusal or failure)."""
+    spool.close()
+    return result

@@ -9,6 +9,15 @@ SQLite: pysqlite's implicit transactions silently lose concurrent read-then-writ
 (TWISTED-NOTES), so we turn them off and issue ``BEGIN IMMEDIATE`` for writes ourselves.
 WAL lets readers proceed beside the writer; ``synchronous=FULL`` makes a commit survive a
 power cut, which is what "nothing acknowledged is lost" means.
+
+Large bodies: ``body_budget`` (store/budget.py) bounds the octets of messages being stored
+at once.  Each driver copies a body it is given (pysqlite binds a BLOB as a transient copy
+and SQLite builds the record from it: about twice the body while the INSERT runs; libpq
+copies it into its output buffer), and libpq keeps its send and receive buffers as large
+as the largest message the connection ever carried (measured: 24 MB kept per pooled
+connection after one 25 MB INSERT).  So a unit of work that moved a large body calls
+``large_body``: on PostgreSQL the connection is closed after its transaction instead of
+going back to the pool.
 """
 
 from __future__ import annotations
@@ -25,12 +34,23 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from mailstack.store import allocator
+from mailstack.store.budget import BUDGET, ByteBudget
 from mailstack.store.changes import TOUCHED
 from mailstack.store.errors import Conflict, StoreUnavailable
 
 T = TypeVar("T")
 log = Logger(namespace="mailstack.store")
 _READONLY = "mailstack_readonly"
+_DISCARD = "mailstack_discard"
+LARGE_BODY = 1024 * 1024     # octets from which a body's driver buffers are not kept
+
+
+def large_body(conn, size: int) -> None:
+    """A body of ``size`` octets went through ``conn`` in this transaction: on PostgreSQL,
+    close the connection afterwards (libpq keeps its buffers that large)."""
+    if size >= LARGE_BODY and conn.dialect.name == "postgresql":
+        conn.info[_DISCARD] = True
 
 
 def make_engine(url: str, *, threads: int = 4, busy_timeout_ms: int = 5000) -> Engine:
@@ -77,7 +97,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 class Database:
     """An engine plus the thread pool that runs its units of work."""
 
-    def __init__(self, url: str, *, reactor, threads: int = 4, busy_timeout_ms: int = 5000):
+    def __init__(self, url: str, *, reactor, threads: int = 4, busy_timeout_ms: int = 5000,
+                 body_budget: int = BUDGET):
         self.url = url
         self.engine = make_engine(url, threads=threads, busy_timeout_ms=busy_timeout_ms)
         self.reactor = reactor
@@ -98,9 +119,14 @@ class Database:
         # 100 ms between tries: ten IMAP sessions writing to one folder spent most of their
         # STORE time asleep there.  Other processes still meet busy_timeout.
         self._writer = threading.Lock() if sqlite else contextlib.nullcontext()
+        # Octets of message bodies being stored at once, for every listener (budget.py).
+        self.body_budget = ByteBudget(body_budget)
 
     def start(self) -> None:
         if not self._started:
+            # Process-wide, but it is this pool's threads that allocate message-sized
+            # blocks and must give them back (allocator.py).
+            allocator.return_large_blocks()
             self.pool.start()
             if self.write_pool is not self.pool:
                 self.write_pool.start()
@@ -149,6 +175,8 @@ class Database:
                 finally:
                     conn.info.pop(_READONLY, None)
                     conn.info.pop(TOUCHED, None)
+                    if conn.info.pop(_DISCARD, False):
+                        conn.invalidate()
                     if touched and self.commit_listeners:
                         self.reactor.callFromThread(self._committed, touched)
         except IntegrityError as e:

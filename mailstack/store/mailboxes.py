@@ -5,6 +5,10 @@ the invariants live in one module: per-folder IMAP UIDs that only grow (RFC 3501
 a UIDVALIDITY fixed at folder creation, and a GUID per message that never changes (the
 POP3 UIDL).  UIDs are allocated with ``UPDATE … RETURNING`` so two writers can never get the
 same one, on SQLite or PostgreSQL.
+
+A message delivered to several accounts is analysed once (``MessageFacts``: search
+headers, search text, MIME structure) and each copy reuses the result; a large body is
+written without a driver copy that outlives the INSERT (blobs.py).
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailstack.store import changes
+from mailstack.store import blobs, changes
+from mailstack.store.db import large_body
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.search_facts import body_text, search_facts
 from mailstack.message.structure import analyse
@@ -63,6 +68,22 @@ _FOLDER_COLUMNS = (folders.c.id, folders.c.name, folders.c.uidvalidity, folders.
                    folders.c.recent_uid)
 _MESSAGE_COLUMNS = (messages.c.id, messages.c.uid, messages.c.guid, messages.c.internal_date,
                     messages.c.size, messages.c.flags)
+
+
+@dataclass(frozen=True)
+class MessageFacts:
+    """What is stored beside a message's body, computed once however many copies."""
+
+    search_headers: str
+    sent_at: datetime | None
+    body_text: str
+    structure: str           # message/structure.py Part, as JSON
+
+
+def facts_of(body: bytes) -> MessageFacts:
+    structure = analyse(body)
+    headers, sent_at = search_facts(body)
+    return MessageFacts(headers, sent_at, body_text(body, structure), structure.to_json())
 
 
 _CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}
@@ -164,29 +185,32 @@ def allocate_uids(conn: Connection, folder_id: int, count: int = 1) -> tuple[int
     return int(row[0]) - count, int(row[1])
 
 
-def append(conn: Connection, folder_id: int, body: bytes, internal_date: datetime,
-           flags=()) -> MessageInfo:
+def append(conn: Connection, folder_id: int, body, internal_date: datetime,
+           flags=(), facts: MessageFacts | None = None) -> MessageInfo:
+    """Store a message in a folder.  ``body`` is its ``bytes``, or with ``facts`` given, a
+    ``SpooledMessage`` (message/spool.py) written from its spool (blobs.py)."""
     uid, modseq = allocate_uids(conn, folder_id)
     guid = uuid.uuid4().hex
     text = flags_text(flags)
-    headers, sent_at = search_facts(body)
-    message_id = conn.execute(_INSERT_MESSAGE, dict(
+    facts = facts if facts is not None else facts_of(body)
+    message_id = blobs.insert_with_body(conn, messages, dict(
         folder_id=folder_id, uid=uid, guid=guid, internal_date=internal_date,
-        size=len(body), flags=text, body=body, modseq=modseq)).inserted_primary_key[0]
-    conn.execute(_INSERT_HEADERS, dict(message_id=message_id, search_headers=headers,
-                                       sent_at=sent_at))
-    conn.execute(_INSERT_TEXT, dict(message_id=message_id, body_text=body_text(body)))
-    conn.execute(_INSERT_STRUCTURE, dict(message_id=message_id,
-                                         structure=analyse(body).to_json()))
+        size=len(body), flags=text, modseq=modseq), body, _INSERT_MESSAGE)
+    conn.execute(_INSERT_HEADERS, dict(message_id=message_id, search_headers=facts.search_headers,
+                                       sent_at=facts.sent_at))
+    conn.execute(_INSERT_TEXT, dict(message_id=message_id, body_text=facts.body_text))
+    conn.execute(_INSERT_STRUCTURE, dict(message_id=message_id, structure=facts.structure))
     return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text))
 
 
-def deliver(conn: Connection, account_ids, body: bytes, at: datetime) -> list[MessageInfo]:
+def deliver(conn: Connection, account_ids, body, at: datetime,
+            facts: MessageFacts | None = None) -> list[MessageInfo]:
     """Store one copy of ``body`` in the INBOX of each account, all or nothing."""
     stored = []
     for account_id in account_ids:
         inbox = require_folder(conn, account_id, INBOX)
-        stored.append(append(conn, inbox.id, body, at))
+        facts = facts if facts is not None else facts_of(body)
+        stored.append(append(conn, inbox.id, body, at, facts=facts))
     return stored
 
 
@@ -204,7 +228,9 @@ def get_bodies(conn: Connection, message_ids) -> dict[int, bytes]:
     if not ids:
         return {}
     rows = conn.execute(select(messages.c.id, messages.c.body).where(messages.c.id.in_(ids)))
-    return {row.id: bytes(row.body) for row in rows}
+    bodies = {row.id: bytes(row.body) for row in rows}
+    large_body(conn, sum(map(len, bodies.values())))
+    return bodies
 
 
 def delete_messages(conn: Connection, folder_id: int, message_ids) -> int:

@@ -5,6 +5,11 @@ retries and outcomes.  A runner *claims* due rows with a lease (``claimed_until`
 runner that dies leaves a lease that expires and the rows are taken over.  On PostgreSQL
 the claim skips rows another runner has locked (``FOR UPDATE SKIP LOCKED``); SQLite's
 single writer (BEGIN IMMEDIATE) serialises claims by itself.
+
+Bodies are large and mostly not needed: the runner reads a message's envelope first
+(``waiting``), the body only once it has a host to send it to (``body``), and for a bounce
+only the start of the header (``header_start``); the driver's buffers for a large body do
+not outlive the transaction (blobs.py, db.large_body).
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from mailstack.store import blobs
+from mailstack.store.db import large_body
 from mailstack.store.errors import NotFound
 from mailstack.store.schema import outbound_messages as messages, outbound_recipients as rcpts
 
 QUEUED, DELIVERING, DELIVERED, BOUNCED = "queued", "delivering", "delivered", "bounced"
+HEADER_START = 64 * 1024     # octets of a queued message a bounce quotes from at most
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,15 @@ class Queued:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A queued message without its body: what a delivery attempt needs first."""
+
+    sender: str
+    created_at: datetime
+    queue_id: str
+
+
+@dataclass(frozen=True)
 class Row:
     queue_id: str
     sender: str
@@ -50,11 +67,13 @@ class Row:
     created_at: datetime
 
 
-def enqueue(conn: Connection, sender: str, recipients, body: bytes, at: datetime, *,
+def enqueue(conn: Connection, sender: str, recipients, body, at: datetime, *,
             account_id=None, client_ip=None, queue_id=None) -> int:
-    message_id = conn.execute(insert(messages).values(
-        queue_id=queue_id or "", sender=sender or "", body=body, created_at=at,
-        account_id=account_id, client_ip=client_ip)).inserted_primary_key[0]
+    """Queue ``body`` (bytes, or a SpooledMessage written from its spool) for each
+    recipient; the message's id."""
+    message_id = blobs.insert_with_body(conn, messages, dict(
+        queue_id=queue_id or "", sender=sender or "", created_at=at,
+        account_id=account_id, client_ip=client_ip), body)
     for recipient in dict.fromkeys(recipients):
         conn.execute(insert(rcpts).values(
             message_id=message_id, recipient=recipient, domain=recipient.rpartition("@")[2],
@@ -78,7 +97,31 @@ def claim_due(conn: Connection, now: datetime, lease_until: datetime, limit: int
 def message(conn: Connection, message_id: int) -> Queued | None:
     row = conn.execute(select(messages.c.sender, messages.c.body, messages.c.created_at,
                               messages.c.queue_id).where(messages.c.id == message_id)).first()
-    return Queued(row.sender, bytes(row.body), row.created_at, row.queue_id) if row else None
+    if row is None:
+        return None
+    large_body(conn, len(row.body))
+    return Queued(row.sender, bytes(row.body), row.created_at, row.queue_id)
+
+
+def waiting(conn: Connection, message_id: int) -> Waiting | None:
+    row = conn.execute(select(messages.c.sender, messages.c.created_at, messages.c.queue_id)
+                       .where(messages.c.id == message_id)).first()
+    return Waiting(row.sender, row.created_at, row.queue_id) if row else None
+
+
+def body(conn: Connection, message_id: int) -> bytes | None:
+    found = conn.execute(select(messages.c.body).where(messages.c.id == message_id)).scalar()
+    if found is None:
+        return None
+    large_body(conn, len(found))
+    return bytes(found)
+
+
+def header_start(conn: Connection, message_id: int) -> bytes:
+    """The first HEADER_START octets of a queued message (a bounce quotes its header)."""
+    found = conn.execute(select(func.substr(messages.c.body, 1, HEADER_START))
+                         .where(messages.c.id == message_id)).scalar()
+    return bytes(found) if found is not None else b""
 
 
 def _finish(conn: Connection, rid: int, status: str, reply: str, at: datetime, **extra) -> None:
