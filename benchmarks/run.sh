@@ -39,7 +39,14 @@ first=${ports[${protocols%% *}]}
 taskset -c 1 .venv/bin/mailstack --config "$work/mailstack.toml" serve --log-level warn > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$first) 2>/dev/null && break; sleep 0.2; done
-run() { for i in 1 2 3; do taskset -c 0 python3 "$loadgen" "$@" --watch-pids "$server"; done; }
+# The server's CPU time over the three runs: steadier than throughput on a machine whose
+# speed drifts (paired runs of two commits differ less in CPU per message than in msg/s).
+cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+run() {
+    local before; before=$(cpu)
+    for i in 1 2 3; do taskset -c 0 python3 "$loadgen" "$@" --watch-pids "$server"; done
+    echo "server_cpu_s=$(( $(cpu) - before ))e-2"
+}
 has() { [[ " $protocols " == *" $1 "* ]]; }
 if has smtp; then
     echo "## smtp 10 senders, 4 KB, 1 msg/conn";   run smtp --port 2525 --conc 10 --count 3000 --size 4096

@@ -20,6 +20,8 @@ import collections
 
 from twisted.internet import defer
 
+from mailstack.store import allocator
+
 BUDGET = 32 * 1024 * 1024       # octets of message bodies being stored at once
 SMALL = 1024 * 1024             # bodies below this size do not wait for the budget
 
@@ -50,6 +52,7 @@ class ByteBudget:
 
     def _give_back(self, result, share: int):
         self.spent -= share
+        allocator.return_free_memory()     # what the store's thread used for it
         while self._waiting and self.spent + self._waiting[0][0] <= self.capacity:
             share, d = self._waiting.popleft()
             self.spent += share

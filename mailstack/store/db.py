@@ -34,7 +34,6 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from mailstack.store import allocator
 from mailstack.store.budget import BUDGET, ByteBudget
 from mailstack.store.changes import TOUCHED
 from mailstack.store.errors import Conflict, StoreUnavailable
@@ -124,9 +123,6 @@ class Database:
 
     def start(self) -> None:
         if not self._started:
-            # Process-wide, but it is this pool's threads that allocate message-sized
-            # blocks and must give them back (allocator.py).
-            allocator.return_large_blocks()
             self.pool.start()
             if self.write_pool is not self.pool:
                 self.write_pool.start()

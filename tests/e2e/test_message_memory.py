@@ -6,7 +6,7 @@ the Received header, decoded whole for the search text, and every session stored
 once: ten at once cost +989 MB at the peak and left +320 MB (SQLite; +1217 and +607 MB
 on PostgreSQL).  Now DATA goes to a spool file, the store reads it in its own thread
 under a byte budget, the search text is taken from a bounded prefix of the text parts,
-and message-sized blocks go back to the system when freed (store/allocator.py).
+and the memory a large store used goes back to the system after it (store/allocator.py).
 
 The server runs in this test's process (tests/support/server.py), so its RSS is ours; a
 thread samples it every 10 ms while the clients send (tests/support/memory.py).  The clients share one copy of the
