@@ -182,8 +182,9 @@ class Refusal(protocol.Protocol):
 class AdmittingFactory(protocol.ServerFactory):
     """A server factory whose sessions are admitted by the limits first.
 
-    Subclasses set ``protocol_name`` and implement ``too_many(reason) -> bytes``; the
-    session they build gets ``ticket`` and must release it in ``connectionLost``.
+    Subclasses set ``parts``, ``listener`` (its ``protocol`` names the limits), ``limits``
+    and ``name``, and implement ``too_many(reason) -> bytes``; the session they build gets
+    ``ticket`` and must release it in ``connectionLost``.
     """
 
     noisy = False   # ListenerService logs the listening line once

@@ -71,6 +71,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
                  protocol.Protocol, policies.TimeoutMixin):
     ticket = UNCOUNTED          # the listener's admission (connection_limits.py)
     literal_deadline = None     # RateDeadline while an accepted literal arrives
+
     def __init__(self, parts, listener, name):
         self.parts, self.listener, self.name = parts, listener, name
         self.imap_config = parts.config.imap

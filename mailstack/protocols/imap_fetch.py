@@ -23,12 +23,11 @@ from mailstack.protocols import imap_body
 from mailstack.protocols.imap_fetch_items import FetchItem
 from mailstack.protocols.imap_replies import no
 from mailstack.store import body_ranges, imap_store
+from mailstack.store.body_ranges import RANGE, STREAM_OVER
 
 BATCH = 500                   # messages per read
 BATCH_BYTES = 4 * 1024 * 1024   # octets of bodies per read (one larger message reads alone)
-STREAM_OVER = 256 * 1024      # a literal this long goes out in pieces, with back-pressure
 CHUNK = 64 * 1024             # octets per write
-SLICE = 1024 * 1024           # octets per read of a large message
 FROM_VIEW = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"})
 NEEDS_BODY = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]"})
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
@@ -159,11 +158,11 @@ class FetchCommand:
             self.transport.writeSequence(pending)
 
     async def _stream_span(self, span) -> bool:
-        """Read and write a large message's section a SLICE at a time.  If the message
+        """Read and write a large message's section a RANGE at a time.  If the message
         vanishes meanwhile (expunged elsewhere), the literal promised cannot be kept:
         the connection is closed (RFC 3501 §7.4.1 allows no shorter literal)."""
-        for start in range(span.start, span.end, SLICE):
-            end = min(span.end, start + SLICE)
+        for start in range(span.start, span.end, RANGE):
+            end = min(span.end, start + RANGE)
             octets = await self.parts.db.read(body_ranges.read_range, span.message_id, start, end)
             if octets is None or len(octets) != end - start:
                 self.log.info("message {id} vanished during FETCH; closing", id=span.message_id)

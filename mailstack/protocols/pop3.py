@@ -37,11 +37,10 @@ from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.replies import PopReply
 from mailstack.store import body_ranges, maildrop
+from mailstack.store.body_ranges import RANGE, STREAM_OVER
 from mailstack.store.errors import Conflict, StoreUnavailable
 
 CHUNK = 64 * 1024
-STREAM_OVER = 256 * 1024     # a message this large is read and sent a SLICE at a time
-SLICE = 1024 * 1024
 READ_AHEAD_BYTES = 1024 * 1024
 
 
@@ -360,12 +359,12 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
 
     @defer.inlineCallbacks
     def _send_by_ranges(self, entry):
-        """RETR of a large message: read and sent a SLICE at a time as the client reads,
+        """RETR of a large message: read and sent a RANGE at a time as the client reads,
         never whole (issue 13).  If it vanishes meanwhile (expunged over IMAP), the
         multi-line reply cannot be ended honestly: the connection is closed."""
         stuffer, started = DotStuffer(), False
-        for start in range(0, entry.size, SLICE):
-            end = min(entry.size, start + SLICE)
+        for start in range(0, entry.size, RANGE):
+            end = min(entry.size, start + RANGE)
             octets = yield self.parts.db.read(body_ranges.read_range, entry.id, start, end)
             if octets is None or len(octets) != end - start:
                 if not started:

@@ -17,6 +17,9 @@ from sqlalchemy.engine import Connection
 
 from mailstack.store.schema import messages
 
+STREAM_OVER = 256 * 1024   # a message (or section) this long is read and sent by ranges
+RANGE = 1024 * 1024        # octets per read of such a message
+
 
 def read_range(conn: Connection, message_id: int, start: int, end: int) -> bytes | None:
     """Octets ``start`` to ``end`` (exclusive) of the stored message ``message_id``."""
