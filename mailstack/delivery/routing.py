@@ -98,8 +98,7 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
 
     The message is read from ``spool`` here, in the store's thread, behind ``received``
     (its Received header): whole once, for the search facts and structure of local
-    copies, then written from the spool, so the whole message and a driver's copy of it
-    are not in memory together.
+    copies (``mailboxes.spooled_facts``).
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
     cannot take the message after all (a mailbox filled meanwhile); their bounce is filed
     in the same transaction, so the 250 covers both the copies and the notice."""
@@ -108,11 +107,9 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     quoting = submission is not None or undeliverable    # User-Agent, bounce: the header
     head = spool.head(HEAD_LIMIT) if quoting else b""
     facts = None
-    if local:
-        message = spool.read(received)
-        facts = mailboxes.facts_of(message)
-        del message
     body = spool.with_prefix(received)
+    if local:
+        body, facts = mailboxes.spooled_facts(conn, body)
     stored = mailboxes.deliver(conn, local, body, at, facts)
     if submission is not None:
         submissions.record(conn, replace(submission, user_agent=mail_program(head)))

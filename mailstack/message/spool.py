@@ -46,6 +46,8 @@ class Spool:
         """Octets of the message so far."""
         return self._written + self._pending
 
+    __len__ = size.fget
+
     @property
     def closed(self) -> bool:
         return self._file.closed
@@ -58,7 +60,8 @@ class Spool:
             self._flush()
 
     def write(self, data: bytes) -> None:
-        """Append octets as they are (a test, or a message that is already whole)."""
+        """Append octets as they are (an IMAP literal as it arrives, or a message that is
+        already whole)."""
         self._flush()
         self._put(data)
 

@@ -31,22 +31,20 @@ from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import imap_framing as framing, starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
-from mailstack.protocols.deadlines import Deadline, RateDeadline
+from mailstack.protocols.deadlines import Deadline
 from mailstack.protocols.imap_account import Account, IMAPAccount
 from mailstack.protocols.imap_folders import FolderCommands
 from mailstack.protocols.imap_idle import IdleCommands
+from mailstack.protocols.imap_literals import MAX_COMMAND, LiteralAdmission
 from mailstack.protocols.imap_login import LoginCommands
 from mailstack.protocols.imap_parser import ParseError, parse_command
 from mailstack.protocols.imap_replies import Refusal, bad, no
 from mailstack.protocols.imap_search_grammar import BadCharset
 from mailstack.protocols.imap_selected import SelectedCommands
-from mailstack.protocols.imap_tokens import TAG
 from mailstack.protocols.imap_utf7 import BadMailboxName
 from mailstack.store.errors import StoreUnavailable
 
-MAX_COMMAND = 256 * 1024     # a command line with its non-APPEND literals (Dovecot: 64 KB)
 MAX_BUFFERED = 256 * 1024    # unread input kept before the socket is paused
-LITERAL_GRACE = 60           # seconds before a literal's minimum rate applies
 NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = "not-auth", "auth", "selected", "logout"
 ANY = (NOT_AUTHENTICATED, AUTHENTICATED, SELECTED)
 AUTHED = (AUTHENTICATED, SELECTED)
@@ -68,9 +66,8 @@ NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 
 
 class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
-                 protocol.Protocol, policies.TimeoutMixin):
+                 LiteralAdmission, protocol.Protocol, policies.TimeoutMixin):
     ticket = UNCOUNTED          # the listener's admission (connection_limits.py)
-    literal_deadline = None     # RateDeadline while an accepted literal arrives
 
     def __init__(self, parts, listener, name):
         self.parts, self.listener, self.name = parts, listener, name
@@ -105,6 +102,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.setTimeout(None)
         self.login_deadline.cancel()
         self._stop_literal_deadline()
+        self.framing.reset()         # a literal's spool, half received, is let go
         self.ticket.release()
         self.leave_folder()
         self.stop_idle()
@@ -204,7 +202,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         if not isinstance(event, framing.Line):
             self._stop_literal_deadline()      # the literal it waited for has come
         if isinstance(event, framing.Command):
-            self._run(event.raw)
+            self._run(event)
         elif isinstance(event, framing.LiteralRequest):
             self.literal_requested(event)
         elif isinstance(event, framing.Line):
@@ -212,43 +210,13 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
             if handler is not None:
                 handler(event.raw)
         elif isinstance(event, framing.TooLong):     # only the tag: the rest may be a password
-            self.log.info("{tag} command line too long", tag=_printable(_tag_of(event.head)))
-            self._answer(_tag_of(event.head), b"BAD", b"[TOOBIG] Command line too long")
+            self.log.info("{tag} command line too long", tag=_printable(framing.tag_of(event.head)))
+            self._answer(framing.tag_of(event.head), b"BAD", b"[TOOBIG] Command line too long")
+        elif isinstance(event, framing.Discarded) and event.failed:
+            self.log.warn("spooling a literal failed")
+            self._answer(framing.tag_of(event.head), b"NO", replies.IMAP_UNAVAILABLE.imap())
         elif isinstance(event, framing.Discarded):
-            self._answer(_tag_of(event.head), b"NO", replies.IMAP_TOO_BIG.imap())
-
-    def literal_requested(self, request: framing.LiteralRequest):
-        """Check a literal's size against its command before any octet is kept."""
-        words = request.head.split(b" ", 2)
-        name = words[1].upper() if len(words) > 1 else b""
-        is_append = name == b"APPEND"
-        limit = (self.imap_config.max_append_size if is_append
-                 else MAX_COMMAND - self.framing.command_size)
-        if request.size > limit:
-            self.log.info("literal of {size} octets refused", size=request.size)
-            if not request.synchronising:
-                return self.framing.discard_literal()
-            self.framing.reject_literal()
-            reply = replies.IMAP_TOO_BIG.imap() if is_append else b"[TOOBIG] Literal too long"
-            return self._answer(_tag_of(request.head), b"NO" if is_append else b"BAD", reply)
-        self.framing.accept_literal(counted=not is_append)
-        self.literal_deadline = RateDeadline(self.parts.clock, LITERAL_GRACE,
-                                             self.imap_config.min_literal_rate,
-                                             self._literal_too_slow)
-        if request.synchronising:
-            self.send(b"+ Ready for literal data")
-
-    def _stop_literal_deadline(self):
-        if self.literal_deadline is not None:
-            self.literal_deadline.cancel()
-            self.literal_deadline = None
-
-    def _literal_too_slow(self):
-        """A promised literal trickles: Postfix's minimum data rate, applied to APPEND."""
-        self.literal_deadline = None
-        self.log.info("literal below {rate} bytes/s; closing", rate=self.imap_config.min_literal_rate)
-        self.send(b"* BYE " + replies.IMAP_TOO_SLOW.imap())
-        self.close()
+            self._answer(framing.tag_of(event.head), b"NO", replies.IMAP_TOO_BIG.imap())
 
     # --- the selected folder -------------------------------------------------------------
     def enter_folder(self, view):
@@ -273,20 +241,29 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         await self.view.announce(self.untagged, expunge)
 
     # --- running a command ---------------------------------------------------------------
-    def _run(self, raw: bytes):
+    def may_run(self, name: str) -> bool:
+        """Whether command ``name`` is allowed in the session's state."""
+        return self.state in STATES.get(name, ())
+
+    def _run(self, framed: framing.Command):
         started = time.monotonic()
+        raw = framed.raw
         try:
-            command = parse_command(raw)
+            command = parse_command(raw, framed.spooled)
         except (BadCharset, BadMailboxName) as e:     # well-formed, but refused: NO
+            framed.close()
             code = b"[BADCHARSET (US-ASCII UTF-8)] " if isinstance(e, BadCharset) else b"[CANNOT] "
             return self._refuse(e.tag, _name_of(raw), b"NO", code + e.text.encode(), started)
         except ParseError as e:
+            framed.close()
             return self._refuse(e.tag, _name_of(raw), b"BAD", e.text.encode(), started)
-        if self.state not in STATES.get(command.name, ()):
+        if not self.may_run(command.name):
+            framed.close()
             return self._refuse(command.tag, command.name, b"BAD",
                                 b"Command not valid in this state", started)
         self._busy = True
         d = defer.ensureDeferred(self._execute(command))
+        d.addBoth(_closing, framed)                   # its spool, once answered
         d.addCallback(self._finished, command, started)
         d.addErrback(self._crashed, command)
 
@@ -340,10 +317,9 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.send((tag or b"*") + b" " + status + b" " + text)
 
 
-def _tag_of(head: bytes) -> bytes | None:
-    """The tag of a command answered before it was parsed (too long, literal refused)."""
-    found = TAG.match(head)
-    return found.group() if found else None
+def _closing(result, framed: framing.Command):
+    framed.close()
+    return result
 
 
 def _name_of(raw: bytes) -> str:

@@ -64,7 +64,9 @@ class Account:
     def subscribe(self, name: str, subscribed: bool):
         return self.db.run(imap_store.set_subscribed, self.ref.id, folder_name(name), subscribed)
 
-    def append(self, name: str, body: bytes, flags, date):
-        """(FolderInfo, MessageInfo) of the stored message; NotFound, OverQuota."""
-        return self.db.run(imap_store.append_named, self.ref.id, folder_name(name), body,
-                           date or self.now(), mailboxes.canonical_flags(flags))
+    def append(self, name: str, body, flags, date):
+        """(FolderInfo, MessageInfo) of the stored message; NotFound, OverQuota.
+        ``body``: the message's bytes or its spool; stored under the byte budget."""
+        return self.db.body_budget.run(
+            len(body), self.db.run, imap_store.append_named, self.ref.id, folder_name(name),
+            body, date or self.now(), mailboxes.canonical_flags(flags))

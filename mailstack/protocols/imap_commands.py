@@ -129,12 +129,12 @@ class SetQuota(Command):
 class Append(Command):
     """``flags``: system flags in their RFC spelling (``\\\\Seen``), keywords as sent;
     ``date`` the internal date asked for, timezone-aware, or None; ``message`` the
-    literal's bytes."""
+    literal's bytes, or the ``message/spool.Spool`` holding a large one."""
 
     mailbox: str
     flags: tuple[str, ...]
     date: datetime | None
-    message: bytes
+    message: object
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,15 +16,25 @@ the size against the command, then either ``accept_literal`` (and sends ``+``) o
 non-synchronising literal (``{N+}``) arrives without asking: one too big is counted off
 and discarded, never stored.
 
+An APPEND's message may be larger than a command is allowed to be: the server then
+accepts its literal into a sink (a ``message/spool.Spool``), which takes the octets as
+they arrive, so a 25 MB APPEND costs a spool file, not 25 MB of memory several times
+over (issue 13).  The ``Command`` carries such literals in ``spooled``, keyed by the
+position in ``raw`` where their octets would have been; the grammar reads them there.
+A sink that fails (the disk is full) turns the rest of the literal into a discarded one.
+
 Security: every size is bounded before a byte is kept: a command line (with its
-non-APPEND literals) by ``max_command``, a literal's digits by ``_MARKER``, a literal by
-the server's limit for the command it belongs to.
+literals held in memory) by ``max_command``, a literal's digits by ``_MARKER``, a literal
+by the server's limit for the command it belongs to.  A sink is closed by whoever holds
+it last: the framing until its command is framed, the server after that.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from mailstack.protocols.imap_tokens import TAG
 
 _MARKER = re.compile(rb"\{([0-9]{1,10})(\+?)\}\Z")
 
@@ -32,6 +42,13 @@ _MARKER = re.compile(rb"\{([0-9]{1,10})(\+?)\}\Z")
 @dataclass(frozen=True)
 class Command:
     raw: bytes            # the whole command without its final CRLF, literals inline
+    # literals accepted into a sink: {position in raw of their (absent) octets: sink}
+    spooled: dict = field(default_factory=dict, compare=False)
+
+    def close(self) -> None:
+        """Let go of the sinks (once the command is answered)."""
+        for sink in self.spooled.values():
+            sink.close()
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,7 @@ class TooLong:
 @dataclass(frozen=True)
 class Discarded:
     head: bytes           # a command whose non-synchronising literal was refused
+    failed: bool = False  # True: refused because its sink failed, not for its size
 
 
 class Framing:
@@ -69,6 +87,9 @@ class Framing:
         self._discard = 0                 # octets of a refused literal still to skip
         self._waiting: LiteralRequest | None = None
         self._skip_line = False           # skipping the rest of an over-long line
+        self._sink = None                 # where the accepted literal's octets go, if not _parts
+        self._spooled: dict = {}          # the command's literals taken by a sink
+        self._sink_failed = False         # the command is discarded because a sink failed
 
     @property
     def buffered(self) -> int:
@@ -83,20 +104,24 @@ class Framing:
         self.buffer += data
 
     def reset(self) -> None:
-        """Forget everything received (after STARTTLS, RFC 3501 §6.2.1)."""
+        """Forget everything received (after STARTTLS, RFC 3501 §6.2.1, or when the
+        connection is lost): a sink of a command not yet framed is closed."""
         self.buffer.clear()
         self._abandon()
         self._discard = 0
         self._skip_line = False
 
     # --- the server's answers to a LiteralRequest ---------------------------------------
-    def accept_literal(self, counted: bool = True) -> None:
-        """Read the literal into the command; ``counted``: it counts toward max_command
-        (an APPEND's message is bounded by APPENDLIMIT instead)."""
+    def accept_literal(self, sink=None) -> None:
+        """Read the literal into the command, where it counts toward max_command; or, with
+        ``sink`` (an APPEND's message, bounded by APPENDLIMIT instead), into the sink."""
         request, self._waiting = self._waiting, None
         self._literal = request.size
-        if counted:
+        self._sink = sink
+        if sink is None:
             self._size += request.size
+        else:
+            self._spooled[sum(map(len, self._parts))] = sink
 
     def reject_literal(self) -> None:
         """The command is answered; the client sends no octets (synchronising literal)."""
@@ -107,8 +132,13 @@ class Framing:
         """A non-synchronising literal refused: its octets and the rest of the command are
         skipped; the server answers the tag once that is done (a ``Discarded`` event)."""
         request, self._waiting = self._waiting, None
-        self._discard = request.size
-        self._parts = [request.head]
+        self._throw_away(request.head, request.size)
+
+    def _throw_away(self, head: bytes, octets: int) -> None:
+        """Skip ``octets`` of literal and the rest of the command, then a ``Discarded``."""
+        self._close_sinks()
+        self._discard = octets
+        self._parts = [head]
         self._size = -1                   # marks the command as being thrown away
 
     # --- events ----------------------------------------------------------------------------
@@ -149,8 +179,19 @@ class Framing:
             return False
         taken = bytes(self.buffer[:self._literal])
         del self.buffer[:len(taken)]
-        self._parts.append(taken)
         self._literal -= len(taken)
+        if self._sink is None:
+            self._parts.append(taken)
+            return self._literal == 0
+        try:
+            self._sink.write(taken)
+        except OSError:                   # the spool's disk: the command cannot be kept
+            self._sink_failed = True
+            self._throw_away(self._parts[0], self._literal)
+            self._literal = 0
+            return True
+        if self._literal == 0:
+            self._sink = None
         return self._literal == 0
 
     def _check_partial_line(self):
@@ -177,9 +218,10 @@ class Framing:
             return TooLong(head)
         found = _MARKER.search(line)
         if found is None:
-            raw = b"".join(self._parts) + line
+            command = Command(b"".join(self._parts) + line, self._spooled)
+            self._spooled = {}            # the server's now
             self._abandon()
-            return Command(raw)
+            return command
         self._parts.append(line + b"\r\n")
         self._size += len(line) + 2
         self._waiting = LiteralRequest(b"".join(self._parts), int(found.group(1)),
@@ -193,12 +235,25 @@ class Framing:
             return None
         # The end of the command, or a synchronising literal the client waits to be asked
         # for: either way the command is answered now and the client sends no more of it.
-        head = self._parts[0]
+        head, failed = self._parts[0], self._sink_failed
         self._abandon()
-        return Discarded(head)
+        return Discarded(head, failed)
 
     def _abandon(self) -> None:
+        self._close_sinks()
         self._parts = []
         self._size = 0
         self._literal = 0
         self._waiting = None
+        self._sink_failed = False
+
+    def _close_sinks(self) -> None:
+        sinks, self._spooled, self._sink = self._spooled, {}, None
+        for sink in sinks.values():
+            sink.close()
+
+
+def tag_of(head: bytes) -> bytes | None:
+    """The tag of a command answered before it was parsed (too long, literal refused)."""
+    found = TAG.match(head)
+    return found.group() if found else None

@@ -16,7 +16,7 @@ RFC 3501 form, but the day may be one digit as well as space-padded or two digit
 Standards: RFC 3501 §6.3.11, §6.4, §9; RFC 4315 (UID EXPUNGE), RFC 6851 (MOVE), RFC 7162
 (CHANGEDSINCE, UNCHANGEDSINCE), RFC 7888 (LITERAL+ in APPEND).
 Security: the APPEND message is the literal the framing layer already sized and capped;
-nothing here copies it more than once.
+nothing here copies it more than once, and one too large for a command stays in its spool.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def append(reader: Reader, tag: bytes, name: str) -> Append:
         reader.sp()
     if reader.peek() != b"{":
         raise ParseError("The message must be a literal")
-    message = reader.literal()
+    message = reader.message_literal()
     reader.end()
     return Append(tag=tag, name=name, mailbox=box, flags=flags, date=when, message=message)
 

@@ -39,14 +39,15 @@ NO_ARGUMENTS = frozenset({"CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "CHECK", "
 _BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
 
-def parse_command(raw: bytes) -> Command:
-    """The command in ``raw`` (no final CRLF); ParseError with ``.tag`` if malformed."""
+def parse_command(raw: bytes, spooled: dict | None = None) -> Command:
+    """The command in ``raw`` (no final CRLF); ParseError with ``.tag`` if malformed.
+    ``spooled``: literals the framing put in a sink (``imap_framing.Command``)."""
     found = TAG.match(raw)
     if not found or raw[found.end():found.end() + 1] not in (b" ", b""):
         raise ParseError("Bad tag")
     tag = found.group()
     try:
-        reader = Reader(raw, found.end())
+        reader = Reader(raw, found.end(), spooled)
         reader.expect(b" ", "Missing command")
         return _command(reader, tag)
     except ParseError as error:

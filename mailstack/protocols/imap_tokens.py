@@ -60,8 +60,10 @@ class ParseError(ValueError):
 class Reader:
     """A position in one command; each method reads one element and moves past it."""
 
-    def __init__(self, raw: bytes, pos: int = 0):
+    def __init__(self, raw: bytes, pos: int = 0, spooled: dict | None = None):
+        """``spooled``: literals whose octets the framing put in a sink, by position."""
         self.raw, self.pos = raw, pos
+        self.spooled = spooled or {}
 
     # --- looking -------------------------------------------------------------------------
 
@@ -154,7 +156,22 @@ class Reader:
     def literal(self) -> bytes:
         """``{N}`` or ``{N+}`` CRLF and N octets, all of which must be present."""
         found = self.match(_LITERAL, "Bad literal")
-        size = int(found.group(1))
+        if self.pos in self.spooled:          # only an APPEND's message may be that long
+            raise ParseError("Literal too long")
+        return self._octets(int(found.group(1)))
+
+    def message_literal(self):
+        """A literal that may have been spooled (an APPEND's message): its ``bytes``, or
+        the sink holding its octets (``message/spool.Spool``)."""
+        found = self.match(_LITERAL, "Bad literal")
+        sink = self.spooled.get(self.pos)
+        if sink is None:
+            return self._octets(int(found.group(1)))
+        if sink.size != int(found.group(1)):
+            raise ParseError("Literal longer than the data sent")
+        return sink
+
+    def _octets(self, size: int) -> bytes:
         if size > len(self.raw) - self.pos:
             raise ParseError("Literal longer than the data sent")
         data = self.raw[self.pos:self.pos + size]

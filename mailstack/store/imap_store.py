@@ -101,7 +101,7 @@ def _change_flags(conn: Connection, folder_id: int, message_ids, mode: str, flag
     return result, writes
 
 
-def append_named(conn: Connection, account_id: int, name: str, body: bytes, at: datetime,
+def append_named(conn: Connection, account_id: int, name: str, body, at: datetime,
                  flags) -> tuple[mailboxes.FolderInfo, mailboxes.MessageInfo]:
     """IMAP APPEND into a folder by name: NotFound, or OverQuota when there is no room."""
     folder = mailboxes.require_folder(conn, account_id, name)
@@ -138,11 +138,17 @@ def _check_room(conn: Connection, account_id: int, size: int) -> None:
         raise OverQuota(f"{size} bytes do not fit in {room}")
 
 
-def append(conn: Connection, account_id: int, folder_id: int, body: bytes, at: datetime,
+def append(conn: Connection, account_id: int, folder_id: int, body, at: datetime,
            flags) -> mailboxes.MessageInfo:
-    """IMAP APPEND: refused with OverQuota when the account's quota has no room for it."""
+    """IMAP APPEND: refused with OverQuota when the account's quota has no room for it.
+
+    ``body`` is the message's ``bytes`` or the ``Spool`` it arrived in, stored as SMTP's
+    DATA is (``mailboxes.spooled_facts``)."""
     _check_room(conn, account_id, len(body))
-    return mailboxes.append(conn, folder_id, body, at, flags)
+    if isinstance(body, bytes):
+        return mailboxes.append(conn, folder_id, body, at, flags)
+    body, facts = mailboxes.spooled_facts(conn, body.with_prefix(b""))
+    return mailboxes.append(conn, folder_id, body, at, flags, facts)
 
 
 _UNSEEN = flag_is("\\Seen", False)

@@ -15,20 +15,17 @@ message and send it with ``SMTP.send`` (``SMTP.data`` would make two copies per 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import os
 import smtplib
 import threading
-import time
-from pathlib import Path
 
 import pytest
 
 from mailstack.store import mailboxes, queue
 from mailstack.store.schema import outbound_messages
 from tests.support.faults import writes_blocked
-from tests.support.memory import Peak, rss
+from tests.support.memory import Peak, rss, threads_at_once
+from tests.support.messages import big_body, open_spool_files, spools_return_to
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -39,23 +36,6 @@ PEAK_GROWTH = 100 * 1024 * 1024
 LEFT_OVER = 40 * 1024 * 1024
 SMTP_ONLY = [{"name": "smtp", "protocol": "smtp", "port": 0, "tls": "starttls"}]
 SUBMISSION = [{"name": "submission", "protocol": "submission", "port": 0, "tls": "starttls"}]
-
-
-def big_body(size: int = SIZE) -> bytes:
-    """A multipart message body of ``size`` octets (after its per-client header): a few MB
-    of text, which SEARCH indexes, and a base64 attachment, as large mail mostly is."""
-    text = b"".join(b"line %07d of the long text part, words for search\r\n" % i
-                    for i in range(80_000))
-    head = (b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
-            b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text +
-            b"--b\r\nContent-Type: application/octet-stream\r\n"
-            b"Content-Transfer-Encoding: base64\r\n\r\n")
-    tail = b"\r\n--b--\r\n"
-    room = (size - len(head) - len(tail)) // 78 * 57
-    encoded = base64.encodebytes(bytes(range(256)) * (room // 256 + 1))[:room // 57 * 77]
-    encoded = encoded.replace(b"\n", b"\r\n")
-    body = head + encoded + tail
-    return body + b"x" * (size - len(body) - 2) + b"\r\n" if len(body) + 2 <= size else body
 
 
 def headers(number: int, sender: str, recipient: str) -> bytes:
@@ -112,26 +92,15 @@ def test_ten_25_mb_messages_at_once_on_port_25_cost_bounded_memory(make_server, 
                                       headers(number, sender, recipient), body)
 
     threads = [threading.Thread(target=client, args=(n, r)) for n, r in enumerate(accounts)]
-    started = time.monotonic()
-    with Peak() as memory:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    elapsed = time.monotonic() - started
-    time.sleep(0.5)
-    after = rss()
-    report = (f"{CLIENTS} x {SIZE // 10**6} MB on port 25 in {elapsed:.1f} s: peak "
-              f"+{(memory.peak - memory.before) >> 20} MB, after +{(after - memory.before) >> 20} MB")
-    print(report)
+    growth = threads_at_once(threads, f"{CLIENTS} x {SIZE // 10**6} MB on port 25")
     assert all(code == 250 for code, _ in replies.values()), replies
     assert len(replies) == CLIENTS
     for number, (recipient, account_id) in enumerate(accounts.items()):
         expected = hashlib.sha256(headers(number, f"sender{number}@remote.test", recipient) + body)
         stored = list(stored_bodies(server, account_id))
         assert [digest_without_received(s) for s in stored] == [expected.hexdigest()]
-    assert memory.peak - memory.before < PEAK_GROWTH, report
-    assert after - memory.before < LEFT_OVER, report
+    assert growth.peak < PEAK_GROWTH, growth.report
+    assert growth.after < LEFT_OVER, growth.report
 
 
 def test_25_mb_submission_to_a_remote_recipient_costs_bounded_memory(make_server, body):
@@ -163,23 +132,6 @@ def test_25_mb_submission_to_a_remote_recipient_costs_bounded_memory(make_server
 # --- the spool is let go on every path ------------------------------------------------------
 
 SPOOLED = b"Subject: spooled\r\n\r\n" + b"a line long enough to move the spool to disk\r\n" * 20_000
-
-
-def open_spool_files(server) -> int:
-    """Unlinked files this process holds open in the server's spool directory."""
-    count = 0
-    for fd in Path("/proc/self/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith(str(server.parts.spool_dir)) and target.endswith("(deleted)"):
-            count += 1
-    return count
-
-
-def spools_return_to(server, baseline: int) -> None:
-    eventually(lambda: open_spool_files(server) <= baseline, 10, "the spool closed")
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -35,3 +37,27 @@ class Peak:
     @property
     def growth(self) -> int:
         return self.peak - self.before
+
+
+@dataclass(frozen=True)
+class Growth:
+    peak: int            # the highest RSS while the threads ran, above the start
+    after: int           # RSS half a second after they ended, above the start
+    report: str
+
+
+def threads_at_once(threads, what: str) -> Growth:
+    """Start ``threads`` together, wait for them all, and say what memory they cost."""
+    started = time.monotonic()
+    with Peak() as memory:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    elapsed = time.monotonic() - started
+    time.sleep(0.5)
+    after = rss() - memory.before
+    report = (f"{what} in {elapsed:.1f} s: peak {memory.growth >> 20:+d} MB, "
+              f"after {after >> 20:+d} MB")
+    print(report)
+    return Growth(memory.growth, after, report)

@@ -13,7 +13,9 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer, task
 from twisted.internet.testing import StringTransport
 
+from mailstack.message.spool import Spool
 from mailstack.protocols import imap
+from mailstack.protocols.imap_literals import MAX_COMMAND
 from mailstack.protocols.imap_framing import (
     Command, Discarded, Framing, Line, LiteralRequest, TooLong,
 )
@@ -113,7 +115,7 @@ def test_a_refused_non_synchronising_literal_is_discarded_with_the_rest_of_its_c
         if request.head.startswith(b"a "):
             framing.discard_literal()
         else:
-            framing.accept_literal(counted=False)
+            framing.accept_literal()
     got = []
     for i in range(len(stream)):
         got += drive(framing, stream[i:i + 1], refuse_a_accept_b)
@@ -166,18 +168,71 @@ def test_a_complete_over_long_line_in_one_chunk_is_too_long_too():
     assert got[0].head.startswith(b"a NOOP ") and len(got[0].head) <= 128
 
 
-def test_counted_literals_count_toward_the_bound_and_an_append_message_does_not():
+def test_literals_in_memory_count_toward_the_bound_and_one_in_a_sink_does_not():
     framing = Framing(100)
     framing.feed(b"a LOGIN {80}\r\n" + b"u" * 80 + b" password\r\nb NOOP\r\n")
     assert events(framing) == [LiteralRequest(b"a LOGIN {80}\r\n", 80, True)]
-    framing.accept_literal(counted=True)
+    framing.accept_literal()
     got = events(framing)
     assert [type(e) for e in got] == [TooLong, Command] and got[0].head.startswith(b"a LOGIN")
     framing.feed(b"c APPEND Drafts {500}\r\n")
     assert events(framing) == [LiteralRequest(b"c APPEND Drafts {500}\r\n", 500, True)]
-    framing.accept_literal(counted=False)                      # bounded by APPENDLIMIT instead
-    got = events_after(framing, b"m" * 500 + b"\r\n")
-    assert got == [Command(b"c APPEND Drafts {500}\r\n" + b"m" * 500)]
+    sink = Spool()
+    framing.accept_literal(sink)                      # bounded by APPENDLIMIT instead
+    got = byte_by_byte(framing, b"m" * 500 + b" \r\n")
+    assert got == [Command(b"c APPEND Drafts {500}\r\n ")]
+    assert got[0].spooled == {len(b"c APPEND Drafts {500}\r\n"): sink}
+    assert sink.read() == b"m" * 500 and not sink.closed        # the server's to close
+    got[0].close()
+    assert sink.closed
+
+
+class FailingSink(Spool):
+    """A spool whose disk fills up after ``room`` octets."""
+
+    def __init__(self, room: int):
+        super().__init__()
+        self.room = room
+
+    def write(self, data: bytes) -> None:
+        if self.size + len(data) > self.room:
+            raise OSError(28, "No space left on device")
+        super().write(data)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_a_sink_that_fails_discards_the_rest_of_its_command_and_the_next_is_read(chunk):
+    framing = Framing(100)
+    stream = b"a APPEND Drafts {300}\r\n" + b"m" * 300 + b"\r\nb NOOP\r\n"
+    sink = FailingSink(room=120)
+    got = []
+    for i in range(0, len(stream), chunk):
+        framing.feed(stream[i:i + chunk])
+        while (event := framing.next_event()) is not None:
+            got.append(event)
+            if isinstance(event, LiteralRequest):
+                framing.accept_literal(sink)
+    assert got == [LiteralRequest(b"a APPEND Drafts {300}\r\n", 300, True),
+                   Discarded(b"a APPEND Drafts {300}\r\n", failed=True), Command(b"b NOOP")]
+    assert sink.closed
+
+
+def test_a_sink_is_closed_when_its_command_is_abandoned():
+    """Cut off mid-literal (reset, as on a lost connection), or too long after it."""
+    framing = Framing(100)
+    framing.feed(b"a APPEND Drafts {300}\r\n" + b"m" * 100)
+    assert len(events(framing)) == 1
+    sink = Spool()
+    framing.accept_literal(sink)
+    assert events(framing) == [] and sink.size == 100
+    framing.reset()
+    assert sink.closed
+    framing.feed(b"b APPEND Drafts {3}\r\n")
+    assert len(events(framing)) == 1
+    sink = Spool()
+    framing.accept_literal(sink)
+    got = events_after(framing, b"xyz " + b"y" * 200 + b"\r\n")
+    assert [type(e) for e in got] == [TooLong] and sink.closed
 
 
 def test_line_mode_hands_over_raw_lines_then_commands_resume():
@@ -261,7 +316,7 @@ def test_a_literal_that_would_take_a_command_past_the_bound_gets_no_continuation
     invited to send a second near-limit literal only to have the command refused, and the
     session must not hold twice the bound."""
     server, transport = fake_session(defer.Deferred())
-    half = imap.MAX_COMMAND // 2 + 1000
+    half = MAX_COMMAND // 2 + 1000
     server.dataReceived(b"a LOGIN {%d}\r\n" % half)
     assert transport.value().endswith(b"+ Ready for literal data\r\n")
     transport.clear()

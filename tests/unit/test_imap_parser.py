@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from mailstack.message.spool import spooled
 from mailstack.protocols.imap_commands import (
     Append, Authenticate, Command, CopyMessages, Create, Enable, Expunge, GetQuota, Id,
     ListMailboxes, Login, Lsub, MailboxCommand, Rename, Search, Select, SetQuota, Status, Store,
@@ -312,6 +313,25 @@ def test_append_bad_dates_are_bad(when):
 ])
 def test_append_malformed(raw):
     bad(raw)
+
+
+def test_an_append_message_in_a_spool_is_read_from_it_at_its_position():
+    """The framing keeps a large literal's octets in a spool (imap_framing.Command.spooled)."""
+    head = b"a APPEND Drafts (\\Seen) {5}\r\n"
+    spool = spooled(b"hello")
+    command = parse_command(head, {len(head): spool})
+    assert command.message is spool and command.flags == ("\\Seen",)
+    assert parse_command(head + b"hello", {}).message == b"hello"
+
+
+@pytest.mark.parametrize("raw, spooled_at", [
+    (b"a APPEND {5}\r\n {1}\r\nx", len(b"a APPEND {5}\r\n")),   # as the mailbox name
+    (b"a APPEND x {6}\r\n", len(b"a APPEND x {6}\r\n")),           # not the size announced
+    (b"a LOGIN {5}\r\n pw", len(b"a LOGIN {5}\r\n")),
+])
+def test_a_spooled_literal_anywhere_but_an_append_message_is_refused(raw, spooled_at):
+    with pytest.raises(ParseError):
+        parse_command(raw, {spooled_at: spooled(b"hello")})
 
 
 # --- STORE ---------------------------------------------------------------------------------------
