@@ -24,7 +24,7 @@ from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 
 from mailstack import clock as clocks, dns, tls
-from mailstack.config import Config, ListenerConfig
+from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery import outbound
 from mailstack.policy import notices
 from mailstack.policy.tls_required import TLSRequirement

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailstack import clock as clocks, config as configs
+from mailstack.config_sections import Config
 from mailstack.realm import hashing
 from mailstack.store.db import Database
 
@@ -29,7 +30,7 @@ def config_path(args) -> Path:
     return Path(args.config or os.environ.get("MAILSTACK_CONFIG") or DEFAULT_CONFIG)
 
 
-def load_config(args) -> configs.Config:
+def load_config(args) -> Config:
     path = config_path(args)
     try:
         return configs.load(path)
@@ -41,7 +42,7 @@ def load_config(args) -> configs.Config:
 class Context:
     """The services a command runs against; business time is the wall clock here."""
 
-    config: configs.Config
+    config: Config
     db: Database
     clock: object
 

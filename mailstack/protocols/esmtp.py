@@ -12,7 +12,8 @@ is a small replacement on Twisted's line receiver and timeout mixin instead.
 How: one reply per command, strictly in order.  Every received line goes into a queue;
 a command that needs the store or a policy check returns a Deferred and the queue waits
 for it.  What the port allows (recipients, relaying, AUTH) is decided by a per-listener
-``policy`` object; this module only speaks the protocol.
+``policy`` object; this module only speaks the protocol: the session, its greeting,
+STARTTLS and its limits.  MAIL and RCPT are in ``smtp_envelope``, DATA in ``smtp_data``.
 
 Standards: RFC 5321, RFC 1870 (SIZE), RFC 2920 (PIPELINING), RFC 6152 (8BITMIME),
 RFC 2034 and RFC 3463 (enhanced status codes), RFC 3207 (STARTTLS).
@@ -22,21 +23,19 @@ reset); command and header lines are bounded; after too many errors the client i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from twisted.internet import defer, protocol
 from twisted.internet.interfaces import ISSLTransport
 from twisted.protocols.policies import TimeoutMixin
 
-from mailstack import addresses, replies
+from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import RateDeadline
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
 from mailstack.protocols.smtp_data import MessageReception
+from mailstack.protocols.smtp_envelope import Envelope, EnvelopeCommands
 from mailstack.replies import Reply
-from mailstack.store.errors import StoreUnavailable
 
 COMMAND_LINE_LIMIT = 2048     # RFC 5321 §4.5.3.1.4 says 512; AUTH and parameters need more
 HEADER_LINE_LIMIT = 998       # RFC 5322 §2.1.1
@@ -45,18 +44,7 @@ MAX_ERRORS = 10
 JUNK = frozenset({"NOOP", "RSET", "VRFY", "HELP", "HELO", "EHLO"})   # they move no mail
 
 
-@dataclass
-class Envelope:
-    sender: str | None = None          # "" is the null reverse-path
-    recipients: list = field(default_factory=list)   # what policy.check_recipient returned
-    addresses: list = field(default_factory=list)
-    body_8bit: bool = False
-    declared_size: int | None = None   # MAIL FROM SIZE= (RFC 1870), checked against quotas
-    account: object = None             # who is sending: AUTH login or POP-before-SMTP window
-    method: str | None = None          # "auth" | "pop-before-smtp"
-
-
-class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
+class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, TimeoutMixin):
     """One client connection.  ``factory`` provides parts, listener and policy."""
 
     ticket = UNCOUNTED        # the listener's admission (connection_limits.py)
@@ -246,8 +234,7 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
         return ext + list(self.policy.extensions(self))
 
     def starttls_offered(self) -> bool:
-        return (self.factory.listener.tls == "starttls" and not self.tls
-                and self.parts.tls_options is not None)
+        return starttls.offered(self.factory.listener, self.transport, self.parts.tls_options)
 
     def smtp_STARTTLS(self, argument):
         if self.tls:
@@ -262,85 +249,6 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
 
     def smtp_AUTH(self, argument):
         return self.policy.auth(self, argument)
-
-    def smtp_MAIL(self, argument):
-        if self.helo is None:
-            return self.refuse(replies.NEED_HELO)
-        if self.envelope.sender is not None:
-            return self.refuse(replies.NESTED_MAIL)
-        parsed = _path(argument, "FROM:")
-        if parsed is None:
-            return self.refuse(replies.ARGUMENT_ERROR)
-        path, params = parsed
-        problem = self._mail_parameters(params)
-        if problem is not None:
-            return self.refuse(problem)
-        if path:
-            try:
-                path = addresses.normalise(path, fqdn=False)
-            except addresses.AddressError:
-                return self.refuse(replies.BAD_SENDER)
-        return defer.maybeDeferred(self.policy.check_sender, self, path).addCallback(
-            self._sender_checked, path)
-
-    def _sender_checked(self, rejection, sender):
-        if rejection is not None:
-            self.log.info("MAIL FROM <{sender}> refused: {reply}", sender=sender, reply=str(rejection))
-            return self.refuse(rejection)
-        self.envelope.sender = sender
-        self.log.info("MAIL FROM <{sender}>", sender=sender)
-        self.reply(replies.SENDER_OK)
-
-    def _mail_parameters(self, params) -> Reply | None:
-        for key, value in params:
-            if key == "SIZE" and value.isdigit():
-                if int(value) > self.max_size:
-                    return replies.SIZE_DECLARED_TOO_BIG
-                self.envelope.declared_size = int(value)
-            elif key == "BODY" and value in ("7BIT", "8BITMIME"):
-                self.envelope.body_8bit = value == "8BITMIME"
-            else:
-                return replies.PARAMETER_UNSUPPORTED
-        return None
-
-    def smtp_RCPT(self, argument):
-        if self.envelope.sender is None:
-            return self.refuse(replies.NEED_MAIL)
-        parsed = _path(argument, "TO:")
-        if parsed is None or not parsed[0]:
-            return self.refuse(replies.ARGUMENT_ERROR)
-        path, params = parsed
-        if params:
-            return self.refuse(replies.PARAMETER_UNSUPPORTED)
-        if len(self.envelope.recipients) >= self.parts.config.smtp.max_recipients:
-            return self.refuse(replies.TOO_MANY_RECIPIENTS)
-        if path.lower() == "postmaster":   # RFC 5321 §4.5.1: must be accepted unqualified
-            path = f"postmaster@{self.policy.postmaster_domain()}"
-        try:
-            address = addresses.normalise(path)
-        except addresses.RelayTrick:
-            self.log.info("RCPT TO <{rcpt}> refused: relay trick", rcpt=path[:100])
-            return self.refuse(replies.RELAY_DENIED.format(address=path[:254]))
-        except addresses.AddressError:
-            return self.refuse(replies.BAD_ADDRESS)
-        return defer.maybeDeferred(self.policy.check_recipient, self, address).addCallbacks(
-            self._recipient_checked, self._recipient_failed, callbackArgs=(address,),
-            errbackArgs=(address,))
-
-    def _recipient_checked(self, outcome, address):
-        rejection, accepted = outcome
-        if rejection is not None:
-            self.log.info("RCPT TO <{rcpt}> refused: {reply}", rcpt=address, reply=str(rejection))
-            return self.refuse(rejection)
-        self.envelope.recipients.append(accepted)
-        self.envelope.addresses.append(address)
-        self.log.info("RCPT TO <{rcpt}>", rcpt=address)
-        self.reply(replies.RECIPIENT_OK)
-
-    def _recipient_failed(self, failure, address):
-        failure.trap(StoreUnavailable)
-        self.log.warn("RCPT TO <{rcpt}> deferred: store unavailable", rcpt=address)
-        self.reply(replies.STORE_UNAVAILABLE)
 
     def smtp_RSET(self, argument):
         self._reset_transaction()
@@ -367,23 +275,6 @@ class SMTPSession(MessageReception, InOrderLineReceiver, TimeoutMixin):
         self.log.info("idle timeout")
         self.reply(replies.TIMEOUT.format(host=self.hostname))
         self.close_connection()
-
-
-def _path(argument: str, prefix: str):
-    """``FROM:<a@b> K=V …`` → (``a@b``, [(K, V)]), or None when malformed."""
-    if argument[:len(prefix)].upper() != prefix:
-        return None
-    rest = argument[len(prefix):].lstrip()
-    if not rest.startswith("<"):
-        return None
-    end = rest.find(">")
-    if end < 0:
-        return None
-    path, params = rest[1:end], []
-    for word in rest[end + 1:].split():
-        key, _, value = word.partition("=")
-        params.append((key.upper(), value.upper()))
-    return path, params
 
 
 class SMTPFactory(AdmittingFactory):

@@ -7,8 +7,9 @@ stored message, never a re-serialisation, so ``BODY[]`` is exactly ``RFC822.SIZE
 octets.  Bodies are read in batches of at most BATCH messages and BATCH_BYTES octets, and
 each batch waits until the client has read the previous one; a literal over STREAM_OVER
 is written in CHUNK pieces, each after the client has read the one before, never copied
-into one response.  So ``FETCH 1:* BODY[]`` on a folder of 25 MB messages costs about one
-message of memory, not a batch of them plus the transport's copy (issue 13).
+into one response (``streaming``, shared with POP3 RETR).  So ``FETCH 1:* BODY[]`` on a
+folder of 25 MB messages costs about one message of memory, not a batch of them plus the
+transport's copy (issue 13).
 
 A message another session expunged (still in our view, gone from the store) is answered
 with what the view knows and left out of body reads; the tagged reply then says
@@ -22,12 +23,12 @@ from mailstack.message.structure import Part, analyse
 from mailstack.protocols import imap_body
 from mailstack.protocols.imap_fetch_items import FetchItem
 from mailstack.protocols.imap_replies import no
+from mailstack.protocols.streaming import stored_ranges, write_paced
 from mailstack.store import body_ranges, imap_store
-from mailstack.store.body_ranges import RANGE, STREAM_OVER
+from mailstack.store.body_ranges import STREAM_OVER
 
 BATCH = 500                   # messages per read
 BATCH_BYTES = 4 * 1024 * 1024   # octets of bodies per read (one larger message reads alone)
-CHUNK = 64 * 1024             # octets per write
 FROM_VIEW = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"})
 NEEDS_BODY = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]"})
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
@@ -150,7 +151,7 @@ class FetchCommand:
                 self.transport.writeSequence(pending)
                 pending = []
                 sent = (await self._stream_span(octets) if isinstance(octets, Span)
-                        else await self._stream(octets))
+                        else await write_paced(self, octets))
                 if not sent:
                     return
             pending.append(b")\r\n")
@@ -161,25 +162,13 @@ class FetchCommand:
         """Read and write a large message's section a RANGE at a time.  If the message
         vanishes meanwhile (expunged elsewhere), the literal promised cannot be kept:
         the connection is closed (RFC 3501 §7.4.1 allows no shorter literal)."""
-        for start in range(span.start, span.end, RANGE):
-            end = min(span.end, start + RANGE)
-            octets = await self.parts.db.read(body_ranges.read_range, span.message_id, start, end)
-            if octets is None or len(octets) != end - start:
+        async for octets in stored_ranges(self.parts.db, span.message_id, span.start, span.end):
+            if octets is None:
                 self.log.info("message {id} vanished during FETCH; closing", id=span.message_id)
                 self.send(b"* BYE [UNAVAILABLE] The message was removed while it was sent")
                 self.close()
                 return False
-            if not await self._stream(octets):
-                return False
-        return True
-
-    async def _stream(self, octets: bytes) -> bool:
-        """Write ``octets`` a CHUNK at a time, each once the client has read enough; False
-        when the client went away meanwhile."""
-        for start in range(0, len(octets), CHUNK):
-            self.transport.write(octets[start:start + CHUNK])
-            await self.writable()
-            if self.transport.disconnecting:
+            if not await write_paced(self, octets):
                 return False
         return True
 

@@ -38,8 +38,7 @@ SERVER_ID = b'("name" "mailstack" "vendor" "mailstack")'
 class LoginCommands:
     # --- capabilities ----------------------------------------------------------------------
     def starttls_offered(self) -> bool:
-        return (self.listener.tls == "starttls" and not self.tls
-                and self.parts.tls_options is not None)
+        return starttls.offered(self.listener, self.transport, self.parts.tls_options)
 
     def password_allowed(self) -> bool:
         return self.tls or self.parts.tls_requirement.allows_plaintext()

@@ -7,6 +7,10 @@ deleted messages in LIST/UIDL, dot-stuffs per 16 KiB chunk (a crafted message en
 early), advertises joke capabilities and has no STLS, RESP-CODES or AUTH PLAIN.  POP3 is
 small, so this is a replacement on our in-order line receiver, like the ESMTP session.
 
+This module is the session: connection, replies, the dispatch of each command to the
+state it is valid in, and the commands of both states.  The AUTHORIZATION state is in
+``pop3_login``, the TRANSACTION state (and QUIT's UPDATE) in ``pop3_transaction``.
+
 Standards: RFC 1939, RFC 2449 (CAPA, RESP-CODES), RFC 2595 (STLS), RFC 3206
 (AUTH-RESP-CODE, [IN-USE], [SYS/TEMP]), RFC 5034 (AUTH PLAIN).  No APOP: it needs the
 password stored in plaintext-equivalent form.
@@ -16,39 +20,24 @@ are refused without TLS once the cutover has passed; failures are throttled by t
 
 from __future__ import annotations
 
-import base64
-import binascii
-from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, protocol
+from twisted.internet import protocol
 from twisted.internet.interfaces import ISSLTransport
 from twisted.protocols.policies import TimeoutMixin
-from zope.interface import Interface
 
 from mailstack import replies
-from mailstack.dotstuff import DotStuffer
 from mailstack.logs import SessionLog, new_session_id
-from mailstack.protocols import starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import Deadline
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
 from mailstack.protocols.pop3_lease import MaildropLease
-from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
-from mailstack.realm.checker import TemporaryAuthFailure
-from mailstack.realm.credentials import SessionCredentials
+from mailstack.protocols.pop3_login import AuthorizationCommands, IPOP3User
+from mailstack.protocols.pop3_transaction import TransactionCommands
 from mailstack.replies import PopReply
-from mailstack.store import body_ranges, maildrop
-from mailstack.store.body_ranges import RANGE, STREAM_OVER
-from mailstack.store.errors import Conflict, StoreUnavailable
-
-CHUNK = 64 * 1024
-READ_AHEAD_BYTES = 1024 * 1024
+from mailstack.store.errors import StoreUnavailable
 
 
-class IPOP3User(Interface):
-    """The avatar of a POP3 login: the ``AccountRef``."""
-
-
-class POP3Session(InOrderLineReceiver, TimeoutMixin):
+class POP3Session(AuthorizationCommands, TransactionCommands, InOrderLineReceiver,
+                  TimeoutMixin):
     MAX_LENGTH = 1024
     ticket = UNCOUNTED        # the listener's admission (connection_limits.py)
 
@@ -187,236 +176,6 @@ class POP3Session(InOrderLineReceiver, TimeoutMixin):
     def auth_QUIT(self, argument):
         self.ok("mailstack POP3 server signing off")
         self.close_connection()
-
-    # --- AUTHORIZATION ------------------------------------------------------------------
-
-    def password_allowed(self) -> bool:
-        return self.tls or self.parts.tls_requirement.allows_plaintext()
-
-    def stls_offered(self) -> bool:
-        return (self.factory.listener.tls == "starttls" and not self.tls
-                and self.parts.tls_options is not None)
-
-    def auth_STLS(self, argument):
-        if self.tls:
-            return self.err(replies.POP_TLS_ALREADY)
-        if not self.stls_offered():
-            return self.err(replies.POP_BAD_COMMAND)
-        self.ok("Begin TLS negotiation")
-        self.log.info("STLS")
-        starttls.begin_tls(self, self.parts.tls_options)
-
-    def auth_APOP(self, argument):
-        self.err(replies.POP_NO_APOP)
-
-    def auth_USER(self, argument):
-        if not self.password_allowed():
-            self.log.info("USER refused: TLS required")
-            return self.err(replies.POP_TLS_REQUIRED)
-        if not argument:
-            return self.err(replies.POP_BAD_ARGUMENT)
-        self.user = argument
-        self.ok("send PASS")
-
-    def auth_PASS(self, argument):
-        if not self.password_allowed():
-            return self.err(replies.POP_TLS_REQUIRED)
-        if self.user is None:
-            return self.err(replies.POP_NEED_USER)
-        user, self.user = self.user, None
-        return self._login(user.encode("utf-8"), argument.encode("utf-8"), "USER")
-
-    def auth_AUTH(self, argument):
-        if not argument:
-            return self.multiline("SASL mechanisms follow",
-                                  ["PLAIN"] if self.password_allowed() else [])
-        mechanism, _, initial = argument.partition(" ")
-        if mechanism.upper() != "PLAIN":
-            return self.err(replies.POP_UNKNOWN_MECHANISM)
-        if not self.password_allowed():
-            return self.err(replies.POP_TLS_REQUIRED)
-        if initial and initial != "=":
-            return self._sasl_plain(initial.encode("ascii", "replace"))
-        self.transport.write(b"+ \r\n")
-        self.continuation = self._sasl_plain
-
-    def _sasl_plain(self, response: bytes):
-        if response.strip() == b"*":
-            return self.err(replies.POP_AUTH_CANCELLED)
-        try:
-            user, password = parse_plain(base64.b64decode(response.strip(), validate=True))
-        except ForeignAuthzid:
-            return self.err(replies.POP_AUTH_FAILED)
-        except (binascii.Error, ValueError):
-            return self.err(replies.POP_BAD_BASE64)
-        return self._login(user, password, "PLAIN")
-
-    @defer.inlineCallbacks
-    def _login(self, user: bytes, password: bytes, mechanism: str):
-        credentials = SessionCredentials(user, password, protocol="pop3", client_ip=self.client_ip,
-                                         tls=self.tls, mechanism=mechanism,
-                                         port=self.transport.getHost().port)
-        try:
-            _iface, account, _logout = yield self.parts.portal.login(credentials, None, IPOP3User)
-        except UnauthorizedLogin:
-            return self.err(replies.POP_AUTH_FAILED)
-        except TemporaryAuthFailure:
-            return self.err(replies.POP_SYS_TEMP)
-        if not self.ticket.add_user(account.address):
-            self.log.info("too many connections for {user}", user=account.address)
-            return self.err(replies.POP_TOO_MANY_FOR_ACCOUNT)
-        try:
-            drop = yield self.lease.take(account.id)
-        except (maildrop.InUse, Conflict):
-            self.log.info("maildrop of {user} in use", user=account.address)
-            return self.err(replies.POP_IN_USE)
-        if self.transport.disconnecting:
-            self.lease.release()
-            return None
-        self.account, self.drop = account, drop
-        self.login_deadline.cancel()
-        self.log.info("maildrop of {user} open: {n} messages", user=account.address, n=len(drop))
-        self.ok(f"{account.address} has {len(drop)} messages")
-
-    # --- TRANSACTION ------------------------------------------------------------------------
-
-    def _message(self, argument):
-        """(number, Entry) for a message argument, or None after sending the -ERR."""
-        if not argument.isdigit():
-            self.err(replies.POP_BAD_ARGUMENT)
-            return None
-        number = int(argument)
-        if not 1 <= number <= len(self.drop):
-            self.err(replies.POP_NO_SUCH_MESSAGE)
-            return None
-        if number in self.deleted:
-            self.err(replies.POP_DELETED)
-            return None
-        return number, self.drop[number - 1]
-
-    def _live(self):
-        return [(n, e) for n, e in enumerate(self.drop, 1) if n not in self.deleted]
-
-    def trans_STAT(self, argument):
-        live = self._live()
-        self.ok(f"{len(live)} {sum(e.size for _, e in live)}")
-
-    def trans_LIST(self, argument):
-        if argument:
-            found = self._message(argument)
-            return found and self.ok(f"{found[0]} {found[1].size}")
-        live = self._live()
-        self.multiline(f"{len(live)} messages", [f"{n} {e.size}" for n, e in live])
-
-    def trans_UIDL(self, argument):
-        if argument:
-            found = self._message(argument)
-            return found and self.ok(f"{found[0]} {found[1].guid}")
-        self.multiline("unique-id listing follows", [f"{n} {e.guid}" for n, e in self._live()])
-
-    def trans_DELE(self, argument):
-        found = self._message(argument)
-        if found:
-            self.deleted.add(found[0])
-            self.ok(f"message {found[0]} deleted")
-
-    def trans_RSET(self, argument):
-        self.deleted.clear()
-        self.trans_STAT("")
-
-    def trans_RETR(self, argument):
-        found = self._message(argument)
-        return found and self._send(found[1], None)
-
-    def trans_TOP(self, argument):
-        number, _, lines = argument.partition(" ")
-        if not lines.strip().isdigit():
-            return self.err(replies.POP_BAD_ARGUMENT)
-        found = self._message(number)
-        return found and self._send(found[1], int(lines))
-
-    @defer.inlineCallbacks
-    def _send(self, entry, top_lines):
-        if top_lines is None and entry.size > STREAM_OVER:
-            return (yield self._send_by_ranges(entry))
-        if entry.id not in self._read_ahead:
-            # Clients RETR 1..n in a row: one query fetches the next ~1 MB of messages.
-            self._read_ahead = yield self.parts.db.read(
-                maildrop.bodies, self.account.id, self._next_ids(entry))
-        message = self._read_ahead.pop(entry.id, None)
-        if message is None:
-            return self.err(replies.POP_NO_SUCH_MESSAGE)
-        if top_lines is not None:
-            message = _top(message, top_lines)
-        self.ok(f"{len(message)} octets")
-        stuffer = DotStuffer()
-        for start in range(0, len(message), CHUNK):
-            self.transport.write(stuffer.feed(message[start:start + CHUNK]))
-            yield self.writable()     # a 25 MB message is not copied whole into the transport
-            if self.transport.disconnecting:
-                return None
-        self.transport.write(stuffer.finish())
-
-    @defer.inlineCallbacks
-    def _send_by_ranges(self, entry):
-        """RETR of a large message: read and sent a RANGE at a time as the client reads,
-        never whole (issue 13).  If it vanishes meanwhile (expunged over IMAP), the
-        multi-line reply cannot be ended honestly: the connection is closed."""
-        stuffer, started = DotStuffer(), False
-        for start in range(0, entry.size, RANGE):
-            end = min(entry.size, start + RANGE)
-            octets = yield self.parts.db.read(body_ranges.read_range, entry.id, start, end)
-            if octets is None or len(octets) != end - start:
-                if not started:
-                    return self.err(replies.POP_NO_SUCH_MESSAGE)
-                self.log.info("message vanished during RETR; closing")
-                return self.close_connection()
-            if not started:
-                self.ok(f"{entry.size} octets")
-                started = True
-            for piece in range(0, len(octets), CHUNK):
-                self.transport.write(stuffer.feed(octets[piece:piece + CHUNK]))
-                yield self.writable()
-                if self.transport.disconnecting:
-                    return None
-        self.transport.write(stuffer.finish())
-
-    def _next_ids(self, entry) -> list[int]:
-        start = self.drop.index(entry)
-        ids, total = [], 0
-        for n, e in enumerate(self.drop[start:], start + 1):
-            if (n in self.deleted or e.size > STREAM_OVER) and e is not entry:
-                continue                    # a large message is read by ranges, not ahead
-            ids.append(e.id)
-            total += e.size
-            if total >= READ_AHEAD_BYTES or len(ids) >= 64:
-                break
-        return ids
-
-    @defer.inlineCallbacks
-    def trans_QUIT(self, argument):
-        # Twisted answers +OK before its sync() has committed; we answer after the COMMIT.
-        self.quitting = True
-        doomed = [self.drop[n - 1].id for n in sorted(self.deleted)]
-        try:
-            removed = yield self.lease.close(doomed)
-        except StoreUnavailable:
-            self.log.warn("QUIT: store unavailable, nothing deleted")
-            self.err(replies.POP_SYS_TEMP)
-            self._release()   # now: a TLS close can linger until the client answers
-            self.close_connection()
-            return
-        self.log.info("QUIT: {n} messages deleted", n=removed)
-        self.ok(f"{removed} messages deleted, signing off")
-        self.close_connection()
-
-
-def _top(message: bytes, lines: int) -> bytes:
-    head, sep, body = message.partition(b"\r\n\r\n")
-    if not sep:
-        return message
-    kept = body.split(b"\r\n")[:lines]
-    return head + sep + b"\r\n".join(kept) + (b"\r\n" if kept and lines else b"")
 
 
 class POP3Factory(AdmittingFactory):

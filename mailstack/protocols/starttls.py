@@ -6,8 +6,8 @@ they came over TLS (CVE-2011-0411, and the 2021 "NO STARTTLS" family).  Stock Tw
 and IMAP4Server are vulnerable (TWISTED-NOTES).  RFC 3207 §4.2, RFC 2595 §3.1 and RFC 3501
 §6.2.1 also require the session state learned before TLS to be forgotten.
 
-``begin_tls`` drops every byte already received, tells the protocol to forget its state,
-then starts the handshake.  Line readers must stop their loop over already-split lines
+``offered`` says when the upgrade is on offer; ``begin_tls`` drops every byte already
+received, tells the protocol to forget its state, then starts the handshake.  Line readers must stop their loop over already-split lines
 once ``tls_started_mid_read`` is set (``BoundedLineReceiver`` does).
 
 Security: this is the only code path that calls ``transport.startTLS`` on a server.
@@ -25,6 +25,12 @@ def begin_tls(protocol, tls_options) -> None:
     if reset is not None:
         reset()
     protocol.transport.startTLS(tls_options)
+
+
+def offered(listener, transport, tls_options) -> bool:
+    """Whether STARTTLS (STLS) is on offer: on a ``starttls`` listener, before TLS, and only
+    when certificates are loaded."""
+    return listener.tls == "starttls" and not is_tls(transport) and tls_options is not None
 
 
 def is_tls(transport) -> bool:

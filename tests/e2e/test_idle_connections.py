@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from tests.e2e.test_process import BIN, free_ports, wait_for_port
 from tests.support.memory import rss
+from tests.support.process import command, free_ports, serve, wait_for_port, write_config
 
 pytestmark = pytest.mark.e2e
 IDLE = 10_000
@@ -43,40 +43,16 @@ def descriptors():
 @pytest.fixture
 def server(tmp_path, descriptors):
     imaps, smtp = free_ports(2)
-    config = tmp_path / "mailstack.toml"
-    config.write_text(f"""
-[server]
-hostname = "mail.example.test"
-state_dir = "state"
-[database]
-url = "sqlite:///{tmp_path}/mailstack.db"
-[tls]
-generate_dev = true
-certificate = "{tmp_path}/certs/server.pem"
-private_key = "{tmp_path}/certs/server.key"
-ca_certificate = "{tmp_path}/certs/ca.pem"
-[domains]
-hosted = ["example.test"]
-[imap]
-login_timeout = 3600
-[limits]
-connections = {IDLE + 500}
-[limits.imap]
-per_ip = {IDLE + 500}
-connections = {IDLE + 500}
-[[listeners]]
-protocol = "imap"
-port = {imaps}
-tls = "implicit"
-[[listeners]]
-protocol = "smtp"
-port = {smtp}
-""")
-    subprocess.run([BIN / "mailstack", "--config", str(config), "db", "upgrade"], check=True,
-                   capture_output=True, timeout=120)
+    config = write_config(
+        tmp_path / "mailstack.toml", f"sqlite:///{tmp_path}/mailstack.db",
+        [("imap", imaps, "implicit"), ("smtp", smtp, "none")], certs_dir=tmp_path / "certs",
+        server={"state_dir": "state"}, imap={"login_timeout": 3600},
+        limits={"connections": IDLE + 500,
+                "imap": {"per_ip": IDLE + 500, "connections": IDLE + 500}})
+    subprocess.run(command(config, "db", "upgrade"), check=True, capture_output=True,
+                   timeout=120)
     with open(tmp_path / "server.log", "w") as log:
-        proc = subprocess.Popen([BIN / "mailstack", "--config", str(config), "serve"],
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = serve(config, stdout=log, text=False)
     try:
         wait_for_port(smtp, proc)
         context = ssl.create_default_context(cafile=tmp_path / "certs" / "ca.pem")

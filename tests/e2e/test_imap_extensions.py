@@ -14,7 +14,7 @@ import time
 import pytest
 
 from mailstack.store import directory, logins, mailboxes
-from tests.e2e.test_process import config_text, free_ports, stop, wait_for_port
+from tests.support.process import free_ports, stop, wait_for_port, write_config
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "imap ext password"
@@ -267,8 +267,8 @@ def test_idle_must_end_with_done(ext):
 def test_idle_hears_a_delivery_made_by_a_second_process(ext, db_url, tmp_path):
     """PostgreSQL: LISTEN/NOTIFY, well under a second.  SQLite: the poll (imap.idle_poll)."""
     smtp_port, pop3s_port = free_ports(2)
-    config = tmp_path / "second.toml"
-    config.write_text(config_text(db_url, smtp_port, pop3s_port))
+    config = write_config(tmp_path / "second.toml", db_url,
+                          [("smtp", smtp_port, "starttls"), ("pop3", pop3s_port, "implicit")])
     proc = subprocess.Popen([sys.executable, "-m", "mailstack", "--config", str(config), "serve"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=tmp_path)

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, select
 
 from mailstack.store.schema import mailbox_locks
 
-from tests.e2e.test_process import BIN, free_ports, stop, wait_for_port
 from tests.support.databases import backends, fresh_database
+from tests.support.process import command, free_ports, serve, stop, wait_for_port, write_config
 
 pytestmark = pytest.mark.e2e
 ADDRESS, PASSWORD = "ann@example.test", "correct horse battery"
@@ -39,34 +39,17 @@ class Node:
         self.dir = tmp_path / name
         self.dir.mkdir()
         self.port = free_ports(1)[0]
-        self.config = self.dir / "mailstack.toml"
-        self.config.write_text(f"""
-[server]
-hostname = "mail.example.test"
-state_dir = "state"
-[database]
-url = "{db_url}"
-[tls]
-generate_dev = true
-certificate = "{tmp_path}/certs/server.pem"
-private_key = "{tmp_path}/certs/server.key"
-ca_certificate = "{tmp_path}/certs/ca.pem"
-[domains]
-hosted = ["example.test"]
-[[listeners]]
-protocol = "pop3"
-port = {self.port}
-tls = "implicit"
-""")
+        self.config = write_config(self.dir / "mailstack.toml", db_url,
+                                   [("pop3", self.port, "implicit")],
+                                   certs_dir=tmp_path / "certs", server={"state_dir": "state"})
         self.proc = None
 
     def cli(self, *args, stdin=None):
-        return subprocess.run([BIN / "mailstack", "--config", str(self.config), *args],
-                              input=stdin, capture_output=True, text=True, check=True, timeout=60)
+        return subprocess.run(command(self.config, *args), input=stdin, capture_output=True,
+                              text=True, check=True, timeout=60)
 
     def start(self) -> "Node":
-        self.proc = subprocess.Popen([BIN / "mailstack", "--config", str(self.config), "serve"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = serve(self.config)
         wait_for_port(self.port, self.proc)
         return self
 

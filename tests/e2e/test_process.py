@@ -4,73 +4,19 @@ from __future__ import annotations
 
 import poplib
 import re
-import signal
 import smtplib
-import socket
 import ssl
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.support.process import BIN, command, config_toml, free_ports, stop, wait_for_port
+
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def wait_for_port(port, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"port {port} never opened")
 
 
 def config_text(db_url, smtp, pop3s):
-    return f"""
-[server]
-hostname = "mail.example.test"
-[database]
-url = "{db_url}"
-[tls]
-generate_dev = true
-[domains]
-hosted = ["example.test"]
-[[listeners]]
-protocol = "smtp"
-port = {smtp}
-tls = "starttls"
-[[listeners]]
-protocol = "pop3"
-port = {pop3s}
-tls = "implicit"
-"""
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
+    return config_toml(db_url, [("smtp", smtp, "starttls"), ("pop3", pop3s, "implicit")])
 
 
 def test_demo_prints_the_password_once_and_serves_mail_to_the_demo_account(tmp_path):
@@ -103,7 +49,7 @@ def test_demo_prints_the_password_once_and_serves_mail_to_the_demo_account(tmp_p
 
 def test_serve_refuses_an_unmigrated_database_with_a_clear_message(tmp_path):
     (tmp_path / "m.toml").write_text(config_text(f"sqlite:///{tmp_path}/x.db", *free_ports(2)))
-    done = subprocess.run([BIN / "mailstack", "--config", str(tmp_path / "m.toml"), "serve"],
+    done = subprocess.run(command(tmp_path / "m.toml", "serve"),
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 4 and "mailstack db upgrade" in done.stderr
 
@@ -112,8 +58,7 @@ def test_twistd_runs_the_same_service(tmp_path):
     smtp_port, pop3s_port = free_ports(2)
     config = tmp_path / "m.toml"
     config.write_text(config_text(f"sqlite:///{tmp_path}/t.db", smtp_port, pop3s_port))
-    subprocess.run([BIN / "mailstack", "--config", str(config), "db", "upgrade"], check=True,
-                   capture_output=True)
+    subprocess.run(command(config, "db", "upgrade"), check=True, capture_output=True)
     proc = subprocess.Popen([BIN / "twistd", "-n", "--pidfile=", "mailstack", "--config",
                              str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, cwd=tmp_path)

@@ -1,0 +1,75 @@
+"""What a setting may hold: the value checks, and ``setting()`` that attaches them to a field.
+
+Why a module of its own: ``config_sections`` says which settings exist and their defaults,
+``config.load`` walks a TOML file into them; the checks are the third part, small
+predicates that each raise ``ValueError`` with the end of the message ("must be greater
+than zero").  ``config.load`` runs them on every value read and puts the key in front, so a
+bad setting stops start-up naming its key (ARCHITECTURE C6).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import field
+
+
+def setting(default=dataclasses.MISSING, check=None, each=None, factory=None):
+    """A dataclass field whose value ``config.load`` checks: ``check`` on the value, or
+    ``each`` on every item of a list."""
+    meta = {"check": check, "each": each}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def positive(value):
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+
+
+def not_negative(value):
+    if value < 0:
+        raise ValueError("must not be negative")
+
+
+def port_number(value):
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number from 0 to 65535")
+
+
+def ip_address(value):
+    ipaddress.ip_address(value)
+
+
+def ip_network(value):
+    ipaddress.ip_network(value, strict=False)
+
+
+def one_of(*choices):
+    def check(value):
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(map(repr, choices))}")
+    return check
+
+
+def nameserver(value):
+    """``ip:port`` (``[ip]:port`` for IPv6), or an IPv4 ``ip`` meaning port 53."""
+    host, _, port = value.rpartition(":")
+    if not host:
+        host, port = value, "53"
+    ipaddress.ip_address(host.strip("[]"))
+    port_number(int(port))
+
+
+def host_and_port(value):
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError("must be host:port")
+    port_number(int(port))
+
+
+def dnsbl_codes(value):
+    """``127.0.0.2`` or ``127.0.0.2-127.0.0.11``."""
+    for part in value.split("-", 1):
+        ipaddress.IPv4Address(part.strip())

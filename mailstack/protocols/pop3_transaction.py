@@ -1,0 +1,166 @@
+"""POP3's TRANSACTION state: the maildrop listed, read and marked (RFC 1939 §5, §6).
+
+Why a module of its own: the session (``pop3``) reads lines and dispatches them by state;
+this is everything once the maildrop is open -- STAT, LIST, UIDL, RETR, TOP, DELE, RSET --
+and QUIT, whose UPDATE state deletes what was marked and answers only after the COMMIT.
+``POP3Session`` mixes it in.  Messages are numbered from the snapshot taken at login, so a
+number means the same message for the whole session; deleted ones leave LIST and UIDL.
+
+RETR of many small messages reads the next ~1 MB of them in one query; a message over
+STREAM_OVER is read and sent a range at a time as the client reads (``streaming``), never
+whole (issue 13).  Either is dot-stuffed by one ``DotStuffer`` across all its pieces, so a
+line starting with a dot is stuffed wherever a piece boundary falls.
+
+Standards: RFC 1939 §5 (TRANSACTION), §6 (UPDATE), §7 (TOP, UIDL).
+Security: a message number is checked against the snapshot before use; the reply of a
+large message is written no faster than the client reads it.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+
+from mailstack import replies
+from mailstack.dotstuff import DotStuffer
+from mailstack.protocols.streaming import stored_ranges, write_paced
+from mailstack.store import maildrop
+from mailstack.store.body_ranges import STREAM_OVER
+from mailstack.store.errors import StoreUnavailable
+
+READ_AHEAD_BYTES = 1024 * 1024
+
+
+class TransactionCommands:
+    """The commands of the TRANSACTION state, and QUIT's UPDATE."""
+
+    def _message(self, argument):
+        """(number, Entry) for a message argument, or None after sending the -ERR."""
+        if not argument.isdigit():
+            self.err(replies.POP_BAD_ARGUMENT)
+            return None
+        number = int(argument)
+        if not 1 <= number <= len(self.drop):
+            self.err(replies.POP_NO_SUCH_MESSAGE)
+            return None
+        if number in self.deleted:
+            self.err(replies.POP_DELETED)
+            return None
+        return number, self.drop[number - 1]
+
+    def _live(self):
+        return [(n, e) for n, e in enumerate(self.drop, 1) if n not in self.deleted]
+
+    def trans_STAT(self, argument):
+        live = self._live()
+        self.ok(f"{len(live)} {sum(e.size for _, e in live)}")
+
+    def trans_LIST(self, argument):
+        if argument:
+            found = self._message(argument)
+            return found and self.ok(f"{found[0]} {found[1].size}")
+        live = self._live()
+        self.multiline(f"{len(live)} messages", [f"{n} {e.size}" for n, e in live])
+
+    def trans_UIDL(self, argument):
+        if argument:
+            found = self._message(argument)
+            return found and self.ok(f"{found[0]} {found[1].guid}")
+        self.multiline("unique-id listing follows", [f"{n} {e.guid}" for n, e in self._live()])
+
+    def trans_DELE(self, argument):
+        found = self._message(argument)
+        if found:
+            self.deleted.add(found[0])
+            self.ok(f"message {found[0]} deleted")
+
+    def trans_RSET(self, argument):
+        self.deleted.clear()
+        self.trans_STAT("")
+
+    def trans_RETR(self, argument):
+        found = self._message(argument)
+        return found and self._send(found[1], None)
+
+    def trans_TOP(self, argument):
+        number, _, lines = argument.partition(" ")
+        if not lines.strip().isdigit():
+            return self.err(replies.POP_BAD_ARGUMENT)
+        found = self._message(number)
+        return found and self._send(found[1], int(lines))
+
+    def _send(self, entry, top_lines) -> defer.Deferred:
+        """RETR (``top_lines`` None) or TOP; a Deferred, which the command queue waits for."""
+        return defer.Deferred.fromCoroutine(self._send_message(entry, top_lines))
+
+    async def _send_message(self, entry, top_lines):
+        if top_lines is None and entry.size > STREAM_OVER:
+            return await self._send_by_ranges(entry)
+        if entry.id not in self._read_ahead:
+            # Clients RETR 1..n in a row: one query fetches the next ~1 MB of messages.
+            self._read_ahead = await self.parts.db.read(
+                maildrop.bodies, self.account.id, self._next_ids(entry))
+        message = self._read_ahead.pop(entry.id, None)
+        if message is None:
+            return self.err(replies.POP_NO_SUCH_MESSAGE)
+        if top_lines is not None:
+            message = _top(message, top_lines)
+        self.ok(f"{len(message)} octets")
+        stuffer = DotStuffer()
+        # A 25 MB message is not copied whole into the transport.
+        if await write_paced(self, message, stuffer.feed):
+            self.transport.write(stuffer.finish())
+
+    async def _send_by_ranges(self, entry):
+        """RETR of a large message: read and sent a RANGE at a time as the client reads,
+        never whole (issue 13).  If it vanishes meanwhile (expunged over IMAP), the
+        multi-line reply cannot be ended honestly: the connection is closed."""
+        stuffer, started = DotStuffer(), False
+        async for octets in stored_ranges(self.parts.db, entry.id, 0, entry.size):
+            if octets is None:
+                if not started:
+                    return self.err(replies.POP_NO_SUCH_MESSAGE)
+                self.log.info("message vanished during RETR; closing")
+                return self.close_connection()
+            if not started:
+                self.ok(f"{entry.size} octets")
+                started = True
+            if not await write_paced(self, octets, stuffer.feed):
+                return None
+        self.transport.write(stuffer.finish())
+
+    def _next_ids(self, entry) -> list[int]:
+        start = self.drop.index(entry)
+        ids, total = [], 0
+        for n, e in enumerate(self.drop[start:], start + 1):
+            if (n in self.deleted or e.size > STREAM_OVER) and e is not entry:
+                continue                    # a large message is read by ranges, not ahead
+            ids.append(e.id)
+            total += e.size
+            if total >= READ_AHEAD_BYTES or len(ids) >= 64:
+                break
+        return ids
+
+    @defer.inlineCallbacks
+    def trans_QUIT(self, argument):
+        # Twisted answers +OK before its sync() has committed; we answer after the COMMIT.
+        self.quitting = True
+        doomed = [self.drop[n - 1].id for n in sorted(self.deleted)]
+        try:
+            removed = yield self.lease.close(doomed)
+        except StoreUnavailable:
+            self.log.warn("QUIT: store unavailable, nothing deleted")
+            self.err(replies.POP_SYS_TEMP)
+            self._release()   # now: a TLS close can linger until the client answers
+            self.close_connection()
+            return
+        self.log.info("QUIT: {n} messages deleted", n=removed)
+        self.ok(f"{removed} messages deleted, signing off")
+        self.close_connection()
+
+
+def _top(message: bytes, lines: int) -> bytes:
+    head, sep, body = message.partition(b"\r\n\r\n")
+    if not sep:
+        return message
+    kept = body.split(b"\r\n")[:lines]
+    return head + sep + b"\r\n".join(kept) + (b"\r\n" if kept and lines else b"")
