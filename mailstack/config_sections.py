@@ -116,8 +116,9 @@ class LimitsConfig:
 class SMTPConfig:
     max_message_size: int = setting(25 * 1024 * 1024, positive)
     max_recipients: int = setting(100, positive)
-    # Where DATA over 256 KB is spooled as it arrives (message/spool.py); "" means
-    # <state_dir>/spool.  Not a RAM-backed /tmp: the point is to keep messages out of memory.
+    # Where DATA over 256 KB, and an IMAP APPEND too large for a command, are spooled as
+    # they arrive (message/spool.py); "" means <state_dir>/spool.  Not a RAM-backed /tmp:
+    # the point is to keep messages out of memory.
     spool_dir: str = ""
     idle_timeout: int = setting(300, positive)
     # DATA must arrive at this many bytes a second on average, after idle_timeout's grace
