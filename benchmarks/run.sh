@@ -8,34 +8,9 @@ backend=${1:-sqlite}
 shift || true
 protocols=${*:-smtp submission pop3 imap}
 loadgen=${LOADGEN:-../shared/bench/loadgen.py}
-work=$(mktemp -d)
+work= server=
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-if [ "$backend" = postgresql ]; then
-    schema=bench_$$
-    psql -q -h 127.0.0.1 -U postgres -d test -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema"
-    url="postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D$schema"
-else
-    url="sqlite:///$work/bench.db"
-fi
-cat > "$work/mailstack.toml" <<TOML
-[server]
-hostname = "mail.example.test"
-[database]
-url = "$url"
-threads = 4
-[tls]
-generate_dev = true
-[submission]
-recipients_per_hour = 100000000   # the load generator is one account sending a lot
-TOML
-declare -A ports=([smtp]=2525 [submission]=2587 [pop3]=1110 [imap]=1143)
-for p in $protocols; do
-    printf '[[listeners]]\nprotocol = "%s"\nport = %s\ntls = "starttls"\n' "$p" "${ports[$p]}" >> "$work/mailstack.toml"
-done
-first=${ports[${protocols%% *}]}
-.venv/bin/python benchmarks/prepare.py "$work/mailstack.toml"
-# The load generator sends as sender@remote.test while logged in as user1.
-.venv/bin/mailstack --config "$work/mailstack.toml" account sender-rule user1@example.test any >/dev/null
+. benchmarks/setup.sh
 taskset -c 1 .venv/bin/mailstack --config "$work/mailstack.toml" serve --log-level warn > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$first) 2>/dev/null && break; sleep 0.2; done

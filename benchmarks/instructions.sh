@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Instructions the server executes per message (SMTP) or per session (IMAP), counted by
+# valgrind's callgrind.  Why: msg/s on this machine drifts by up to ±20% between runs of
+# the same commit, so a 5% change cannot be seen in it; an instruction count is the same
+# from run to run within a fraction of a percent (docs/benchmarks.md).  SQLite only: its
+# work is in the server's process, PostgreSQL's is not.  The count covers the load alone
+# (callgrind_control zeroes it before each section and dumps it after), all threads.
+# Usage: benchmarks/instructions.sh [smtp] [imap]   (PYTHONPATH may name another tree)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+backend=sqlite
+protocols=${*:-smtp imap}
+loadgen=${LOADGEN:-../shared/bench/loadgen.py}
+work= server=
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+. benchmarks/setup.sh
+valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p" \
+    .venv/bin/mailstack --config "$work/mailstack.toml" serve --log-level warn \
+    > "$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/$first) 2>/dev/null && break; sleep 1; done
+kill -0 "$server"     # still there: it started (valgrind makes that take about 30 s)
+count() {   # count UNITS LOADGEN-ARGS...: instructions per unit over one loadgen run
+    local units=$1; shift
+    callgrind_control -z "$server" >/dev/null 2>&1
+    python3 "$loadgen" "$@" --max-secs 3000 --op-timeout 900 | grep -q '"errors": 0,'
+    callgrind_control -d "$server" >/dev/null 2>&1
+    local dump; dump=$(ls -v "$work"/callgrind.*.* | tail -1)
+    awk -v n="$units" '/^totals:/ {printf "instructions_per_unit=%.0f (%d units)\n", $2 / n, n}' "$dump"
+}
+has() { [[ " $protocols " == *" $1 "* ]]; }
+# A first run is not counted: it pays for imports, threads and connections once.
+if has smtp; then count 50 smtp --port 2525 --conc 10 --count 50 --size 4096 >/dev/null; fi
+if has imap; then count 1 imap --port 1143 --conc 1 --sessions 1 --users 90..99 >/dev/null; fi
+if has smtp; then
+    echo "## smtp 10 senders, 4 KB, 1 msg/conn";   count 300 smtp --port 2525 --conc 10 --count 300 --size 4096
+    echo "## smtp 10 senders, 4 KB, 100 msg/conn"; count 300 smtp --port 2525 --conc 10 --count 300 --size 4096 --per-conn 100
+    echo "## smtp 10 senders, 64 KB, 1 msg/conn";  count 100 smtp --port 2525 --conc 10 --count 100 --size 65536
+fi
+if has imap; then
+    echo "## imap 1 client, 200 x 10 KB per session"; count 3 imap --port 1143 --conc 1 --sessions 3 --users 90..99
+fi

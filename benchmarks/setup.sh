@@ -1,0 +1,32 @@
+# Sourced by run.sh and instructions.sh: a fresh database (SQLite in a temporary
+# directory, or a PostgreSQL schema of its own), a configuration with one STARTTLS
+# listener per protocol, and the accounts the load generator expects (prepare.py).
+# In: $backend, $protocols.  Out: $work (remove it when done), $url, $first (a port).
+# shellcheck shell=bash
+work=$(mktemp -d)
+if [ "$backend" = postgresql ]; then
+    schema=bench_$$
+    psql -q -h 127.0.0.1 -U postgres -d test -c "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema"
+    url="postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D$schema"
+else
+    url="sqlite:///$work/bench.db"
+fi
+cat > "$work/mailstack.toml" <<TOML
+[server]
+hostname = "mail.example.test"
+[database]
+url = "$url"
+threads = 4
+[tls]
+generate_dev = true
+[submission]
+recipients_per_hour = 100000000   # the load generator is one account sending a lot
+TOML
+declare -A ports=([smtp]=2525 [submission]=2587 [pop3]=1110 [imap]=1143)
+for p in $protocols; do
+    printf '[[listeners]]\nprotocol = "%s"\nport = %s\ntls = "starttls"\n' "$p" "${ports[$p]}" >> "$work/mailstack.toml"
+done
+first=${ports[${protocols%% *}]}
+.venv/bin/python benchmarks/prepare.py "$work/mailstack.toml"
+# The load generator sends as sender@remote.test while logged in as user1.
+.venv/bin/mailstack --config "$work/mailstack.toml" account sender-rule user1@example.test any >/dev/null
