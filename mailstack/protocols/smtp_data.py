@@ -70,16 +70,16 @@ class MessageReception:
             self._too_big = True
             self._drop_spool()
         elif self._spool is not None:
-            self._keep(line)
+            try:                        # inline: this runs for every line of every message
+                self._spool.add_line(line)
+            except OSError as e:
+                self._spool_broke(e)
         return None
 
-    def _keep(self, line):
-        try:
-            self._spool.add_line(line)
-        except OSError as e:
-            self.log.error("message spool failed: {error}", error=str(e))
-            self._spool_failed = True
-            self._drop_spool()
+    def _spool_broke(self, error: OSError):
+        self.log.error("message spool failed: {error}", error=str(error))
+        self._spool_failed = True
+        self._drop_spool()
 
     def _end_of_data(self):
         envelope, spool = self.envelope, self._spool
