@@ -8,6 +8,15 @@ every lookup here returns one of three values and never raises.
 
 Standards: RFC 5321 §5.1 (MX, implicit MX only on NODATA), RFC 7505 (null MX),
 RFC 5782 §2 (DNSBL queries and the 127.0.0.0/8 answer convention), RFC 1035.
+Security: answers are not authenticated -- no DNSSEC validation here, so use a validating
+resolver on a path you trust -- and a forged answer can change a DNSBL result, a PTR name
+or an MX; twisted.names sends each query from a random source port with a random ID
+(``os.urandom``), and every lookup is bounded by ``timeout``.  A name is encoded as IDNA
+or refused, never sent raw.  A name in an answer is returned as text whatever octets it
+holds (``host_name``: non-ASCII ones become U+FFFD, never an exception), but CR, LF and
+other control characters stay: whoever writes such a name into mail must clean it, as
+``delivery/routing.py`` does.  A failure to ask is ``TempFail``, never ``NotFound``, so an
+unreachable resolver can never turn into a 5xx.
 """
 
 from __future__ import annotations
@@ -54,6 +63,12 @@ def dnsbl_name(ip: str, zone: str) -> str:
     return ".".join(reversed(nibbles)) + "." + zone
 
 
+def host_name(name: bytes) -> str:
+    """A name from an answer as text.  DNS labels may hold any octet (RFC 2181 §11): one
+    that is not ASCII becomes U+FFFD, which no later lookup encodes, instead of raising."""
+    return name.decode("ascii", "replace").lower().rstrip(".")
+
+
 def parse_nameserver(spec: str) -> tuple[str, int]:
     host, sep, port = spec.rpartition(":")
     if not sep or not host:
@@ -97,7 +112,7 @@ class Resolver:
     def ptr(self, ip: str):
         outcome = yield self._query(reverse_name(ip), dns.PTR)
         if isinstance(outcome, Found):
-            return Found([r.name.name.decode("ascii").lower().rstrip(".") for r in outcome.value])
+            return Found([host_name(r.name.name) for r in outcome.value])
         return outcome
 
     @defer.inlineCallbacks
@@ -139,8 +154,7 @@ class Resolver:
         """
         outcome = yield self._query(domain, dns.MX)
         if isinstance(outcome, Found):
-            hosts = sorted((r.preference, r.name.name.decode("ascii").lower().rstrip("."))
-                           for r in outcome.value)
+            hosts = sorted((r.preference, host_name(r.name.name)) for r in outcome.value)
             if any(host in ("", ".") for _, host in hosts):
                 return Found([])  # RFC 7505: this domain accepts no mail
             return Found(hosts)

@@ -125,63 +125,62 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True)
-class PopReply:
-    """A POP3 error: ``-ERR [RESP-CODE] text`` (RFC 2449 §8, RFC 3206)."""
+class CodedReply:
+    """A POP3 or IMAP status text, with a response code in brackets when it has one.
 
-    resp_code: str | None
-    text: str
-
-    def pop3(self) -> bytes:
-        code = f"[{self.resp_code}] " if self.resp_code else ""
-        return f"-ERR {code}{self.text}".encode("utf-8")
-
-
-POP_AUTH_FAILED = PopReply("AUTH", "Authentication failed")
-POP_IN_USE = PopReply("IN-USE", "Mailbox is locked by another session")
-POP_SYS_TEMP = PopReply("SYS/TEMP", "Temporary server problem; try again later")
-POP_SYS_PERM = PopReply("SYS/PERM", "Account unavailable")
-POP_LINE_TOO_LONG = PopReply(None, "Line too long")
-POP_BAD_COMMAND = PopReply(None, "Unknown command")
-POP_BAD_ARGUMENT = PopReply(None, "Bad argument")
-POP_NO_SUCH_MESSAGE = PopReply(None, "No such message")
-POP_DELETED = PopReply(None, "Message is deleted")
-POP_NOT_NOW = PopReply(None, "Command not valid in this state")
-POP_NEED_USER = PopReply(None, "Send USER first")
-POP_TLS_REQUIRED = PopReply("AUTH", "Plaintext login is disabled: use STLS first, or port 995 with SSL/TLS")
-POP_TLS_ALREADY = PopReply(None, "TLS is already active")
-POP_NO_APOP = PopReply(None, "APOP is not supported; use USER/PASS or AUTH PLAIN over TLS")
-POP_BAD_BASE64 = PopReply(None, "Invalid base64 in the SASL response")
-POP_AUTH_CANCELLED = PopReply(None, "Authentication cancelled")
-POP_UNKNOWN_MECHANISM = PopReply(None, "Unsupported SASL mechanism")
-POP_NOT_UTF8 = PopReply(None, "Command is not valid UTF-8")
-POP_TIMEOUT = PopReply(None, "Idle timeout, closing connection")
-POP_LOGIN_TIMEOUT = PopReply(None, "No login in time, closing connection")
-POP_TOO_MANY_FROM_YOU = PopReply("SYS/TEMP", "Too many connections from your address, try again later")
-POP_TOO_MANY_CONNECTIONS = PopReply("SYS/TEMP", "Too many connections, try again later")
-POP_TOO_MANY_FOR_ACCOUNT = PopReply("IN-USE", "Too many connections for this account, try again later")
-
-
-@dataclass(frozen=True)
-class ImapReply:
-    """An IMAP tagged/untagged status with a response code: ``NO [CODE] text`` (RFC 3501 §7.1)."""
+    POP3 sends it as ``-ERR [RESP-CODE] text`` (RFC 2449 §8, RFC 3206), IMAP after ``NO``,
+    ``BAD`` or ``* BYE`` as ``[CODE] text`` (RFC 3501 §7.1, RFC 5530): the same shape, so
+    one type; the constants below say by their prefix which protocol sends them.
+    """
 
     code: str | None
     text: str
 
     def imap(self) -> bytes:
+        """``[CODE] text``: what follows NO, BAD or ``* BYE``."""
         code = f"[{self.code}] " if self.code else ""
         return f"{code}{self.text}".encode("utf-8")
 
+    def pop3(self) -> bytes:
+        """``-ERR [RESP-CODE] text``."""
+        return b"-ERR " + self.imap()
 
-IMAP_AUTH_FAILED = ImapReply("AUTHENTICATIONFAILED", "Authentication failed")
-IMAP_UNAVAILABLE = ImapReply("UNAVAILABLE", "Temporary server problem; try again later")
-IMAP_SERVER_BUG = ImapReply("SERVERBUG", "Internal error; the command was not completed")
-IMAP_TOO_BIG = ImapReply("TOOBIG", "Message exceeds the size limit")
-IMAP_OVER_QUOTA = ImapReply("OVERQUOTA", "Mailbox full: over the quota")
-IMAP_TOO_MANY_FROM_YOU = ImapReply("UNAVAILABLE", "Too many connections from your address, try again later")
-IMAP_TOO_MANY_CONNECTIONS = ImapReply("UNAVAILABLE", "Too many connections, try again later")
-IMAP_TOO_MANY_FOR_ACCOUNT = ImapReply("LIMIT", "Too many connections for this account, try again later")
-IMAP_TOO_SLOW = ImapReply("LIMIT", "Literal data arriving too slowly")
-IMAP_SYNTAX = ImapReply(None, "Syntax error in the command arguments")
-IMAP_BAD_MAILBOX_NAME = ImapReply("CANNOT", "Mailbox names must be modified UTF-7 (RFC 3501 5.1.3)")
-IMAP_NOT_ALLOWED = ImapReply(None, "Command not allowed here")
+
+# --- POP3 ---------------------------------------------------------------------------------
+POP_AUTH_FAILED = CodedReply("AUTH", "Authentication failed")
+POP_IN_USE = CodedReply("IN-USE", "Mailbox is locked by another session")
+POP_SYS_TEMP = CodedReply("SYS/TEMP", "Temporary server problem; try again later")
+POP_SYS_PERM = CodedReply("SYS/PERM", "Account unavailable")
+POP_LINE_TOO_LONG = CodedReply(None, "Line too long")
+POP_BAD_COMMAND = CodedReply(None, "Unknown command")
+POP_BAD_ARGUMENT = CodedReply(None, "Bad argument")
+POP_NO_SUCH_MESSAGE = CodedReply(None, "No such message")
+POP_DELETED = CodedReply(None, "Message is deleted")
+POP_NOT_NOW = CodedReply(None, "Command not valid in this state")
+POP_NEED_USER = CodedReply(None, "Send USER first")
+POP_TLS_REQUIRED = CodedReply("AUTH", "Plaintext login is disabled: use STLS first, or port 995 with SSL/TLS")
+POP_TLS_ALREADY = CodedReply(None, "TLS is already active")
+POP_NO_APOP = CodedReply(None, "APOP is not supported; use USER/PASS or AUTH PLAIN over TLS")
+POP_BAD_BASE64 = CodedReply(None, "Invalid base64 in the SASL response")
+POP_AUTH_CANCELLED = CodedReply(None, "Authentication cancelled")
+POP_UNKNOWN_MECHANISM = CodedReply(None, "Unsupported SASL mechanism")
+POP_NOT_UTF8 = CodedReply(None, "Command is not valid UTF-8")
+POP_TIMEOUT = CodedReply(None, "Idle timeout, closing connection")
+POP_LOGIN_TIMEOUT = CodedReply(None, "No login in time, closing connection")
+POP_TOO_MANY_FROM_YOU = CodedReply("SYS/TEMP", "Too many connections from your address, try again later")
+POP_TOO_MANY_CONNECTIONS = CodedReply("SYS/TEMP", "Too many connections, try again later")
+POP_TOO_MANY_FOR_ACCOUNT = CodedReply("IN-USE", "Too many connections for this account, try again later")
+
+# --- IMAP ---------------------------------------------------------------------------------
+IMAP_AUTH_FAILED = CodedReply("AUTHENTICATIONFAILED", "Authentication failed")
+IMAP_UNAVAILABLE = CodedReply("UNAVAILABLE", "Temporary server problem; try again later")
+IMAP_SERVER_BUG = CodedReply("SERVERBUG", "Internal error; the command was not completed")
+IMAP_TOO_BIG = CodedReply("TOOBIG", "Message exceeds the size limit")
+IMAP_OVER_QUOTA = CodedReply("OVERQUOTA", "Mailbox full: over the quota")
+IMAP_TOO_MANY_FROM_YOU = CodedReply("UNAVAILABLE", "Too many connections from your address, try again later")
+IMAP_TOO_MANY_CONNECTIONS = CodedReply("UNAVAILABLE", "Too many connections, try again later")
+IMAP_TOO_MANY_FOR_ACCOUNT = CodedReply("LIMIT", "Too many connections for this account, try again later")
+IMAP_TOO_SLOW = CodedReply("LIMIT", "Literal data arriving too slowly")
+IMAP_SYNTAX = CodedReply(None, "Syntax error in the command arguments")
+IMAP_BAD_MAILBOX_NAME = CodedReply("CANNOT", "Mailbox names must be modified UTF-7 (RFC 3501 5.1.3)")
+IMAP_NOT_ALLOWED = CodedReply(None, "Command not allowed here")

@@ -7,7 +7,9 @@ private CA and an ECDSA P-256 server certificate (ECDSA handshakes cost half of 
 this class of machine; PERFORMANCE.md).  The CA file is what test clients verify against.
 
 Security: TLS 1.2 minimum (RFC 8996, RFC 8314 §4.1); private keys are written 0600 and never
-committed (``certs/*.key`` is git-ignored).
+committed (``certs/*.key`` is git-ignored).  ``opportunistic_client_options`` checks no
+certificate (RFC 7435): it keeps outbound mail from passive eavesdroppers only
+(``delivery/smtp_client.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import ssl
+
+from mailstack import clock as clocks
 
 
 def server_options(certificate_path: Path, key_path: Path) -> ssl.CertificateOptions:
@@ -62,7 +66,7 @@ def ensure_dev_certificates(certificate: Path, private_key: Path, ca_certificate
         return False
     # Wall-clock time on purpose, not the injected clock: the clients that check these
     # certificates' validity dates read the real time, whatever the server's clock says.
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or clocks.now(clocks.WallClock())
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailstack development CA")])
     ca_cert = (x509.CertificateBuilder()

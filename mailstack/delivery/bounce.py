@@ -7,6 +7,13 @@ send spam back around the world).  ``original`` may be the whole message or only
 start: only the header is read, at most HEADER_LIMIT octets of it, never a copy of the body.
 
 Standards: RFC 3464 (DSN format), RFC 3462/6522 (multipart/report), RFC 3463 (status codes).
+Security: a message from the null sender never gets a DSN (no bounce loops, RFC 5321
+§4.5.5); a DSN quotes only the original's header, at most HEADER_LIMIT octets, so it sends
+no body back and costs no read of a large one.  It goes to the envelope sender as given,
+which anyone can forge: backscatter is kept low before this point, where the MX refuses
+unknown recipients at RCPT instead of bouncing later (``policy/recipients.py``).  Not
+here: a remote server's reply text goes into the DSN as it came (the lines of a multi-line
+reply joined by a bare LF).
 """
 
 from __future__ import annotations

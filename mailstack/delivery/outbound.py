@@ -15,6 +15,15 @@ business clock.
 The body is read only when there is a host to send it to: a DNS failure or a bounce by
 route costs no read of a 25 MB message, and a bounce quotes the header read on its own
 (issue 13, case 5).
+
+Security: mail goes only to the hosts the recipient domain's MX records (or the configured
+smarthost) name; a DNS failure retries and never bounces, so an unreachable resolver loses
+no mail; claims are leases, so a crash in mid-delivery delays mail by LEASE_SECONDS and
+loses none (it may deliver it twice: the remote 250 and our record are not one
+transaction); ``[delivery] concurrency`` bounds the conversations at once.  Not guarded: the
+MX answers are not authenticated (no DNSSEC, DANE or MTA-STS; see ``dns.py`` and
+``smtp_client.py``), so a forged answer redirects mail; an MX or smarthost that names a
+loopback or private address is used as given (no "mail loops back to myself" check).
 """
 
 from __future__ import annotations

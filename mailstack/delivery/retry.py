@@ -2,6 +2,10 @@
 
 Why pure: the schedule is policy an operator reads in the configuration, and tests check
 it without a network or a clock.
+
+Security: none of its own: no network and no I/O.  ``expired`` bounds how long a
+recipient is retried (``max_queue_age``), so a dead destination cannot keep mail queued for
+ever; how much mail may wait in the queue is not bounded here.
 """
 
 from __future__ import annotations

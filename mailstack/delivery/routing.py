@@ -11,6 +11,12 @@ How many bytes are being stored at once is bounded by the store's ``body_budget`
 time, not all at once (issue 13, case 5).  The 250 still comes only after the COMMIT.
 
 Standards: RFC 5321 §4.4 (the Received trace header), §6.1 (reliable delivery).
+Security: the Received header is built from our own facts; what the client or its DNS
+chose (the HELO argument, the PTR name) is made printable and cut to 255 characters, so it
+cannot add header lines.  Every copy and queue entry commits in one transaction, so a 451
+never leaves half a delivery and a retry makes no duplicates; bodies are stored under the
+process's byte budget.  Not here: who may send to whom -- relay, recipient and quota
+checks are the policy's, made before DATA (``policy/``).
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ class Accepted:
 
 def received_header(trace: TraceFacts, at: datetime) -> bytes:
     """A RFC 5321 §4.4 Received header, folded, ending in CRLF."""
-    name = f"{trace.client_name} " if trace.client_name else ""
+    name = f"{_clean(trace.client_name)} " if trace.client_name else ""
     lines = [f"Received: from {_clean(trace.helo)} ({name}[{trace.client_ip}])",
              f"\tby {trace.hostname} (mailstack) with {trace.protocol} id {trace.queue_id}"]
     if trace.tls_version:
@@ -85,9 +91,10 @@ def mail_program(body: bytes) -> str | None:
     return None
 
 
-def _clean(helo: str) -> str:
-    """The HELO argument is client-supplied: keep it printable and short in our header."""
-    text = "".join(c if 33 <= ord(c) < 127 else "?" for c in helo)[:255]
+def _clean(name: str) -> str:
+    """The HELO argument and the PTR name are the client's choice: keep them printable and
+    short in our header (a PTR label may hold CR LF, RFC 2181 §11)."""
+    text = "".join(c if 33 <= ord(c) < 127 else "?" for c in name)[:255]
     return text or "unknown"
 
 

@@ -11,6 +11,17 @@ Line ends: a customer's message may carry a bare CR or a bare LF, which must not
 
 Standards: RFC 5321 §2.3.8, §3-4, §4.5.2, RFC 3207 (STARTTLS), RFC 7435 (opportunistic TLS:
 no certificate check, TLS 1.2 floor), RFC 1870 (SIZE).
+Security: opportunistic TLS only (RFC 3207 §4, RFC 7435): STARTTLS is used when the remote
+MX offers it, with a TLS 1.2 floor, but its certificate is not verified and a missing or
+refused STARTTLS continues in the clear.  That protects against passive eavesdropping,
+not against an active attacker on the path, who can strip STARTTLS or present any
+certificate and read or change the mail; there is no DANE (RFC 7672) and no MTA-STS
+(RFC 8461).  Replies that arrive in the same read as the 220 to STARTTLS are not discarded
+(moot while the certificate is not checked; it would matter once it is).  The body goes
+through the one stateful dot-stuffer, so a crafted message cannot end DATA early
+(SMTP smuggling) and bare CR or LF become CRLF; a reply line is at most MAX_LENGTH octets
+and a silent server is dropped after the timeout, but the number of lines in a multi-line
+reply is not bounded.
 """
 
 from __future__ import annotations

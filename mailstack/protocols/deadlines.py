@@ -11,6 +11,11 @@ for ever.  Two limits are not reset by activity:
   never cut while a trickle is.
 
 Both run on the injected business clock (ARCHITECTURE C5) and cost one delayed call each.
+
+Security: against slow-drip clients (slowloris): input now and then keeps neither a
+session that has not logged in nor a trickling DATA or literal alive, and each limit costs
+one delayed call, whatever the client sends.  Not here: how many connections a client may
+hold (``connection_limits``) and how long a silent one may stay (the idle timeouts).
 """
 
 from __future__ import annotations

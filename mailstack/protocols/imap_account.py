@@ -4,6 +4,11 @@ Why: the commands in ``imap_folders`` and ``imap_selected`` speak IMAP; this ada
 their requests into calls of the store in the thread pool and keeps the names right
 (``INBOX`` in any case, the ``/`` hierarchy).  Every method returns a Deferred that fires
 after the COMMIT, so a command answers OK only for what is stored.
+
+Security: every call carries the logged-in account's id, so no folder name a client sends
+can reach another account's folders; an APPEND is stored under the process's byte budget
+and refused over the account's quota (``OverQuota``).  Not here: how many folders an
+account may create (not limited).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ reports one empty text/plain part, since the grammar requires at least one (``1*
 
 Standards: RFC 3501 §7.4.2 (BODY, BODYSTRUCTURE, ENVELOPE) and §9 (body, envelope);
 RFC 9051 §7.5.2 (message/global answers like message/rfc822).
+Security: every value taken from a message (subjects, addresses, parameters, file names)
+is written through ``imap_format``, so none can end the response line or smuggle in a
+response; the recursion follows the tree stored at delivery, whose depth and number of
+parts the analysis caps (``message/mime_tree.py``: MAX_DEPTH, MAX_PARTS).
 """
 
 from __future__ import annotations

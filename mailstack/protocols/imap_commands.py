@@ -9,11 +9,14 @@ modified UTF-7, ``INBOX`` in any case spelled ``"INBOX"``; where an answer echoe
 name (STATUS, GETQUOTAROOT) the bytes as sent are kept in ``raw_mailbox`` as well.
 
 Standards: RFC 3501 §6 (commands), RFC 9051 §6; extensions as named on each class.
+Security: shapes only; every value was checked by the grammar that built it.  The
+password of LOGIN and the SASL response of AUTHENTICATE are left out of the objects'
+``repr``, so a command in a log line or a traceback never shows them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailstack.protocols.imap_fetch_items import FetchItem
@@ -32,7 +35,7 @@ class Command:
 @dataclass(frozen=True, kw_only=True)
 class Login(Command):
     user: bytes
-    password: bytes
+    password: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,7 +45,7 @@ class Authenticate(Command):
     when the client sent none."""
 
     mechanism: str
-    initial: bytes | None = None
+    initial: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,12 @@ transport's copy (issue 13).
 A message another session expunged (still in our view, gone from the store) is answered
 with what the view knows and left out of body reads; the tagged reply then says
 ``NO [EXPUNGEISSUED]`` (RFC 2180 §4.1.2, RFC 5530).
+
+Security: a FETCH reaches only the messages of the session's view (the selected folder of
+the logged-in account), and sets ``\\Seen`` only in a folder selected read-write; memory is
+bounded per batch and a large literal is written only as fast as the client reads it, so a
+client that reads slowly holds about one message in memory.  Not here: how often a client
+may FETCH (no rate limit).
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ hierarchy levels a pattern reaches even where no folder exists (``\\Noselect``, 
 Standards: RFC 3501 §6.3, RFC 5258 syntax (selection and RETURN options), RFC 6154
 (SPECIAL-USE, CREATE-SPECIAL-USE), RFC 9208 (QUOTA), RFC 8438 (STATUS SIZE), RFC 4315
 (APPENDUID), RFC 7889 (APPENDLIMIT).
+Security: every folder operation goes through the logged-in account (``imap_account``);
+INBOX can be neither deleted nor renamed; an APPEND over APPENDLIMIT is refused (its
+literal before a byte of it is read, ``imap_literals``) and one over the quota gets
+``NO [OVERQUOTA]``; SETQUOTA is refused, quotas are the administrator's.  Not here: how
+many folders an account may create (not limited).
 """
 
 from __future__ import annotations

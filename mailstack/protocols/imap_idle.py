@@ -5,6 +5,12 @@ process, a PostgreSQL NOTIFY from another one, or a changed modseq seen by polli
 wake reads only what changed since the modseq the view holds.  Wakes never overlap, and
 ``DONE`` is answered only after a running announcement has been written, so no untagged
 EXPUNGE can arrive in the middle of the client's next command.
+
+Security: an idling session holds one line of input (line mode, bounded as any command)
+and does no work while nothing changes; wakes never overlap, so a folder that changes fast
+costs one announcement at a time per session; the idle timeout still runs, so a client
+that goes silent is closed (RFC 2177 §3 asks clients to renew IDLE within 29 minutes).  Not
+here: how many sessions may idle (``connection_limits``).
 """
 
 from __future__ import annotations

@@ -8,22 +8,18 @@ realm, STARTTLS forgetting everything pipelined before the handshake (RFC 3501 �
 Standards: RFC 3501 §6.1–6.2, RFC 4616 (PLAIN), RFC 4959 (SASL-IR), RFC 2971 (ID),
 RFC 5161 (ENABLE), RFC 2342 (NAMESPACE).
 Security: passwords are never logged; the SASL response is read in line mode, bounded by
-the command limit.
+the command limit; a PLAIN authzid naming another identity is refused (``sasl_plain``).
 """
 
 from __future__ import annotations
-
-import base64
-import binascii
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 
 from mailstack import clock as clocks, replies
-from mailstack.protocols import starttls
+from mailstack.protocols import sasl_plain, starttls
 from mailstack.protocols.imap_account import IMAPAccount
 from mailstack.protocols.imap_replies import bad, no
-from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.store import logins
@@ -105,14 +101,13 @@ class LoginCommands:
         if response is None:
             self.send(b"+ ")
             response = await self._read_line()
-        if response.strip() == b"*":
+        if sasl_plain.cancelled(response):
             raise bad(b"AUTHENTICATE cancelled")
         try:
-            decoded = base64.b64decode(response.strip(), validate=True) if response != b"=" else b""
-            user, password = parse_plain(decoded)
-        except ForeignAuthzid:
+            user, password = sasl_plain.read_plain(response)
+        except sasl_plain.ForeignAuthzid:
             raise no(replies.IMAP_AUTH_FAILED) from None
-        except (binascii.Error, ValueError):
+        except sasl_plain.Malformed:
             raise bad(b"Invalid base64 in the SASL response") from None
         return await self._login(user, password, "PLAIN")
 

@@ -6,6 +6,12 @@ transaction answered from its callback; the view (``imap_view``) is changed only
 the store returns, so a flag set by another session is never overwritten (STORE adds and
 removes on the stored flags, RFC 3501 §6.4.6).
 Standards: RFC 3501 §6.4, RFC 4315 (UIDPLUS), RFC 6851 (MOVE), RFC 3691 (UNSELECT).
+Security: messages are named only through the session's view (sequence numbers and UIDs
+resolve against it), so no command reaches a message outside the selected folder, and the
+target of COPY and MOVE is looked up under the logged-in account; STORE, MOVE and EXPUNGE
+are refused in a folder selected read-only (EXAMINE) and CLOSE expunges only a read-write
+one.  Not here: the cost of SEARCH, which is one query on the folder but reads every text
+row for BODY and TEXT keys, and is not rate-limited.
 """
 
 from __future__ import annotations

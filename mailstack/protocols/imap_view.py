@@ -13,6 +13,11 @@ An expunge made elsewhere cannot be announced during FETCH, STORE or SEARCH: the
 then stays in the view (``gone``) until a command that may announce it.
 ``\\Recent`` (RFC 3501 §2.3.2) belongs to the first session that sees a message with the
 folder selected read-write; the store hands out each UID once (``folders.recent_uid``).
+
+Security: a view reads the changes of its own folder only, asked with the logged-in
+account's id; it holds one entry (UID, flags) per message of the folder, so its memory
+grows with the folder, not with the traffic.  Not here: the size of a folder (quotas are
+in bytes, not messages).
 """
 
 from __future__ import annotations

@@ -8,6 +8,13 @@ the rest of it, up to its CRLF, is skipped, while the lines after it in the same
 still parsed.  The loop also stops at once when ``starttls.begin_tls`` ran mid-read.
 
 Subclasses choose the limit per state via ``max_line_length()``.
+
+Security: a line costs at most ``max_line_length()`` octets of memory, however long it is;
+an over-long line is answered once and skipped to its CRLF, never split into commands;
+no line read after STARTTLS/STLS in the same read is run (``starttls``); once
+MAX_QUEUED lines wait the socket is not read (what waits is about one read's worth), and
+no line runs while the client leaves our replies unread.  Not here: how many commands a
+session may send or how long it may last (the sessions' timeouts and ``deadlines``).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
 from mailstack.protocols.pop3_lease import MaildropLease
 from mailstack.protocols.pop3_login import AuthorizationCommands, IPOP3User
 from mailstack.protocols.pop3_transaction import TransactionCommands
-from mailstack.replies import PopReply
+from mailstack.replies import CodedReply
 from mailstack.store.errors import StoreUnavailable
 
 
@@ -96,7 +96,7 @@ class POP3Session(AuthorizationCommands, TransactionCommands, InOrderLineReceive
     def ok(self, text: str = "") -> None:
         self.transport.write(f"+OK {text}".rstrip().encode("utf-8") + b"\r\n")
 
-    def err(self, reply: PopReply) -> None:
+    def err(self, reply: CodedReply) -> None:
         self.transport.write(reply.pop3() + b"\r\n")
 
     def multiline(self, header: str, lines) -> None:

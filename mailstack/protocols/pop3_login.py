@@ -17,16 +17,12 @@ another identity is refused; passwords are never logged.
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
 from zope.interface import Interface
 
 from mailstack import replies
-from mailstack.protocols import starttls
-from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
+from mailstack.protocols import sasl_plain, starttls
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.store import maildrop
@@ -90,13 +86,13 @@ class AuthorizationCommands:
         self.continuation = self._sasl_plain
 
     def _sasl_plain(self, response: bytes):
-        if response.strip() == b"*":
+        if sasl_plain.cancelled(response):
             return self.err(replies.POP_AUTH_CANCELLED)
         try:
-            user, password = parse_plain(base64.b64decode(response.strip(), validate=True))
-        except ForeignAuthzid:
+            user, password = sasl_plain.read_plain(response)
+        except sasl_plain.ForeignAuthzid:
             return self.err(replies.POP_AUTH_FAILED)
-        except (binascii.Error, ValueError):
+        except sasl_plain.Malformed:
             return self.err(replies.POP_BAD_BASE64)
         return self._login(user, password, "PLAIN")
 

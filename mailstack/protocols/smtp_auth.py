@@ -8,19 +8,19 @@ rule comes from the one gate every protocol uses (``policy.tls_required``).
 
 No CRAM-MD5 or DIGEST-MD5: they need plaintext-equivalent password storage.
 Security: passwords are never logged; failures are recorded and throttled by the realm;
-before TLS, AUTH is offered only while the TLS cutover has not passed (538 5.7.11 after).
+before TLS, AUTH is offered only while the TLS cutover has not passed (538 5.7.11 after);
+a PLAIN authzid naming another identity is refused (``sasl_plain``).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 
 from twisted.cred.error import UnauthorizedLogin
 from zope.interface import Interface
 
 from mailstack import replies
-from mailstack.protocols.sasl_plain import ForeignAuthzid, parse_plain
+from mailstack.protocols import sasl_plain
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 
@@ -35,17 +35,6 @@ class ISMTPSender(Interface):
 
 def register_avatar(realm) -> None:
     realm.register(ISMTPSender, lambda account, mind: account)
-
-
-class _Malformed(Exception):
-    pass
-
-
-def _decode(text: str) -> bytes:
-    try:
-        return base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise _Malformed() from None
 
 
 class Authenticator:
@@ -107,7 +96,7 @@ class _Exchange:
             if line is None:
                 return self._finish(replies.LINE_TOO_LONG)
             text = line.decode("ascii", "replace").strip()
-            if text == "*":
+            if sasl_plain.cancelled(text):
                 return self._finish(replies.AUTH_CANCELLED)
             return step(text)
         self.session.continuation = respond
@@ -120,24 +109,24 @@ class _Exchange:
 
     def _plain(self, text: str):
         try:
-            user, password = parse_plain(_decode(text))
-        except ForeignAuthzid:
+            user, password = sasl_plain.read_plain(text)
+        except sasl_plain.ForeignAuthzid:
             return self._finish(replies.AUTH_FAILED)
-        except (_Malformed, ValueError):
+        except sasl_plain.Malformed:
             return self._finish(replies.AUTH_MALFORMED)
         return self._login(user, password)
 
     def _login_user(self, text: str):
         try:
-            self.username = _decode(text)
-        except _Malformed:
+            self.username = sasl_plain.decode(text)
+        except sasl_plain.Malformed:
             return self._finish(replies.AUTH_MALFORMED)
         return self._ask(_PASSWORD, self._login_password)
 
     def _login_password(self, text: str):
         try:
-            password = _decode(text)
-        except _Malformed:
+            password = sasl_plain.decode(text)
+        except sasl_plain.Malformed:
             return self._finish(replies.AUTH_MALFORMED)
         return self._login(self.username, password)
 

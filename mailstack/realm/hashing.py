@@ -15,8 +15,8 @@ which we treat as a failed login, not a crash.
 from __future__ import annotations
 
 from passlib.context import CryptContext
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
+
+from mailstack.threads import WorkerPool
 
 VERIFIABLE = ["argon2", "bcrypt_sha256", "bcrypt", "sha512_crypt", "sha256_crypt",
               "md5_crypt", "apr_md5_crypt", "ldap_salted_sha1", "ldap_sha1", "des_crypt"]
@@ -38,19 +38,13 @@ class PasswordHasher:
 
     def __init__(self, context: CryptContext, *, reactor=None, threads: int = 2):
         self.context = context
-        self.reactor = reactor
-        self.pool = ThreadPool(minthreads=0, maxthreads=threads, name="mailstack-hash")
-        self._started = False
+        self.pool = WorkerPool("mailstack-hash", threads, reactor)
 
     def start(self) -> None:
-        if not self._started:
-            self.pool.start()
-            self._started = True
+        self.pool.start()
 
     def stop(self) -> None:
-        if self._started:
-            self.pool.stop()
-            self._started = False
+        self.pool.stop()
 
     def hash(self, password: str) -> str:
         if not password:
@@ -76,7 +70,7 @@ class PasswordHasher:
             return False, None
 
     def verify_async(self, password: str, stored_hash: str):
-        return deferToThreadPool(self.reactor, self.pool, self.verify, password, stored_hash)
+        return self.pool.run(self.verify, password, stored_hash)
 
     def hash_async(self, password: str):
-        return deferToThreadPool(self.reactor, self.pool, self.hash, password)
+        return self.pool.run(self.hash, password)

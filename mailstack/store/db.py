@@ -30,13 +30,12 @@ from typing import Any, Callable, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, InterfaceError
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.python.threadpool import ThreadPool
 
 from mailstack.store.budget import BUDGET, ByteBudget
 from mailstack.store.changes import TOUCHED
 from mailstack.store.errors import Conflict, StoreUnavailable
+from mailstack.threads import WorkerPool
 
 T = TypeVar("T")
 log = Logger(namespace="mailstack.store")
@@ -101,16 +100,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url, threads=threads, busy_timeout_ms=busy_timeout_ms)
         self.reactor = reactor
-        self.pool = ThreadPool(minthreads=0, maxthreads=threads, name="mailstack-db")
+        self.pool = WorkerPool("mailstack-db", threads, reactor)
         # SQLite has one writer at a time: writes get threads of their own, so that reads
         # (FETCH, SEARCH, catching up with other sessions) never wait for a thread held by
         # a write queued on the writer lock.  Several write threads, not one: a write does
         # Python work before it takes the lock (measured: one write thread cost port 25
         # 14-20%).  PostgreSQL writes in parallel: one pool for both.
         sqlite = self.engine.dialect.name == "sqlite"
-        self.write_pool = (ThreadPool(minthreads=0, maxthreads=threads, name="mailstack-db-write")
+        self.write_pool = (WorkerPool("mailstack-db-write", threads, reactor)
                            if sqlite else self.pool)
-        self._started = False
         # Called in the reactor thread with the folder ids a committed transaction wrote.
         self.commit_listeners: list[Callable[[set], None]] = []
         # Writers of this process (the write thread, and callers of run_sync such as the
@@ -122,27 +120,21 @@ class Database:
         self.body_budget = ByteBudget(body_budget)
 
     def start(self) -> None:
-        if not self._started:
-            self.pool.start()
-            if self.write_pool is not self.pool:
-                self.write_pool.start()
-            self._started = True
+        self.pool.start()
+        self.write_pool.start()       # the same pool on PostgreSQL: started once
 
     def stop(self) -> None:
-        if self._started:
-            self.pool.stop()
-            if self.write_pool is not self.pool:
-                self.write_pool.stop()
-            self._started = False
+        self.pool.stop()
+        self.write_pool.stop()
         self.engine.dispose()
 
     def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
         """Run ``fn(conn, *args)`` in one write transaction, off the reactor thread."""
-        return deferToThreadPool(self.reactor, self.write_pool, self.run_sync, fn, *args, **kwargs)
+        return self.write_pool.run(self.run_sync, fn, *args, **kwargs)
 
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
         """Like ``run`` but a read-only transaction (SQLite readers do not queue behind writers)."""
-        return deferToThreadPool(self.reactor, self.pool, self.read_sync, fn, *args, **kwargs)
+        return self.pool.run(self.read_sync, fn, *args, **kwargs)
 
     def _committed(self, folder_ids) -> None:
         for listener in list(self.commit_listeners):

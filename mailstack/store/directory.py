@@ -24,14 +24,16 @@ class AccountInfo:
 
 @dataclass(frozen=True)
 class Recipients:
-    """What an address delivers to: local account ids and, for aliases, remote addresses."""
+    """What an address delivers to: the enabled accounts it reaches (an alias: several).
+
+    Only local accounts: an alias's target must be an account here (``add_alias``).
+    """
 
     account_ids: tuple[int, ...] = ()
-    remote: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:
-        return bool(self.account_ids or self.remote)
+        return bool(self.account_ids)
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,9 @@ def add_alias(conn: Connection, address: str, target: str) -> None:
     if get_account(conn, address) is not None:
         raise Conflict(f"{address} is an account; an alias cannot shadow it")
     if not is_hosted(conn, target.rpartition("@")[2]):
-        # Until the outbound queue exists, a remote target could not be delivered.
+        # An alias reaches accounts here only.  Forwarding to another domain is not offered:
+        # the outbound queue could send it, but without SRS the destination's SPF check
+        # (RFC 7208) would fail the original sender.
         raise Conflict(f"alias target {target} is not in a domain hosted here")
     if get_account(conn, target) is None:
         raise NotFound(f"alias target {target} is not an account here")
@@ -242,15 +246,12 @@ def resolve(conn: Connection, address: str) -> Recipients:
         return Recipients(account_ids=(row.id,) if row.enabled else ())
     targets = [t for (t,) in conn.execute(select(aliases.c.target)
                                            .where(aliases.c.address == address))]
-    local, remote = [], []
+    local = []
     for target in targets:
         account = conn.execute(_ACCOUNT_STATE, {"address": target}).first()
-        if account is not None:
-            if account.enabled:
-                local.append(account.id)
-        elif not is_hosted(conn, target.rpartition("@")[2]):
-            remote.append(target)
-    return Recipients(tuple(dict.fromkeys(local)), tuple(remote))
+        if account is not None and account.enabled:
+            local.append(account.id)
+    return Recipients(tuple(dict.fromkeys(local)))
 
 
 @dataclass

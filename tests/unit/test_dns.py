@@ -56,3 +56,13 @@ def test_dnsbl_listing_with_txt(nameserver, resolver):
     assert call(resolver.dnsbl, "127.0.0.2", "bl.test") == dns.Found((["127.0.0.2"], "listed for spam"))
     assert call(resolver.dnsbl, "127.0.0.3", "bl.test") == dns.NotFound(nxdomain=True)
     assert dns.dnsbl_name("2001:db8::1", "bl.test").startswith("1.0.0.0.")
+
+
+def test_a_name_in_an_answer_holding_any_octet_is_text_not_an_exception(nameserver, resolver):
+    """DNS labels may hold any octet (RFC 2181 §11); a PTR or MX name that is not ASCII
+    used to raise UnicodeDecodeError out of the lookup that promises never to raise."""
+    nameserver.add(dns.reverse_name("127.0.0.10"), "PTR", b"h\xe9st.example.test")
+    nameserver.add("odd.test", "MX", 10, b"m\xe9x.odd.test")
+    assert call(resolver.ptr, "127.0.0.10") == dns.Found(["h\ufffdst.example.test"])
+    assert call(resolver.forward_confirmed_ptr, "127.0.0.10") == dns.NotFound(nxdomain=False)
+    assert call(resolver.mx, "odd.test") == dns.Found([(10, "m\ufffdx.odd.test")])
