@@ -12,6 +12,11 @@ written (a full or missing temporary directory): that one gets 451 at the end.  
 spool passes to the policy's ``deliver`` with the message and is closed when the store
 has answered, whatever the answer; a transaction cut off mid-DATA closes it too
 (``reset_body``, from the session's ``connectionLost``).
+
+Standards: RFC 5321 §4.1.1.4, §4.5.2 (transparency), §4.5.3.1.7 (message size), RFC 1870.
+Security: memory per message is bounded (a spool, no longer kept once the message will be
+refused); the 250 only after COMMIT; a store or spool failure is 451, never 550.  Message
+content is not inspected here (that is the policy's, at delivery).
 """
 
 from __future__ import annotations

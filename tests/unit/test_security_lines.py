@@ -16,11 +16,6 @@ NETWORK = sorted([*PACKAGE.glob("protocols/*.py"), *PACKAGE.glob("delivery/*.py"
                   PACKAGE / "dns.py", PACKAGE / "tls.py"])
 NETWORK = [p for p in NETWORK if p.name != "__init__.py"]
 
-# TODO(issue 14): these lack their line, and are being restructured by the work on the MX
-# policy (issue 14, item 1), which adds it; until then they are skipped, and only they.
-PENDING = {"protocols/smtp_data.py"}
-
-
 def has_security_line(path: Path) -> bool:
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
     return any(line.startswith("Security:") for line in docstring.splitlines())
@@ -29,12 +24,4 @@ def has_security_line(path: Path) -> bool:
 @pytest.mark.parametrize("path", NETWORK, ids=[str(p.relative_to(PACKAGE)) for p in NETWORK])
 def test_network_module_has_a_security_line(path):
     relative = str(path.relative_to(PACKAGE))
-    if relative in PENDING:
-        pytest.skip(f"TODO issue 14: mailstack/{relative} has no Security: line yet")
     assert has_security_line(path), f"mailstack/{relative}: no 'Security:' line in its docstring"
-
-
-def test_pending_modules_are_still_pending():
-    for relative in PENDING:
-        assert not has_security_line(PACKAGE / relative), \
-            f"mailstack/{relative} has its Security: line now: remove it from PENDING"
