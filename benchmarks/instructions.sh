@@ -30,13 +30,14 @@ count() {   # count UNITS LOADGEN-ARGS...: instructions per unit over one loadge
 }
 has() { [[ " $protocols " == *" $1 "* ]]; }
 # A first run is not counted: it pays for imports, threads and connections once.
-if has smtp; then count 50 smtp --port 2525 --conc 10 --count 50 --size 4096 >/dev/null; fi
+if has smtp; then count 50 smtp --port 2525 --conc 10 --count 50 --size 4096 --rcpt-users 90..99 >/dev/null; fi
 if has imap; then count 1 imap --port 1143 --conc 1 --sessions 1 --users 90..99 >/dev/null; fi
+if has imap; then   # first, while user0..89 have empty INBOXes: a session is then its login
+    echo "## imap 1 client, empty INBOX (LOGIN, SELECT, FETCH, LOGOUT)"; count 10 imap --port 1143 --conc 1 --sessions 10 --users 0..9
+    echo "## imap 1 client, 200 x 10 KB per session"; count 3 imap --port 1143 --conc 1 --sessions 3 --users 90..99
+fi
 if has smtp; then
     echo "## smtp 10 senders, 4 KB, 1 msg/conn";   count 300 smtp --port 2525 --conc 10 --count 300 --size 4096
     echo "## smtp 10 senders, 4 KB, 100 msg/conn"; count 300 smtp --port 2525 --conc 10 --count 300 --size 4096 --per-conn 100
     echo "## smtp 10 senders, 64 KB, 1 msg/conn";  count 100 smtp --port 2525 --conc 10 --count 100 --size 65536
-fi
-if has imap; then
-    echo "## imap 1 client, 200 x 10 KB per session"; count 3 imap --port 1143 --conc 1 --sessions 3 --users 90..99
 fi
