@@ -12,6 +12,7 @@ This module reads and validates; what settings exist, with their defaults, is in
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 import types
 import typing
@@ -63,7 +64,7 @@ def _build(cls, raw, where):
     names = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in names:
-            raise ConfigError(f"{_join(where, key)}: unknown setting")
+            raise ConfigError(f"{_join(where, key)}: unknown setting{_closest(key, names)}")
     values = {}
     for f in dataclasses.fields(cls):
         key = _join(where, f.name)
@@ -73,6 +74,12 @@ def _build(cls, raw, where):
             continue
         values[f.name] = _convert(hints[f.name], raw[f.name], key, f.metadata)
     return cls(**values)
+
+
+def _closest(key: str, names) -> str:
+    """``"; did you mean 'x'?"`` for a misspelt key (postconf's habit), else nothing."""
+    found = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.7)
+    return f"; did you mean {found[0]!r}?" if found else ""
 
 
 def _convert(hint, value, key, meta):

@@ -73,3 +73,15 @@ def dnsbl_codes(value):
     """``127.0.0.2`` or ``127.0.0.2-127.0.0.11``."""
     for part in value.split("-", 1):
         ipaddress.IPv4Address(part.strip())
+
+
+def database_url(value):
+    """A URL every thread of the pool and every process sharing the store can open: an
+    in-memory SQLite database is private to one connection, so it is refused at load."""
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if value.startswith("sqlite") and (value.rstrip("/") in ("sqlite:", "sqlite:/")
+                                      or ":memory:" in value or "mode=memory" in value):
+        raise ValueError("is an in-memory SQLite database, which the server's threads and "
+                         "the admin commands cannot share: give a file, "
+                         "e.g. sqlite:///var/mailstack.db")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from mailstack.config_checks import (dnsbl_codes, host_and_port, ip_address, ip_network,
-                                     nameserver, not_negative, one_of, port_number, positive,
-                                     setting)
+from mailstack.config_checks import (database_url, dnsbl_codes, host_and_port, ip_address,
+                                     ip_network, nameserver, not_negative, one_of, port_number,
+                                     positive, setting)
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    url: str = "sqlite:///var/mailstack.db"
+    url: str = setting("sqlite:///var/mailstack.db", database_url)
     threads: int = setting(4, positive)
     busy_timeout_ms: int = setting(5000, positive)
     # Octets of message bodies being stored at once (store/budget.py); a burst of large
@@ -59,6 +59,8 @@ class AuthConfig:
     hash_threads: int = setting(2, positive)
     default_scheme: str = setting("argon2", one_of("argon2", "bcrypt_sha256", "sha512_crypt"))
     cache_seconds: int = setting(300, not_negative)
+    # A password set by an administrator (account add/passwd) must be at least this long.
+    min_password_length: int = setting(8, positive)
     # From this moment no password is accepted without TLS, on any protocol.
     tls_cutover: datetime | None = None
     throttle: AuthThrottleConfig = setting(factory=AuthThrottleConfig)

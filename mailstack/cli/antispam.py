@@ -170,10 +170,10 @@ def register(groups) -> None:
     p.add_argument("--reason", required=True)
     p.add_argument("--by")
     p.set_defaults(func=whitelist_add)
-    p = wl.add_parser("list")
+    p = wl.add_parser("list", help="every whitelist entry, with its reason")
     add_format(p)
     p.set_defaults(func=whitelist_list)
-    p = wl.add_parser("remove")
+    p = wl.add_parser("remove", help="take an entry off the whitelist")
     p.add_argument("entry")
     p.set_defaults(func=whitelist_remove)
 

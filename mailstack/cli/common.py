@@ -32,6 +32,9 @@ def config_path(args) -> Path:
 
 def load_config(args) -> Config:
     path = config_path(args)
+    if not path.exists():
+        raise CommandError(f"{path}: no such configuration file: name one with --config FILE "
+                           "or $MAILSTACK_CONFIG", EXIT_CONFIG)
     try:
         return configs.load(path)
     except configs.ConfigError as e:
@@ -54,20 +57,41 @@ class Context:
 
 
 def open_context(args, *, check_schema: bool = True) -> Context:
+    """The config and its store; with ``check_schema``, the schema must be current and the
+    ``[domains] hosted`` list is applied, so ``account add`` works before the first ``serve``."""
     from mailstack.store import migrations
 
     config = load_config(args)
     db = Database(config.database_url(), reactor=None, threads=1,
                   busy_timeout_ms=config.database.busy_timeout_ms)
+    context = Context(config, db, clocks.WallClock())
     if check_schema:
         try:
             current = migrations.is_current(db.engine)
         except Exception as e:  # cannot connect at all
-            raise CommandError(f"database unavailable: {type(e).__name__}", EXIT_DATABASE) from None
+            raise database_unavailable(db, e) from None
         if not current:
             raise CommandError("the database schema is not current: run `mailstack db upgrade`",
                                EXIT_DATABASE)
-    return Context(config, db, clocks.WallClock())
+        apply_hosted_domains(context)
+    return context
+
+
+def apply_hosted_domains(ctx: Context) -> None:
+    """``[domains] hosted`` written to the store (the server does it at start too)."""
+    from mailstack.store import directory
+
+    if ctx.config.domains.hosted:
+        ctx.db.run_sync(directory.ensure_domains, ctx.config.domains.hosted, ctx.now())
+
+
+def database_unavailable(db: Database, error: Exception) -> CommandError:
+    """One line naming where the database is and why it cannot be reached; never the
+    password of the URL (SQLAlchemy's ``render_as_string`` hides it)."""
+    where = db.engine.url.render_as_string(hide_password=True)
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    reason = reason[0] if reason else type(error).__name__
+    return CommandError(f"database unavailable at {where}: {reason}", EXIT_DATABASE)
 
 
 def run(ctx: Context, fn, *args, **kwargs):
@@ -110,8 +134,9 @@ def operator() -> str:
         return "unknown"
 
 
-def read_password(args, *, confirm: bool = True) -> str:
-    """From ``--password-stdin`` or an interactive prompt; never from the command line."""
+def read_password(args, *, confirm: bool = True, min_length: int = 1) -> str:
+    """From ``--password-stdin`` or an interactive prompt; never from the command line.
+    Shorter than ``min_length`` ([auth] min_password_length) is refused."""
     if getattr(args, "password_stdin", False):
         password = sys.stdin.readline().rstrip("\r\n")
     elif sys.stdin.isatty():
@@ -123,6 +148,9 @@ def read_password(args, *, confirm: bool = True) -> str:
                            "password to standard input", EXIT_USAGE)
     if not password:
         raise CommandError("empty password")
+    if len(password) < min_length:
+        raise CommandError(f"the password is shorter than {min_length} characters "
+                           "([auth] min_password_length)")
     return password
 
 

@@ -26,6 +26,9 @@ def _domain(text: str) -> str:
 def domain_add(args):
     ctx = open_context(args)
     name = _domain(args.domain)
+    if name in ctx.config.domains.hosted:   # open_context has just written it
+        print(f"domain {name} is hosted ([domains] hosted in the configuration)")
+        return
     _run(ctx, directory.add_domain, name, ctx.now())
     print(f"domain {name} added")
 
@@ -40,7 +43,7 @@ def domain_list(args):
 def account_add(args):
     ctx = open_context(args)
     address = _address(args.address)
-    password = read_password(args)
+    password = read_password(args, min_length=ctx.config.auth.min_password_length)
     _run(ctx, directory.add_account, address, ctx.hasher().hash(password), ctx.now())
     print(f"account {address} added")
 
@@ -61,20 +64,27 @@ def account_show(args):
         account = directory.require_account(conn, address)
         count, size = directory.mailbox_usage(conn, account.id)
         recent = logins.recent(conn, account_id=account.id, limit=5)
-        return account, count, size, recent
+        quota = directory.quota_of(conn, account.id)
+        any_sender = directory.sends_as_any(conn, account.id)
+        aliases = directory.sender_addresses(conn, account.id)[1:]
+        return account, count, size, recent, quota, any_sender, aliases
 
-    account, count, size, recent = _run(ctx, gather)
+    account, count, size, recent, quota, any_sender, aliases = _run(ctx, gather)
     scheme = ctx.hasher().context.identify(account.password_hash) or "unknown"
     row = {"address": account.address, "enabled": account.enabled,
            "created": account.created_at.isoformat(), "hash_scheme": scheme,
            "messages": count, "bytes": size,
+           "quota": "unlimited" if quota is None else quota,
+           "sender_rule": "any" if any_sender else "own", "aliases": aliases,
            "recent_logins": [{"at": e.at.isoformat(), "protocol": e.protocol, "ip": e.client_ip,
                               "tls": e.tls, "success": e.success} for e in recent]}
     if args.format == "json":
         emit(args, row, [])
         return
-    for key in ("address", "enabled", "created", "hash_scheme", "messages", "bytes"):
+    for key in ("address", "enabled", "created", "hash_scheme", "messages", "bytes", "quota",
+                "sender_rule"):
         print(f"{key + ':':<13} {row[key]}")
+    print(f"{'aliases:':<13} {', '.join(aliases) or 'none'}")
     for e in row["recent_logins"]:
         outcome = "ok" if e["success"] else "FAILED"
         print(f"login:        {e['at']} {e['protocol']} from {e['ip']} "
@@ -84,7 +94,7 @@ def account_show(args):
 def account_passwd(args):
     ctx = open_context(args)
     address = _address(args.address)
-    password = read_password(args)
+    password = read_password(args, min_length=ctx.config.auth.min_password_length)
     _run(ctx, directory.set_password_hash, address, ctx.hasher().hash(password))
     print(f"password of {address} changed")
 
@@ -114,11 +124,13 @@ def _size(text: str) -> int | None:
         return None
     units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
     try:
-        if text[-1:] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
+        size = (int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units
+                else int(text))
     except ValueError:
-        raise CommandError(f"{text!r} is not a size like 500M, 2G or none") from None
+        size = -1
+    if size <= 0:   # "0" is "none" above; a negative quota refused every message
+        raise CommandError(f"{text!r} is not a size like 500M, 2G or none")
+    return size
 
 
 def account_quota(args):

@@ -10,10 +10,20 @@ from mailstack.cli import (
 )
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("mailstack")
+    except metadata.PackageNotFoundError:   # run from a source tree that is not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mailstack", description="Administer and run a mailstack mail server.",
         epilog="Exit codes: 0 ok, 1 failed, 2 usage, 3 configuration, 4 database.")
+    parser.add_argument("--version", action="version", version=f"mailstack {_version()}")
     parser.add_argument("--config", help="configuration file (default: $MAILSTACK_CONFIG or "
                                          "./mailstack.toml)")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")

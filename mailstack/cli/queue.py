@@ -16,8 +16,11 @@ def _rows(found):
 
 def queue_list(args):
     ctx = open_context(args)
-    emit(args, _rows(run(ctx, queue.listing)),
-         ["queue_id", "sender", "recipient", "status", "attempts", "next_attempt"])
+    rows = _rows(run(ctx, queue.listing))
+    if not rows and args.format == "table":
+        print("the queue is empty")
+        return
+    emit(args, rows, ["queue_id", "sender", "recipient", "status", "attempts", "next_attempt"])
 
 
 def queue_show(args):

@@ -55,7 +55,7 @@ def rejections_search(args):
         raise CommandError("give at least one fact: --from, --to, --at, --message or --ip",
                            common.EXIT_USAGE)
     found = run(ctx, rejections.search, **facts, limit=args.limit)
-    if not found:
+    if not found and args.format == "table":
         raise CommandError("no matching rejection: check the facts (the time is UTC unless an "
                            "offset is given), or widen --tolerance")
     emit(args, _rows(found), ["at", "ref", "client_ip", "from", "to", "check", "reply"])

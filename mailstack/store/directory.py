@@ -221,9 +221,13 @@ def delete_alias(conn: Connection, address: str, target: str | None = None) -> i
 
 def may_send_as(conn: Connection, account_id: int, address: str) -> bool:
     """Whether an authenticated account may use ``address`` as its envelope sender."""
-    if conn.execute(select(accounts.c.may_send_as_any).where(accounts.c.id == account_id)).scalar():
-        return True
-    return address in sender_addresses(conn, account_id)
+    return sends_as_any(conn, account_id) or address in sender_addresses(conn, account_id)
+
+
+def sends_as_any(conn: Connection, account_id: int) -> bool:
+    """The sender rule "any": the account may use any envelope sender."""
+    query = select(accounts.c.may_send_as_any).where(accounts.c.id == account_id)
+    return bool(conn.execute(query).scalar())
 
 
 def set_send_as_any(conn: Connection, address: str, allowed: bool) -> None:

@@ -158,7 +158,8 @@ def test_autodiscover_json_points_newer_outlook_to_the_xml_endpoint(web, certs):
 
 def test_dns_records_follow_the_cutover(tmp_path):
     config = tmp_path / "m.toml"
-    config.write_text('[server]\nhostname = "mx1.example.test"\n[auth]\ntls_cutover = 2027-06-01\n')
+    config.write_text('[server]\nhostname = "mx1.example.test"\n[auth]\ntls_cutover = 2027-06-01\n'
+                      '[domains]\nhosted = ["example.test"]\n')
 
     def records(at):
         done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "dns",
