@@ -19,6 +19,7 @@ import typing
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from mailstack import config_checks
 from mailstack.config_sections import Config
 
 
@@ -43,6 +44,9 @@ def load(path: str | Path) -> Config:
 def from_dict(raw: dict) -> Config:
     config = _build(Config, raw, "")
     _check_listeners(config.listeners)
+    problem = config_checks.mx_relay_needs_customers(config)
+    if problem is not None:
+        raise ConfigError(problem)
     return config
 
 

@@ -85,3 +85,12 @@ def database_url(value):
         raise ValueError("is an in-memory SQLite database, which the server's threads and "
                          "the admin commands cannot share: give a file, "
                          "e.g. sqlite:///var/mailstack.db")
+
+
+def mx_relay_needs_customers(config) -> str | None:
+    """``[smtp] mx_relay = "customers"`` relays for customer networks: with none configured
+    it would mean nothing, and an operator who set it expects it to.  The problem, or None."""
+    if config.smtp.mx_relay == "customers" and not config.migration.customer_networks:
+        return ('smtp.mx_relay: "customers" needs [migration] customer_networks '
+                '(the networks whose POP-before-SMTP window relays on port 25)')
+    return None

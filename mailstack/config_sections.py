@@ -128,8 +128,10 @@ class SMTPConfig:
     min_data_rate: int = setting(500, positive)
     # NOOP, RSET, VRFY, HELP, repeated HELO/EHLO: past this many the session is closed.
     junk_command_limit: int = setting(100, positive)
-    # Whether port 25 also relays for customers who authenticate there.
-    mx_relay: str = setting("never", one_of("never", "authenticated"))
+    # Who port 25 relays for (policy/mx.py): "never" (nobody), "authenticated" (SMTP AUTH
+    # logins, AUTH offered after STARTTLS), "customers" (those, and [migration]
+    # customer_networks with a live POP-before-SMTP window; needs customer_networks).
+    mx_relay: str = setting("never", one_of("never", "authenticated", "customers"))
 
 
 @dataclass(frozen=True)

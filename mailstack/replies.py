@@ -116,14 +116,6 @@ ENCRYPTION_REQUIRED = Reply(
 )
 
 
-class Refused(Exception):
-    """A refusal decided after DATA (the mailbox filled up): the protocol sends ``reply``."""
-
-    def __init__(self, reply: Reply):
-        super().__init__(str(reply))
-        self.reply = reply
-
-
 @dataclass(frozen=True)
 class CodedReply:
     """A POP3 or IMAP status text, with a response code in brackets when it has one.

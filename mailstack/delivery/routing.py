@@ -47,18 +47,6 @@ class TraceFacts:
     port: int | None = None        # the port the client connected to
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """One accepted RCPT: local accounts to copy into, or a remote address to queue."""
-
-    address: str
-    account_ids: tuple[int, ...] = ()
-    remote: bool = False
-    discard: bool = False   # accepted with 250 and not stored (spam traps, the reflector)
-    reflect: bool = False   # the settings-check address: answered, not stored
-    room: int | None = None  # quota headroom at RCPT time
-
-
 def received_header(trace: TraceFacts, at: datetime) -> bytes:
     """A RFC 5321 §4.4 Received header, folded, ending in CRLF."""
     name = f"{_clean(trace.client_name)} " if trace.client_name else ""

@@ -14,8 +14,9 @@ from datetime import timedelta
 from twisted.internet import defer
 
 from mailstack import clock as clocks, replies
-from mailstack.policy.decision import DUNNO, reject
+from mailstack.policy.decision import DUNNO, Decision, Verdict, reject
 from mailstack.store import blocks
+from mailstack.store.errors import StoreUnavailable
 
 
 class LocallyBlocked:
@@ -32,6 +33,31 @@ class LocallyBlocked:
         block = found[0]
         return reject(self.name, f"{block.source}: {block.reason}",
                       replies.LOCALLY_BLOCKED.format(ip=request.client_ip, reason=block.reason))
+
+
+class Firewalled:
+    """At connect: an address firewalled (directory harvest, the abuse desk) is dropped
+    before the banner, unless the whitelist vouches for it.  A store outage fails open here:
+    the client checks, delivered at RCPT, will defer instead."""
+
+    name = "firewall"
+
+    def __init__(self, db, clock, whitelist):
+        self.db, self.clock, self.whitelist = db, clock, whitelist
+
+    @defer.inlineCallbacks
+    def check(self, request):
+        try:
+            found = yield self.db.read(blocks.active_for, request.client_ip,
+                                       clocks.now(self.clock))
+        except StoreUnavailable:
+            return DUNNO
+        if not any(b.action == "firewall" for b in found):
+            return DUNNO
+        listed = yield self.whitelist.check(request)
+        if listed.verdict is Verdict.PERMIT:
+            return DUNNO
+        return Decision(Verdict.REJECT, self.name, "firewalled")
 
 
 class Blocker:

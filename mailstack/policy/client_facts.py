@@ -25,14 +25,14 @@ class ClientFacts:
         if self._ptr is None:
             self._ptr = self.resolver.ptr(self.ip)
             self._ptr.addCallback(self._remember_ptr)
-        return _share(self._ptr)
+        return share(self._ptr)
 
     def forward_confirmed(self):
         """Deferred Outcome: ``Found(name)`` when a PTR name resolves back to the IP."""
         if self._confirmed is None:
             self._confirmed = self.resolver.forward_confirmed_ptr(self.ip)
             self._confirmed.addCallback(self._remember_confirmed)
-        return _share(self._confirmed)
+        return share(self._confirmed)
 
     def _remember_ptr(self, outcome):
         if isinstance(outcome, dns.Found) and outcome.value:
@@ -45,7 +45,7 @@ class ClientFacts:
         return outcome
 
 
-def _share(d: defer.Deferred) -> defer.Deferred:
+def share(d: defer.Deferred) -> defer.Deferred:
     """A new Deferred with the same result, so several checks can wait on one lookup."""
     shared = defer.Deferred()
     d.addBoth(lambda result: (shared.callback(result), result)[1])

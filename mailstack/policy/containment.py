@@ -31,7 +31,7 @@ class RecipientsPerHour:
             return DUNNO
         since = clocks.now(self.clock) - timedelta(hours=1)
         sent = yield self.db.read(submissions.recipients_since, account.id, since)
-        pending = request.extra.get("accepted", 0)
+        pending = len(request.recipients)   # accepted earlier in this transaction
         if sent + pending < self.limit:
             return DUNNO
         return defer_decision(self.name, f"{account.address}: {sent + pending} recipients "

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from mailstack import clock as clocks
 from mailstack.policy.auth_window import PopBeforeSMTP
+from mailstack.policy.mx import relays_for
 from mailstack.policy.tls_required import TLSRequirement
 
 
@@ -37,8 +38,7 @@ class Phases:
             {"setting": "password without tls", "in force":
                 "refused on every protocol" if self.tls_required else "accepted and recorded"},
             {"setting": "tls cutover", "in force": _when(self.tls_cutover)},
-            {"setting": "port 25 relays for", "in force":
-                "authenticated customers" if self.mx_relay == "authenticated" else "nobody"},
+            {"setting": "port 25 relays for", "in force": relays_for(self.mx_relay)},
         ]
 
 

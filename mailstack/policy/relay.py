@@ -1,28 +1,48 @@
-"""No open relay: mail for a domain we do not host is refused unless relaying is allowed.
+"""No open relay: the relay chain ends in REJECT, and only these checks can PERMIT.
 
-Why its own check with a default of REJECT: a whitelist entry, a forgotten flag or an
-address trick must never open relay.  Relaying is allowed only when the protocol says the
-client has proven who it is (SMTP AUTH or, later, a POP-before-SMTP window); the MX never
-sets that.  Address tricks (``%``, ``!``, source routes, quoted local parts, IP literals)
-never reach here: the parser refuses them and the protocol answers with the same reply.
+Why a chain of its own whose default is REJECT: a whitelist entry, a forgotten flag or an
+address trick must never open relay, so relaying is not "whatever nobody objected to" but
+"what one of these checks explicitly allowed".  The whitelist is not in the relay chain
+(it is in the client chain), so it cannot open relay whatever it says.  Which checks a
+port's relay chain holds is in its table (``mx.py``, ``submission.py``): on port 25 the
+sender check is there only when ``[smtp] mx_relay`` is not "never".  Address tricks (``%``,
+``!``, source routes, quoted local parts, IP literals) never reach here: the parser refuses
+them and the protocol answers with the same reply.
 
 Standards: RFC 5321 §3.6, §7.1; RFC 2505 (anti-spam recommendations for MTAs).
+Security: default REJECT; a PERMIT needs a hosted domain or a proven sender.
 """
 
 from __future__ import annotations
 
 from mailstack import replies
-from mailstack.policy.decision import DUNNO, reject
+from mailstack.policy.decision import DUNNO, permit, reject
 
 
-class HostedDomainsOnly:
-    name = "relay"
+class HostedDomain:
+    """Mail for a domain we host is not relaying (whether the user exists is ``recipients``)."""
+
+    name = "hosted-domain"
 
     def check(self, request):
         route = request.route
         if route is not None and route.hosted:
-            return DUNNO
-        if request.authenticated_as:
-            return DUNNO
-        return reject(self.name, "relay denied",
-                      replies.RELAY_DENIED.format(address=request.recipient))
+            return permit(self.name, "hosted domain")
+        return DUNNO
+
+
+class ProvenSender:
+    """A sender who proved who they are (SMTP AUTH, or a login window where the port's
+    table lets one count) may send anywhere."""
+
+    name = "proven-sender"
+
+    def check(self, request):
+        if request.authenticated_as is not None:
+            return permit(self.name, f"sent by {request.authenticated_as.address}")
+        return DUNNO
+
+
+def denied(request):
+    """The relay chain's default."""
+    return reject("relay", "relay denied", replies.RELAY_DENIED.format(address=request.recipient))

@@ -1,12 +1,13 @@
 """The facts a policy check may look at, gathered by the protocol at each SMTP stage.
 
 Why one frozen value: checks must not reach into protocol objects (layering, C3), and the
-rejection log needs the same facts the check saw.
+rejection log needs the same facts the check saw.  The protocol fills in what it knows
+(the connection, the envelope so far); the policy adds what it looks up (``route``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from mailstack.store.directory import Route
 
@@ -22,10 +23,11 @@ class SMTPRequest:
     sender: str | None = None  # "" is the null reverse-path
     recipient: str | None = None
     route: Route | None = None
-    client: object = None             # ClientFacts: DNS facts looked up once per session
+    client: object = None             # the ClientState the policy gave out at connect
     authenticated_as: object = None   # the AccountRef vouched for by AUTH or a login window
     declared_size: int | None = None  # MAIL FROM SIZE=, when the client declared one
-    extra: dict = field(default_factory=dict)
+    recipients: tuple = ()            # the Accepted recipients of the transaction so far
+    size: int | None = None           # data: the message's size in octets
 
     def at(self, stage: str, **changes) -> "SMTPRequest":
         return replace(self, stage=stage, **changes)

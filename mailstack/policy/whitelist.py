@@ -40,3 +40,19 @@ class Whitelisted:
             if entry.matches(request.client_ip, verified):
                 return permit(self.name, f"whitelisted: {entry.entry} ({entry.reason})")
         return DUNNO
+
+
+class TrustedNetwork:
+    """At connect: our own hosts (``[antispam] trusted_networks``) skip every client check,
+    so not even DNS is asked about them.  A PERMIT here opens no relay: relay is its own
+    chain."""
+
+    name = "trusted-network"
+
+    def __init__(self, whitelist: Whitelisted):
+        self.whitelist = whitelist
+
+    def check(self, request):
+        if self.whitelist.is_trusted(request.client_ip):
+            return permit(self.name, "trusted network")
+        return DUNNO

@@ -1,4 +1,4 @@
-"""The ESMTP server session shared by the MX (port 25) and, later, submission (587/465).
+"""The ESMTP server session shared by the MX (port 25) and submission (587/465).
 
 Why not ``twisted.mail.smtp.ESMTP``: measured against Twisted 26.10 (TWISTED-NOTES) its
 PIPELINING breaks with any asynchronous validator (a pipelined RCPT gets ``503``, a
@@ -11,9 +11,11 @@ is a small replacement on Twisted's line receiver and timeout mixin instead.
 
 How: one reply per command, strictly in order.  Every received line goes into a queue;
 a command that needs the store or a policy check returns a Deferred and the queue waits
-for it.  What the port allows (recipients, relaying, AUTH) is decided by a per-listener
-``policy`` object; this module only speaks the protocol: the session, its greeting,
-STARTTLS and its limits.  MAIL and RCPT are in ``smtp_envelope``, DATA in ``smtp_data``.
+for it.  What the port allows (recipients, relaying, AUTH) is decided by the listener's
+policy (``policy.contract.SMTPPolicy``): the session builds a request, asks, and sends the
+outcome's reply; it carries the policy's ``ClientState`` without opening it.  This module
+only speaks the protocol: the session, its greeting, STARTTLS and its limits.  MAIL and
+RCPT are in ``smtp_envelope``, DATA in ``smtp_data``.
 
 Standards: RFC 5321, RFC 1870 (SIZE), RFC 2920 (PIPELINING), RFC 6152 (8BITMIME),
 RFC 2034 and RFC 3463 (enhanced status codes), RFC 3207 (STARTTLS).
@@ -29,6 +31,7 @@ from twisted.protocols.policies import TimeoutMixin
 
 from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
+from mailstack.policy.request import SMTPRequest
 from mailstack.protocols import starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import RateDeadline
@@ -45,25 +48,25 @@ JUNK = frozenset({"NOOP", "RSET", "VRFY", "HELP", "HELO", "EHLO"})   # they move
 
 
 class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, TimeoutMixin):
-    """One client connection.  ``factory`` provides parts, listener and policy."""
+    """One client connection.  ``factory`` provides the settings, listener and policy."""
 
     ticket = UNCOUNTED        # the listener's admission (connection_limits.py)
     data_deadline = None      # RateDeadline while DATA arrives
 
     def connectionMade(self):
-        self.parts = self.factory.parts
-        self.policy = self.factory.policy
-        self.hostname = self.parts.config.server.hostname
-        self.max_size = self.parts.config.smtp.max_message_size
+        factory = self.factory
+        self.policy, self.settings = factory.policy, factory.settings
+        self.hostname = factory.hostname
+        self.max_size = self.settings.max_message_size
         self.client_ip = self.transport.getPeer().host
         self.session_id = new_session_id()
         self.log = SessionLog("mailstack.smtp", self.session_id, self.client_ip)
-        self.callLater = self.parts.clock.callLater   # idle timeout on business time
-        self.setTimeout(self.parts.config.smtp.idle_timeout)
+        self.callLater = factory.clock.callLater   # idle timeout on business time
+        self.setTimeout(self.settings.idle_timeout)
         self.helo = None
         self.esmtp = False
         self.authenticated_as = None
-        self.password_tls = None     # did the sender's password travel under TLS?
+        self.client_state = None     # the policy's, from connect; carried in every request
         self.errors = 0
         self.junk = 0              # NOOP, RSET, VRFY, HELP, HELO/EHLO (Postfix's junk commands)
         self.messages = 0
@@ -72,14 +75,18 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
         self._reset_transaction()
         self.log.info("connect {port} tls={tls}", port=self.factory.name, tls=self.tls)
         # The banner waits for the connect-time policy (firewall); input queues meanwhile.
-        d = defer.maybeDeferred(self.policy.on_connect, self)
+        d = defer.maybeDeferred(self.policy.connect, self.request("connect"))
         d.addCallbacks(self._admitted, self._admission_failed)
 
-    def _admitted(self, keep: bool):
-        if not keep:
-            self.log.info("dropped before the banner (firewalled)")
+    def _admitted(self, outcome):
+        if outcome.close:
+            if outcome.reply is not None:
+                self.reply(outcome.reply)
+            else:
+                self.log.info("dropped before the banner (firewalled)")
             self.close_connection()
             return
+        self.client_state = outcome.client
         self.reply(replies.SERVICE_READY.format(host=self.hostname))
         self.resume()
 
@@ -103,6 +110,12 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
     def tls(self) -> bool:
         return ISSLTransport.providedBy(self.transport)
 
+    def request(self, stage: str, **facts) -> SMTPRequest:
+        """What the policy is asked about at ``stage``: the connection's facts and ``facts``."""
+        return SMTPRequest(stage=stage, session=self.session_id, client_ip=self.client_ip,
+                           port=self.factory.name, tls=self.tls, helo=self.helo,
+                           client=self.client_state, **facts)
+
     def _reset_transaction(self):
         self.envelope = Envelope()
         self.in_data = False
@@ -117,9 +130,9 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
         super().dataReceived(data)
 
     def _start_data_deadline(self) -> None:
-        smtp = self.parts.config.smtp
-        self.data_deadline = RateDeadline(self.parts.clock, smtp.idle_timeout,
-                                          smtp.min_data_rate, self._too_slow)
+        s = self.settings
+        self.data_deadline = RateDeadline(self.factory.clock, s.idle_timeout, s.min_data_rate,
+                                          self._too_slow)
 
     def _stop_data_deadline(self) -> None:
         if self.data_deadline is not None:
@@ -128,7 +141,7 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
 
     def _too_slow(self) -> None:
         self.data_deadline = None
-        self.log.info("DATA below {rate} bytes/s; closing", rate=self.parts.config.smtp.min_data_rate)
+        self.log.info("DATA below {rate} bytes/s; closing", rate=self.settings.min_data_rate)
         self.reply(replies.TOO_SLOW.format(host=self.hostname))
         self.close_connection()
 
@@ -136,7 +149,7 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
         """Count a command that moves no mail; True (and the session closed) past the limit,
         which grows with each message taken, so a busy relay's RSETs never reach it."""
         self.junk += 1
-        if self.junk <= self.parts.config.smtp.junk_command_limit * (self.messages + 1):
+        if self.junk <= self.settings.junk_command_limit * (self.messages + 1):
             return False
         self.log.info("too many junk commands; closing")
         self.reply(replies.TOO_MANY_JUNK.format(host=self.hostname))
@@ -150,7 +163,6 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
         self.helo = None
         self.esmtp = False
         self.authenticated_as = None
-        self.password_tls = None
         self._reset_transaction()
 
     def max_line_length(self) -> int:
@@ -231,10 +243,10 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
         ext = [f"SIZE {self.max_size}", "8BITMIME", "PIPELINING", "ENHANCEDSTATUSCODES"]
         if self.starttls_offered():
             ext.append("STARTTLS")
-        return ext + list(self.policy.extensions(self))
+        return ext + self.factory.authenticator.extension(self)
 
     def starttls_offered(self) -> bool:
-        return starttls.offered(self.factory.listener, self.transport, self.parts.tls_options)
+        return starttls.offered(self.factory.listener, self.transport, self.factory.tls_options)
 
     def smtp_STARTTLS(self, argument):
         if self.tls:
@@ -245,10 +257,10 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
             return self.refuse(replies.ARGUMENT_ERROR)
         self.reply(replies.READY_TLS)
         self.log.info("STARTTLS")
-        starttls.begin_tls(self, self.parts.tls_options)
+        starttls.begin_tls(self, self.factory.tls_options)
 
     def smtp_AUTH(self, argument):
-        return self.policy.auth(self, argument)
+        return self.factory.authenticator.auth(self, argument)
 
     def smtp_RSET(self, argument):
         self._reset_transaction()
@@ -278,16 +290,20 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
 
 
 class SMTPFactory(AdmittingFactory):
-    """Twisted's SMTPFactory does not pass its settings to the protocol; ours carries them."""
+    """Twisted's SMTPFactory does not pass its settings to the protocol; ours carries them:
+    the port's ``policy`` (``policy.contract.SMTPPolicy``), its ``authenticator``
+    (``smtp_auth``), its ``intake`` (``smtp_intake``: where accepted mail goes), the
+    ``[smtp]`` settings, the server's host name and the business clock."""
 
     protocol = SMTPSession
 
-    def __init__(self, parts, listener, policy):
-        self.parts, self.listener, self.policy = parts, listener, policy
-        self.limits = parts.limits
+    def __init__(self, listener, policy, *, authenticator, intake, settings, hostname: str,
+                 clock, tls_options, limits, spool_dir):
+        self.listener, self.policy, self.authenticator = listener, policy, authenticator
+        self.intake, self.settings, self.hostname, self.clock = intake, settings, hostname, clock
+        self.tls_options, self.limits, self.spool_dir = tls_options, limits, str(spool_dir)
         self.name = listener.name or f"smtp-{listener.port}"
-        self.spool_dir = str(parts.spool_dir)
 
     def too_many(self, reason: str) -> bytes:
         reply = replies.TOO_MANY_FROM_YOU if reason == "address" else replies.TOO_MANY_CONNECTIONS
-        return reply.format(host=self.parts.config.server.hostname).smtp() + b"\r\n"
+        return reply.format(host=self.hostname).smtp() + b"\r\n"

@@ -40,12 +40,12 @@ def register_avatar(realm) -> None:
 class Authenticator:
     """Runs one AUTH command on a session; the session waits on the returned Deferred."""
 
-    def __init__(self, parts, enabled: bool):
-        self.parts = parts
-        self.enabled = enabled
+    def __init__(self, portal, tls_requirement, enabled: bool):
+        self.portal, self.tls_requirement = portal, tls_requirement
+        self.enabled = enabled      # the port's policy says whether it offers AUTH at all
 
     def offered(self, session) -> bool:
-        return self.enabled and (session.tls or self.parts.tls_requirement.allows_plaintext())
+        return self.enabled and (session.tls or self.tls_requirement.allows_plaintext())
 
     def extension(self, session) -> list[str]:
         return ["AUTH " + " ".join(MECHANISMS)] if self.offered(session) else []
@@ -135,7 +135,7 @@ class _Exchange:
         credentials = SessionCredentials(user, password, protocol="smtp", client_ip=s.client_ip,
                                          tls=s.tls, mechanism=self.mechanism,
                                          port=s.transport.getHost().port)
-        d = self.authenticator.parts.portal.login(credentials, None, ISMTPSender)
+        d = self.authenticator.portal.login(credentials, None, ISMTPSender)
         return d.addCallbacks(self._logged_in, self._failed)
 
     def _logged_in(self, result):
@@ -144,7 +144,6 @@ class _Exchange:
             self.session.log.info("too many connections for {user}", user=account.address)
             return self._finish(replies.TOO_MANY_FOR_ACCOUNT)
         self.session.authenticated_as = account
-        self.session.password_tls = self.session.tls
         self.session.log.info("AUTH {mechanism} as {user}", mechanism=self.mechanism,
                               user=account.address)
         self._finish(replies.AUTH_OK)

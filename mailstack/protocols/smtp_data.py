@@ -8,9 +8,11 @@ then refused, so the session stays in step with the client.  ``SMTPSession`` mix
 Memory (issue 13, case 5): the lines go to a spool (``message/spool.py``) as they arrive,
 dot-unstuffed and CRLF-terminated, not into a list that is joined at the end; a message
 that will be refused stops being kept at once, and so does one whose spool cannot be
-written (a full or missing temporary directory): that one gets 451 at the end.  The
-spool passes to the policy's ``deliver`` with the message and is closed when the store
-has answered, whatever the answer; a transaction cut off mid-DATA closes it too
+written (a full or missing temporary directory): that one gets 451 at the end.  At the
+end the policy is asked (``policy.data``: does the message fit its mailboxes?), then the
+listener's intake (``smtp_intake``) stores it, the policy reads what it must from it
+(``after_delivery``: a spam report) and the reflector answers; the spool is closed when
+all have answered, whatever the answer; a transaction cut off mid-DATA closes it too
 (``reset_body``, from the session's ``connectionLost``).
 
 Standards: RFC 5321 §4.1.1.4, §4.5.2 (transparency), §4.5.3.1.7 (message size), RFC 1870.
@@ -101,23 +103,40 @@ class MessageReception:
             return self.reply(replies.STORE_UNAVAILABLE)
         self.messages += 1
         queue_id = f"{self.session_id}{self.messages:03d}"
-        d = defer.maybeDeferred(self.policy.deliver, self, envelope, spool, queue_id)
+        request = self.request("data", sender=envelope.sender,
+                               authenticated_as=envelope.account,
+                               recipients=tuple(envelope.recipients), size=spool.size)
+        d = defer.maybeDeferred(self.policy.data, request)
+        d.addCallback(self._deliver, request, envelope, spool, queue_id)
         d.addBoth(_closing, spool)
-        return d.addCallbacks(self._stored, self._not_stored,
+        return d.addCallbacks(self._answered, self._not_stored,
                               callbackArgs=(queue_id, spool.size, len(envelope.addresses)),
                               errbackArgs=(queue_id,))
 
-    def _stored(self, _, queue_id, size, count):
-        self.log.info("message {id} stored: {size} bytes, {n} recipient(s)", id=queue_id,
-                      size=size, n=count)
+    @defer.inlineCallbacks
+    def _deliver(self, outcome, request, envelope, spool, queue_id):
+        """Store what the policy accepted; the outcome passes on to the reply."""
+        if outcome.reply is not None:
+            return outcome
+        intake = self.factory.intake
+        yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable)
+        yield self.policy.after_delivery(request, spool)
+        yield intake.reflect(self, envelope)
+        return outcome
+
+    def _answered(self, outcome, queue_id, size, count):
+        if outcome.reply is not None:
+            self.log.info("message {id} refused: {reply}", id=queue_id, reply=str(outcome.reply))
+            reply = outcome.reply
+        else:
+            self.log.info("message {id} stored: {size} bytes, {n} recipient(s)", id=queue_id,
+                          size=size, n=count)
+            reply = replies.QUEUED.format(id=queue_id)
         if not self.transport.disconnecting:
-            self.reply(replies.QUEUED.format(id=queue_id))
+            self.reply(reply)
 
     def _not_stored(self, failure, queue_id):
         # Twisted answers a failed store with 550; a store outage must be temporary (451).
-        if failure.check(replies.Refused):
-            self.log.info("message {id} refused: {reply}", id=queue_id, reply=str(failure.value.reply))
-            return self.reply(failure.value.reply) if not self.transport.disconnecting else None
         if not failure.check(StoreUnavailable):
             self.log.failure("message {id} not stored", failure, id=queue_id)
         else:

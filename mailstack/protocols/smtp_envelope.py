@@ -4,8 +4,9 @@ Why a module of its own: the session (``esmtp``) speaks the protocol -- greeting
 STARTTLS, the in-order queue; this is what one transaction collects before DATA
 (``smtp_data``) takes it: the reverse-path with its SIZE and BODY parameters (RFC 1870,
 RFC 6152), and each forward-path the port's policy accepted.  Whether a sender or a
-recipient is allowed is the ``policy`` object's to say; this module parses, normalises,
-asks and answers.  ``SMTPSession`` mixes it in.
+recipient is allowed is the policy's to say (``policy.contract``): this module parses,
+normalises, builds the request, asks, and sends the outcome's reply; what the outcome
+accepted (who sends, each recipient) goes into the envelope.  ``SMTPSession`` mixes it in.
 
 Standards: RFC 5321 §4.1.1.2, §4.1.1.3, §4.5.1 (postmaster), RFC 1870, RFC 6152.
 Security: paths are normalised by ``addresses`` (relay tricks such as ``%``, ``!`` and
@@ -20,19 +21,26 @@ from dataclasses import dataclass, field
 from twisted.internet import defer
 
 from mailstack import addresses, replies
+from mailstack.policy.outcome import Sender
 from mailstack.replies import Reply
-from mailstack.store.errors import StoreUnavailable
 
 
 @dataclass
 class Envelope:
     sender: str | None = None          # "" is the null reverse-path
-    recipients: list = field(default_factory=list)   # what policy.check_recipient returned
+    recipients: list = field(default_factory=list)   # the policy's Accepted, one per RCPT
     addresses: list = field(default_factory=list)
     body_8bit: bool = False
     declared_size: int | None = None   # MAIL FROM SIZE= (RFC 1870), checked against quotas
-    account: object = None             # who is sending: AUTH login or POP-before-SMTP window
-    method: str | None = None          # "auth" | "pop-before-smtp"
+    identity: Sender | None = None     # who is sending (AUTH login or a login window)
+
+    @property
+    def account(self):
+        return self.identity.account if self.identity is not None else None
+
+    @property
+    def method(self) -> str | None:
+        return self.identity.method if self.identity is not None else None
 
 
 class EnvelopeCommands:
@@ -55,14 +63,17 @@ class EnvelopeCommands:
                 path = addresses.normalise(path, fqdn=False)
             except addresses.AddressError:
                 return self.refuse(replies.BAD_SENDER)
-        return defer.maybeDeferred(self.policy.check_sender, self, path).addCallback(
+        request = self.request("mail", sender=path, authenticated_as=self.authenticated_as,
+                               declared_size=self.envelope.declared_size)
+        return defer.maybeDeferred(self.policy.mail, request).addCallback(
             self._sender_checked, path)
 
-    def _sender_checked(self, rejection, sender):
-        if rejection is not None:
-            self.log.info("MAIL FROM <{sender}> refused: {reply}", sender=sender, reply=str(rejection))
-            return self.refuse(rejection)
-        self.envelope.sender = sender
+    def _sender_checked(self, outcome, sender):
+        if outcome.reply is not None:
+            self.log.info("MAIL FROM <{sender}> refused: {reply}", sender=sender,
+                          reply=str(outcome.reply))
+            return self.refuse(outcome.reply)
+        self.envelope.sender, self.envelope.identity = sender, outcome.sender
         self.log.info("MAIL FROM <{sender}>", sender=sender)
         self.reply(replies.SENDER_OK)
 
@@ -87,7 +98,7 @@ class EnvelopeCommands:
         path, params = parsed
         if params:
             return self.refuse(replies.PARAMETER_UNSUPPORTED)
-        if len(self.envelope.recipients) >= self.parts.config.smtp.max_recipients:
+        if len(self.envelope.recipients) >= self.settings.max_recipients:
             return self.refuse(replies.TOO_MANY_RECIPIENTS)
         if path.lower() == "postmaster":   # RFC 5321 §4.5.1: must be accepted unqualified
             path = f"postmaster@{self.policy.postmaster_domain()}"
@@ -98,24 +109,23 @@ class EnvelopeCommands:
             return self.refuse(replies.RELAY_DENIED.format(address=path[:254]))
         except addresses.AddressError:
             return self.refuse(replies.BAD_ADDRESS)
-        return defer.maybeDeferred(self.policy.check_recipient, self, address).addCallbacks(
-            self._recipient_checked, self._recipient_failed, callbackArgs=(address,),
-            errbackArgs=(address,))
+        envelope = self.envelope
+        request = self.request("rcpt", sender=envelope.sender, recipient=address,
+                               authenticated_as=envelope.account,
+                               declared_size=envelope.declared_size,
+                               recipients=tuple(envelope.recipients))
+        return defer.maybeDeferred(self.policy.rcpt, request).addCallback(
+            self._recipient_checked, address)
 
     def _recipient_checked(self, outcome, address):
-        rejection, accepted = outcome
-        if rejection is not None:
-            self.log.info("RCPT TO <{rcpt}> refused: {reply}", rcpt=address, reply=str(rejection))
-            return self.refuse(rejection)
-        self.envelope.recipients.append(accepted)
+        if outcome.reply is not None:
+            self.log.info("RCPT TO <{rcpt}> refused: {reply}", rcpt=address,
+                          reply=str(outcome.reply))
+            return self.refuse(outcome.reply)
+        self.envelope.recipients.append(outcome.accepted)
         self.envelope.addresses.append(address)
         self.log.info("RCPT TO <{rcpt}>", rcpt=address)
         self.reply(replies.RECIPIENT_OK)
-
-    def _recipient_failed(self, failure, address):
-        failure.trap(StoreUnavailable)
-        self.log.warn("RCPT TO <{rcpt}> deferred: store unavailable", rcpt=address)
-        self.reply(replies.STORE_UNAVAILABLE)
 
 
 def parse_path(argument: str, prefix: str):

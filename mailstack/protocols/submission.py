@@ -5,7 +5,8 @@ known.  Nothing is accepted from an unknown client: it must log in with SMTP AUT
 the feature flag is on) or, for legacy customers, come from an IP with a live
 POP-before-SMTP window; after the window's sunset it gets a 530 that says what to change.
 An authenticated sender may only use its own addresses.  Recipients elsewhere are queued
-for outbound delivery in the same transaction as local copies.
+for outbound delivery in the same transaction as local copies.  Those rules are the
+stage tables in ``policy/submission.py``; this module wires them to a listener.
 
 Standards: RFC 6409, RFC 8314 (implicit TLS on 465), RFC 4954.
 Security: see ``smtp_auth`` (no password before TLS after the cutover) and
@@ -14,26 +15,8 @@ Security: see ``smtp_auth`` (no password before TLS after the cutover) and
 
 from __future__ import annotations
 
-from mailstack.policy import auth_window, relay, sender_rules
-from mailstack.protocols import smtp_auth
-from mailstack.protocols.esmtp import SMTPFactory
-from mailstack.protocols.smtp import InboundPolicy
-
-
-class SubmissionPolicy(InboundPolicy):
-    antispam = False   # customers who log in are exempt: roaming on listed networks is normal
-
-    def __init__(self, parts):
-        super().__init__(parts, auth_enabled=parts.config.submission.smtp_auth)
-
-    def sender_checks(self):
-        config = self.parts.config
-        window = auth_window.PopBeforeSMTP(self.parts.db, self.parts.clock,
-                                           config.pop_before_smtp, config.submission.help_url)
-        return [window, sender_rules.OwnAddressesOnly(self.parts.db)]
-
-    def relay_checks(self):
-        return [relay.HostedDomainsOnly()]   # OP25B is about port 25 only
+from mailstack.policy import submission
+from mailstack.protocols import smtp, smtp_auth
 
 
 def register_avatars(parts) -> None:
@@ -41,4 +24,4 @@ def register_avatars(parts) -> None:
 
 
 def build_factory(parts, listener):
-    return SMTPFactory(parts, listener, SubmissionPolicy(parts))
+    return smtp.build_factory(parts, listener, submission.port_policy)

@@ -12,8 +12,9 @@ import platform
 from datetime import datetime, timezone
 
 from mailstack.delivery import bounce
-from mailstack.delivery.routing import Accepted, store_message
+from mailstack.delivery.routing import store_message
 from mailstack.message.spool import spooled
+from mailstack.policy.outcome import Accepted
 from mailstack.store import allocator, blobs, directory, mailboxes, queue
 from mailstack.store.db import LARGE_BODY, large_body
 

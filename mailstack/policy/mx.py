@@ -1,0 +1,103 @@
+"""Port 25, the MX: its stage tables, the one place that says what the MX allows and in
+which order.
+
+Read top to bottom, the tables answer the questions an operator and the support desk ask:
+
+- *Does a whitelisted IP skip the DNSBL?*  Yes: ``whitelist`` is first in ``client`` and
+  its PERMIT ends that chain, so the block list, the DNSBLs and reverse DNS are never asked;
+  a PERMIT also skips ``trap``.  Trusted networks skip the client checks altogether.
+- *Can a whitelisted IP open relay?*  No: ``relay`` holds no whitelist check and ends in
+  REJECT; only ``hosted-domain`` (mail for us) and, when ``[smtp] mx_relay`` allows it,
+  ``proven-sender`` can PERMIT.
+- *Who relays on port 25?*  ``mx_relay = "never"`` (the default): nobody, and a
+  POP-before-SMTP window counts for nothing here.  ``"authenticated"``: customers who log in
+  with SMTP AUTH (offered after STARTTLS).  ``"customers"``: those, and also clients on
+  ``[migration] customer_networks`` with a live POP-before-SMTP window (``auth_window``
+  says when it closes) -- what a legacy ISP may want until OP25B; ``op25b`` is first in
+  ``relay`` so a customer network's phase still blocks it.
+- *When is a refusal at connect sent?*  Only the firewall acts before the banner; what
+  ``client`` decides is delivered at the first RCPT, after ``relay``, so the rejection log
+  carries From and To (ARCHITECTURE C3).
+
+Standards: RFC 5321 (MX role), RFC 5598 §4.3.1, RFC 2505.
+Security: default REJECT on relay; the whitelist is in no relay table; port-25 relaying is
+an explicit setting, default off.
+"""
+
+from __future__ import annotations
+
+from mailstack.policy import (
+    auth_window, blocklist, containment, dnsbl, harvest, op25b, quota, rdns, recipients,
+    reflector, relay, reports, sender_rules, spamtrap, whitelist,
+)
+from mailstack.policy.port_policy import PortPolicy
+from mailstack.policy.rejection_log import RejectionLog
+from mailstack.policy.stages import Chain, Tables
+
+MX_RELAY = ("never", "authenticated", "customers")
+
+
+def relays_for(mx_relay: str) -> str:
+    """Who port 25 relays for, in words (``mailstack policy show``)."""
+    return {"never": "nobody",
+            "authenticated": "customers who log in with SMTP AUTH",
+            "customers": "customers who log in with SMTP AUTH, and customer networks "
+                         "with a live POP-before-SMTP window"}[mx_relay]
+
+
+def offers_auth(mx_relay: str, smtp_auth: bool) -> bool:
+    """Port 25 offers AUTH only where a login can relay, and only with the feature flag."""
+    return smtp_auth and mx_relay != "never"
+
+
+def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_url: str,
+           recipients_per_hour: int, mx_relay: str) -> Tables:
+    listed = whitelist.Whitelisted(db, antispam.trusted_networks)
+    blocker = blocklist.Blocker(antispam)
+    client = [listed,
+              blocklist.LocallyBlocked(db, clock),
+              dnsbl.Listed(resolver, antispam.dnsbl, clock, tempfail=antispam.dnsbl_tempfail)]
+    if antispam.require_ptr:
+        client.append(rdns.HasReverseDNS(antispam.forward_confirmed_ptr))
+    mail = [sender_rules.OwnAddressesOnly(db)]
+    if mx_relay == "customers":
+        customers = op25b.Phases(migration)
+        mail.insert(0, auth_window.PopBeforeSMTP(
+            db, clock, pop_before_smtp, help_url, required=False,
+            applies_to=customers.is_customer))
+    relaying = [op25b.OutboundPort25Blocked(migration, clock, help_url), relay.HostedDomain()]
+    if mx_relay != "never":
+        relaying.append(relay.ProvenSender())
+    return Tables(
+        connect=Chain("connect", [whitelist.TrustedNetwork(listed),
+                                  blocklist.Firewalled(db, clock, listed)]),
+        client=Chain("client", client),
+        mail=Chain("mail", mail),
+        relay=Chain("relay", relaying, default=relay.denied),
+        trap=Chain("trap", [spamtrap.SpamTrap(db, clock, antispam.spam_traps, blocker)]),
+        rcpt=Chain("rcpt", [containment.RecipientsPerHour(db, clock, recipients_per_hour),
+                            reflector.Reflector(migration.reflector_local_part),
+                            recipients.LocalRecipientExists()]),
+        data=Chain("data", [quota.FitsMailbox()]),
+    )
+
+
+def postmaster_domain(config) -> str:
+    hosted = config.domains.hosted
+    return hosted[0] if hosted else config.server.hostname
+
+
+def port_policy(db, clock, resolver, config, warner=None) -> PortPolicy:
+    """Port 25's policy: these tables, run by ``PortPolicy`` with what it needs."""
+    antispam, hostname = config.antispam, config.server.hostname
+    blocker = blocklist.Blocker(antispam)
+    return PortPolicy(
+        tables(db, clock, resolver, antispam=antispam, migration=config.migration,
+               pop_before_smtp=config.pop_before_smtp, help_url=config.submission.help_url,
+               recipients_per_hour=config.submission.recipients_per_hour,
+               mx_relay=config.smtp.mx_relay),
+        db=db, resolver=resolver, rejections=RejectionLog(db, clock),
+        harvest_watch=harvest.HarvestWatch(db, clock, antispam, blocker),
+        reports=reports.ReportAddress(db, clock, antispam, blocker, hostname),
+        warner=warner, hostname=hostname, postmaster_domain=postmaster_domain(config),
+        auth_enabled=offers_auth(config.smtp.mx_relay, config.submission.smtp_auth))
