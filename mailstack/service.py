@@ -1,12 +1,17 @@
 """The single wiring point: one reactor, every listener, the shared realm and store.
 
-Why one place: configuration flows one way (ARCHITECTURE C6).  ``build`` reads the frozen
-config, creates the database, the password hasher and the portal once, and hands each
-protocol factory only what it needs.  Only here is the real reactor passed as the business
-clock; tests pass ``twisted.internet.task.Clock`` instead.
+Why one place: configuration flows one way (ARCHITECTURE C6), and each object is built
+with exactly what it uses -- the objects it calls and the settings section it reads -- so
+that its constructor says what it depends on and a test can build it alone.  ``build``
+creates the database, the password hasher, the portal, the queue runner and the folder
+watch once, in an order that leaves nothing to fill in after construction: the notices
+(``policy/notices.py``) before the cred checker that calls them after a login, the outbound
+queue before the router that kicks it.  No bag of parts is handed around; what ``build``
+returns (``Built``) is for its callers only.  Only here is the real reactor passed as the
+business clock; tests pass ``twisted.internet.task.Clock`` instead.
 
-Start and stop order for the POP3 maildrop locks (issue 13): ``build_parts`` claims this
-node's name and frees the locks left under it by a crashed predecessor before any listener
+Start and stop order for the POP3 maildrop locks (issue 13): ``build`` claims this node's
+name and frees the locks left under it by a crashed predecessor before any listener
 exists; ``PoolService.stopService`` ends the POP3 sessions and frees the node's locks
 before the database pool stops (its sibling services are stopped in parallel, so the wait
 must be inside it).  ``protocols/pop3_lease.py`` says what a node is.
@@ -15,9 +20,10 @@ must be inside it).  ``protocols/pop3_lease.py`` says what a node is.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from twisted.application import service
 from twisted.internet import defer, endpoints
@@ -25,9 +31,10 @@ from twisted.logger import Logger
 
 from mailstack import clock as clocks, dns, tls
 from mailstack.config_sections import Config, ListenerConfig
-from mailstack.delivery import outbound
+from mailstack.delivery.outbound import OutboundQueue
 from mailstack.policy import notices
 from mailstack.policy.tls_required import TLSRequirement
+from mailstack.protocols import http, imap, pop3, smtp, submission
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
@@ -40,29 +47,6 @@ log = Logger(namespace="mailstack.service")
 
 class SchemaNotCurrent(RuntimeError):
     pass
-
-
-@dataclass
-class Parts:
-    """What the protocol factories are built from; one instance per process."""
-
-    config: Config
-    reactor: object
-    clock: object
-    db: Database
-    hasher: hashing.PasswordHasher
-    realm: portals.MailRealm
-    portal: object
-    tls_options: object | None
-    tls_requirement: TLSRequirement
-    resolver: dns.Resolver
-    listeners: list = field(default_factory=list)
-    outbound: object = None   # the queue runner, once built
-    watch: object = None      # folder change notices for IMAP IDLE
-    warner: object = None     # daily notices in the migration warning periods
-    maildrop_locks: object = None   # POP3 locks: this node's name and live leases
-    limits: object = None     # connection admission, shared by every listener
-    spool_dir: object = None  # where SMTP DATA is spooled as it arrives
 
 
 class PoolService(service.Service):
@@ -153,61 +137,140 @@ def spool_directory(config: Config):
     return config.path(config.smtp.spool_dir or f"{config.server.state_dir}/spool")
 
 
-def build_parts(config: Config, reactor, clock=None) -> Parts:
-    clock = clock or reactor
+@dataclass(frozen=True)
+class Built:
+    """What ``build`` made that its callers hold on to; nothing in the server is handed it.
+
+    The entry points wait for the listeners; tests reach the store, the hasher, the folder
+    watch and the spool directory of the server they started.
+    """
+
+    listeners: list[ListenerService]
+    db: Database
+    hasher: hashing.PasswordHasher
+    watch: FolderWatch
+    spool_dir: Path
+
+
+@dataclass(frozen=True)
+class _SMTPAdapter:
+    """TEMPORARY, until the SMTP policy lands (issue 14 item 1); then it goes.
+
+    ``protocols/smtp.py`` and ``submission.py`` (with ``esmtp.py``, ``smtp_auth.py``,
+    ``smtp_envelope.py`` and the policy they build) still read their dependencies as
+    attributes of one object: ``build_factory(adapter, listener)``,
+    ``register_avatars(adapter)``.  This carries exactly the attributes they read, built
+    once here; ``on_queued`` is for ``MessageRouter``'s temporary one-argument form.  Only
+    these two modules are given it.
+    """
+
+    config: Config
+    db: Database
+    clock: object
+    resolver: dns.Resolver
+    realm: portals.MailRealm
+    portal: object
+    tls_options: object | None
+    tls_requirement: TLSRequirement
+    limits: ConnectionLimits
+    spool_dir: Path
+    warner: notices.Warner
+    on_queued: Callable[[], None]
+
+
+def spool_directory(config: Config):
+    """Where SMTP DATA is spooled as it arrives (message/spool.py)."""
+    return config.path(config.smtp.spool_dir or f"{config.server.state_dir}/spool")
+
+
+def _database(config: Config, reactor, clock) -> Database:
+    """The store, refused unless its schema is current; the hosted domains recorded."""
     db = Database(config.database_url(), reactor=reactor, threads=config.database.threads,
                   busy_timeout_ms=config.database.busy_timeout_ms,
                   body_budget=config.database.body_budget)
     if not migrations.is_current(db.engine):
         raise SchemaNotCurrent("the database schema is not current: run `mailstack db upgrade`")
     db.run_sync(directory.ensure_domains, config.domains.hosted, clocks.now(clock))
-    hasher = hashing.PasswordHasher(hashing.make_context(config.auth.default_scheme),
-                                    reactor=reactor, threads=config.auth.hash_threads)
+    return db
+
+
+def _portal(config: Config, db, hasher, clock, reactor, after_login):
+    """The realm and the portal every protocol logs in through (one cred checker)."""
     limits = dataclasses.asdict(config.auth.throttle)
     checker = checkers.AccountChecker(db, hasher, clock, throttle.FailureThrottle(clock, **limits),
-                                      reactor=reactor, cache_seconds=config.auth.cache_seconds)
+                                      reactor=reactor, cache_seconds=config.auth.cache_seconds,
+                                      after_login=after_login)
     realm = portals.MailRealm()
-    parts = Parts(config, reactor, clock, db, hasher, realm, portals.make_portal(realm, checker),
-                  _tls_options(config), TLSRequirement(clock, config.auth.tls_cutover),
-                  dns.Resolver(config.dns.nameservers, timeout=config.dns.timeout, reactor=reactor))
-    parts.maildrop_locks = MaildropLocks(db, claim_node(config.path(config.server.state_dir)))
-    freed = parts.maildrop_locks.clear_left_over()
+    return realm, portals.make_portal(realm, checker)
+
+
+def _maildrop_locks(config: Config, db) -> MaildropLocks:
+    """This node's POP3 locks, with those its dead predecessor left freed (before any listener)."""
+    locks = MaildropLocks(db, claim_node(config.path(config.server.state_dir)))
+    freed = locks.clear_left_over()
     if freed:
         log.info("freed {n} POP3 maildrop locks left by this node's previous process", n=freed)
-    parts.spool_dir = spool_directory(config)
-    parts.spool_dir.mkdir(parents=True, exist_ok=True)
-    parts.limits = ConnectionLimits(config.limits, descriptor_budget(config.limits.connections))
-    if parts.limits.total < config.limits.connections:
+    return locks
+
+
+def _connection_limits(config: Config) -> ConnectionLimits:
+    limits = ConnectionLimits(config.limits, descriptor_budget(config.limits.connections))
+    if limits.total < config.limits.connections:
         log.warn("limits.connections lowered to {n}: the descriptor limit allows no more",
-                 n=parts.limits.total)
-    parts.warner = notices.Warner(parts)
-    checker.after_login = parts.warner.after_login
-    return parts
+                 n=limits.total)
+    return limits
 
 
-def _protocol_modules(config: Config) -> dict:
-    """The front ends the listeners need, by protocol name.
-
-    Each exposes ``build_factory(parts, listener)`` and ``register_avatars(parts)``.
-    """
-    names = sorted({listener.protocol for listener in config.listeners})
-    return {name: importlib.import_module(f"mailstack.protocols.{name}") for name in names}
-
-
-def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Parts]:
-    parts = build_parts(config, reactor, clock)
+def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Built]:
+    clock = clock or reactor
+    db = _database(config, reactor, clock)
+    hasher = hashing.PasswordHasher(hashing.make_context(config.auth.default_scheme),
+                                    reactor=reactor, threads=config.auth.hash_threads)
+    warner = notices.Warner(config, db, clock)     # before the checker that calls it
+    realm, portal = _portal(config, db, hasher, clock, reactor, warner.after_login)
+    tls_options = _tls_options(config)
+    tls_requirement = TLSRequirement(clock, config.auth.tls_cutover)
+    resolver = dns.Resolver(config.dns.nameservers, timeout=config.dns.timeout, reactor=reactor)
+    locks = _maildrop_locks(config, db)
+    spool_dir = spool_directory(config)
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    limits = _connection_limits(config)
     root = service.MultiService()
-    PoolService(parts.db, parts.hasher, parts.maildrop_locks).setServiceParent(root)
-    parts.outbound = outbound.build_service(parts)
-    parts.outbound.setServiceParent(root)
-    parts.watch = FolderWatch(parts.db, reactor, config.imap.idle_poll)
-    parts.watch.setServiceParent(root)
-    modules = _protocol_modules(config)
-    for module in modules.values():
-        module.register_avatars(parts)
-    for listener in config.listeners:
-        factory = modules[listener.protocol].build_factory(parts, listener)
-        ls = ListenerService(listener, _endpoint(reactor, listener, parts.tls_options), factory)
-        ls.setServiceParent(root)
-        parts.listeners.append(ls)
-    return root, parts
+    PoolService(db, hasher, locks).setServiceParent(root)
+    queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname)
+    queue.setServiceParent(root)
+    watch = FolderWatch(db, reactor, config.imap.idle_poll)
+    watch.setServiceParent(root)
+    adapter = _SMTPAdapter(config, db, clock, resolver, realm, portal, tls_options,
+                           tls_requirement, limits, spool_dir, warner, queue.kick)
+    factories = {     # protocol -> listener -> factory
+        "pop3": lambda listener: pop3.POP3Factory(
+            listener, settings=config.pop3, db=db, clock=clock, portal=portal,
+            tls_options=tls_options, tls_requirement=tls_requirement, locks=locks,
+            limits=limits),
+        "imap": lambda listener: imap.IMAPFactory(
+            listener, settings=config.imap, db=db, clock=clock, portal=portal,
+            tls_options=tls_options, tls_requirement=tls_requirement, watch=watch,
+            spool_dir=spool_dir, limits=limits),
+        "http": lambda listener: http.build_factory(config, db, clock, portal),
+        "smtp": lambda listener: smtp.build_factory(adapter, listener),
+        "submission": lambda listener: submission.build_factory(adapter, listener),
+    }
+    _register_avatars(realm, db, clock, adapter)
+    listeners = [_listen(root, reactor, listener, factories[listener.protocol](listener),
+                         tls_options) for listener in config.listeners]
+    return root, Built(listeners, db, hasher, watch, spool_dir)
+
+
+def _register_avatars(realm, db, clock, adapter) -> None:
+    """What a login of each protocol yields (the realm knows no protocol code)."""
+    pop3.register_avatars(realm)
+    imap.register_avatars(realm, db, clock)
+    http.register_avatars(realm)
+    smtp.register_avatars(adapter)          # submission's avatar is the same
+
+
+def _listen(root, reactor, listener: ListenerConfig, factory, tls_options) -> ListenerService:
+    ls = ListenerService(listener, _endpoint(reactor, listener, tls_options), factory)
+    ls.setServiceParent(root)
+    return ls

@@ -20,5 +20,5 @@ def makeService(options):
         config = configs.load(options["config"])
     except configs.ConfigError as e:
         raise SystemExit(f"mailstack: error: {e}")
-    root, _parts = service.build(config, reactor)
+    root, _built = service.build(config, reactor)
     return root

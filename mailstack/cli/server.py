@@ -125,7 +125,7 @@ def serve(args):
     config = load_config(args)
     logs.start_stdout_logging(args.log_level)
     try:
-        root, parts = service.build(config, reactor)
+        root, built = service.build(config, reactor)
     except service.SchemaNotCurrent as e:
         raise CommandError(str(e), EXIT_DATABASE) from None
     except FileNotFoundError as e:
@@ -138,7 +138,7 @@ def serve(args):
 
     root.privilegedStartService()
     root.startService()
-    for listener in parts.listeners:
+    for listener in built.listeners:
         listener.listening.addErrback(bind_failed)
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
     reactor.run()

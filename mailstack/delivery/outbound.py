@@ -56,13 +56,15 @@ class Route:
 class OutboundQueue(service.Service):
     name = "outbound-queue"
 
-    def __init__(self, parts):
-        self.parts, self.db, self.clock, self.reactor = parts, parts.db, parts.clock, parts.reactor
-        self.settings = parts.config.delivery
-        self.hostname = parts.config.server.hostname
-        self.resolver = parts.resolver
+    def __init__(self, db, clock, reactor, resolver: dns.Resolver, settings, hostname: str):
+        """``settings`` is the ``[delivery]`` section; ``hostname`` our HELO and bounces'.
+
+        ``clock`` is business time (due times, retries, expiry); ``reactor`` network time
+        (connections and their timeouts)."""
+        self.db, self.clock, self.reactor = db, clock, reactor
+        self.resolver, self.settings, self.hostname = resolver, settings, hostname
         self.loop = task.LoopingCall(self.run_once)
-        self.loop.clock = parts.clock
+        self.loop.clock = clock
         self.limit = defer.DeferredSemaphore(self.settings.concurrency)
         self._running = None
         self._again = False
@@ -227,7 +229,3 @@ class OutboundQueue(service.Service):
             return bounce.return_to_sender(conn, self.hostname, stored.sender, failures,
                                            quoted, now, stored.queue_id)
         return None
-
-
-def build_service(parts) -> OutboundQueue:
-    return OutboundQueue(parts)

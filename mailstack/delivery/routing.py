@@ -117,11 +117,23 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     return len(stored)
 
 
+_ADAPTER = object()
+
+
 class MessageRouter:
-    def __init__(self, parts):
-        self.parts = parts
-        self.db = parts.db
-        self.clock = parts.clock
+    """Stores accepted mail; ``on_queued()`` is called after a COMMIT that queued some.
+
+    ``on_queued`` is how the outbound queue learns of new work at once (its ``kick``)
+    without the router knowing the queue: ``service.py`` builds the queue first.
+    """
+
+    def __init__(self, db, clock=_ADAPTER, on_queued=None):
+        if clock is _ADAPTER:
+            # TEMPORARY, until the SMTP policy lands (issue 14 item 1): protocols/smtp.py
+            # still calls ``MessageRouter(adapter)`` with service.py's ``_SMTPAdapter``.
+            db, clock, on_queued = db.db, db.clock, db.on_queued
+        self.db, self.clock = db, clock
+        self.on_queued = on_queued
 
     def store(self, sender: str, accepted, spool, trace: TraceFacts, *, account=None,
               tls: bool = False, undeliverable=()):
@@ -143,6 +155,6 @@ class MessageRouter:
             client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
             undeliverable=undeliverable, hostname=trace.hostname)
         queued = any(r.remote for r in accepted) or (undeliverable and sender)
-        if queued and self.parts.outbound is not None:
-            d.addCallback(lambda stored: (self.parts.outbound.kick(), stored)[1])
+        if queued and self.on_queued is not None:
+            d.addCallback(lambda stored: (self.on_queued(), stored)[1])
         return d

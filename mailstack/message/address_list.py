@@ -92,25 +92,25 @@ def _word_text(token: _Token) -> bytes:
 
 def _phrase(tokens: list[_Token]) -> bytes | None:
     """A display name: words joined by single spaces, quoted-strings unquoted."""
-    parts: list[bytes] = []
+    words: list[bytes] = []
     for token in tokens:
         if token.kind != "comment":
-            if parts and token.spaced:
-                parts.append(b" ")
-            parts.append(_word_text(token))
-    return b"".join(parts).strip() or None
+            if words and token.spaced:
+                words.append(b" ")
+            words.append(_word_text(token))
+    return b"".join(words).strip() or None
 
 
 def _local_part(tokens: list[_Token]) -> bytes:
     """The local part as written (quotes kept); obsolete spaces around dots dropped."""
-    parts: list[bytes] = []
+    words: list[bytes] = []
     previous = None
     for token in tokens:
-        if parts and token.spaced and token.kind in _WORDS and previous in _WORDS:
-            parts.append(b" ")
-        parts.append(token.raw)
+        if words and token.spaced and token.kind in _WORDS and previous in _WORDS:
+            words.append(b" ")
+        words.append(token.raw)
         previous = token.kind
-    return b"".join(parts)
+    return b"".join(words)
 
 
 def _addr_spec(tokens: list[_Token]) -> tuple[bytes, bytes | None]:

@@ -62,8 +62,10 @@ def render(template: str, fields: dict, address: str, now, hostname: str) -> byt
 class Warner:
     """Daily warnings during the last days before the sunset and the cutover."""
 
-    def __init__(self, parts):
-        self.parts, self.config, self.db, self.clock = parts, parts.config, parts.db, parts.clock
+    def __init__(self, config, db, clock):
+        # The whole config: a notice names the dates, ports, host and help page of several
+        # sections (``values``), as ``mailstack legacy notify`` does.
+        self.config, self.db, self.clock = config, db, clock
 
     def in_warning(self, phase: str, now) -> bool:
         date = phase_date(self.config, phase)

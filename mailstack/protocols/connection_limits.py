@@ -182,8 +182,8 @@ class Refusal(protocol.Protocol):
 class AdmittingFactory(protocol.ServerFactory):
     """A server factory whose sessions are admitted by the limits first.
 
-    Subclasses set ``parts``, ``listener`` (its ``protocol`` names the limits), ``limits``
-    and ``name``, and implement ``too_many(reason) -> bytes``; the session they build gets
+    Subclasses set ``listener`` (its ``protocol`` names the limits), ``limits`` and
+    ``name``, and implement ``too_many(reason) -> bytes``; the session they build gets
     ``ticket`` and must release it in ``connectionLost``.
     """
 

@@ -57,16 +57,19 @@ def _sub(parent, tag, text=None, **attrs):
 class ClientSetup(resource.Resource):
     isLeaf = True
 
-    def __init__(self, parts):
+    def __init__(self, config, db, clock, portal):
+        # The whole config: the answers name the host, ports and phases of several sections
+        # (``policy/client_settings.py``); ``portal`` only for the settings check.
         super().__init__()
-        self.parts, self.config = parts, parts.config
+        self.config, self.db, self.clock, self.portal = config, db, clock, portal
 
     # --- routing ------------------------------------------------------------------------
 
     def render_GET(self, request):
         path = request.path.decode("latin-1").lower().rstrip("/")
         if path == "/check":
-            return selfcheck.SelfCheck(self.parts).render_GET(request)
+            return selfcheck.SelfCheck(self.config, self.db, self.clock,
+                                       self.portal).render_GET(request)
         if path in AUTOCONFIG_PATHS:
             return self._respond(request, self._autoconfig, request)
         if path.startswith("/autodiscover/autodiscover.json"):
@@ -110,12 +113,12 @@ class ClientSetup(resource.Resource):
             address = addresses.normalise(text.strip())
         except addresses.AddressError:
             raise BadRequest(text) from None
-        if not (yield self.parts.db.read(directory.is_hosted, address.rpartition("@")[2])):
+        if not (yield self.db.read(directory.is_hosted, address.rpartition("@")[2])):
             raise NotHosted(address)
         return address
 
     def _services(self):
-        return client_settings.services(self.config, clocks.now(self.parts.clock))
+        return client_settings.services(self.config, clocks.now(self.clock))
 
     # --- Thunderbird ----------------------------------------------------------------------
 
@@ -193,7 +196,7 @@ class ClientSetup(resource.Resource):
     def _pox_error(self, code: int, message: str) -> bytes:
         root = ET.Element("Autodiscover", xmlns=RESPONSE_NS)
         response = _sub(root, "Response")
-        at = clocks.now(self.parts.clock).strftime("%H:%M:%S.%f")
+        at = clocks.now(self.clock).strftime("%H:%M:%S.%f")
         error = _sub(response, "Error", Time=at, Id=str(secrets.randbelow(10**9)))
         _sub(error, "ErrorCode", code)
         _sub(error, "Message", message)
@@ -236,12 +239,13 @@ def _requested_address(body: bytes) -> str:
     return found.text.strip()
 
 
-def register_avatars(parts) -> None:
-    selfcheck.register_avatars(parts)
+def register_avatars(realm) -> None:
+    selfcheck.register_avatars(realm)
 
 
-def build_factory(parts, listener):
-    site = server.Site(ClientSetup(parts))
+def build_factory(config, db, clock, portal):
+    """The site of one HTTP listener (every HTTP listener serves the same pages)."""
+    site = server.Site(ClientSetup(config, db, clock, portal))
     site.displayTracebacks = False
     site.noisy = False
     return site

@@ -69,9 +69,12 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
                  LiteralAdmission, protocol.Protocol, policies.TimeoutMixin):
     ticket = UNCOUNTED          # the listener's admission (connection_limits.py)
 
-    def __init__(self, parts, listener, name):
-        self.parts, self.listener, self.name = parts, listener, name
-        self.imap_config = parts.config.imap
+    def __init__(self, factory):
+        # What every session of the listener shares, as service.py gave it to the factory.
+        self.factory, self.listener, self.name = factory, factory.listener, factory.name
+        self.imap_config, self.db, self.clock = factory.settings, factory.db, factory.clock
+        self.portal, self.watch, self.spool_dir = factory.portal, factory.watch, factory.spool_dir
+        self.tls_options, self.tls_requirement = factory.tls_options, factory.tls_requirement
         self.state = NOT_AUTHENTICATED
         self.account = None          # imap_account.Account once logged in
         self.view = None             # imap_view.FolderView of the selected folder
@@ -88,10 +91,10 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.client_ip = self.transport.getPeer().host
         self.session_id = new_session_id()
         self.log = SessionLog("mailstack.imap", self.session_id, self.client_ip)
-        self.callLater = self.parts.clock.callLater
+        self.callLater = self.clock.callLater
         self.setTimeout(self.imap_config.login_timeout)     # idle_timeout once logged in
         # Logged in within login_timeout, however busy the client keeps us (issue 13).
-        self.login_deadline = Deadline(self.parts.clock, self.imap_config.login_timeout,
+        self.login_deadline = Deadline(self.clock, self.imap_config.login_timeout,
                                        self._login_too_late)
         self.transport.registerProducer(self, True)
         self.log.info("connect {name} tls={tls}", name=self.name, tls=self.tls)
@@ -221,8 +224,8 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
     # --- the selected folder -------------------------------------------------------------
     def enter_folder(self, view):
         self.view, self.state = view, SELECTED
-        view.unwatch = self.parts.watch.watch(view.folder.id, lambda: view.folder.modseq,
-                                              lambda: self.folder_changed(view))
+        view.unwatch = self.watch.watch(view.folder.id, lambda: view.folder.modseq,
+                                        lambda: self.folder_changed(view))
 
     def leave_folder(self):
         view, self.view = self.view, None
@@ -336,14 +339,23 @@ def _printable(tag) -> str:
 
 
 class IMAPFactory(AdmittingFactory):
-    def __init__(self, parts, listener):
-        self.parts, self.listener, self.limits = parts, listener, parts.limits
-        self.name = listener.name or f"imap-{listener.port}"
+    """One IMAP listener: what its sessions share, each given by ``service.py``.
+
+    ``settings`` is the ``[imap]`` section; ``tls_options`` the server's certificate (None
+    when there is none: no STARTTLS); ``tls_requirement`` when a password needs TLS;
+    ``watch`` who is told of commits to a folder (``store/watch.py``); ``spool_dir`` where
+    a large APPEND literal is spooled; ``limits`` the admission shared by every listener.
+    """
+
+    def __init__(self, listener, *, settings, db, clock, portal, tls_options, tls_requirement,
+                 watch, spool_dir, limits):
+        self.listener, self.name = listener, listener.name or f"imap-{listener.port}"
+        self.settings, self.db, self.clock, self.portal = settings, db, clock, portal
+        self.tls_options, self.tls_requirement = tls_options, tls_requirement
+        self.watch, self.spool_dir, self.limits = watch, spool_dir, limits
 
     def build_session(self, addr):
-        server = IMAPServer(self.parts, self.listener, self.name)
-        server.factory = self
-        return server
+        return IMAPServer(self)
 
     def too_many(self, reason: str) -> bytes:
         reply = replies.IMAP_TOO_MANY_FROM_YOU if reason == "address" \
@@ -351,9 +363,6 @@ class IMAPFactory(AdmittingFactory):
         return b"* BYE " + reply.imap() + b"\r\n"
 
 
-def register_avatars(parts) -> None:
-    parts.realm.register(IMAPAccount, lambda account, mind: Account(parts, account))
-
-
-def build_factory(parts, listener):
-    return IMAPFactory(parts, listener)
+def register_avatars(realm, db, clock) -> None:
+    """An IMAP login's avatar is the account's folders (``imap_account.Account``)."""
+    realm.register(IMAPAccount, lambda account, mind: Account(db, clock, account))

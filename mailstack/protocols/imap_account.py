@@ -32,11 +32,11 @@ def folder_name(name: str) -> str:
 
 @implementer(IMAPAccount)
 class Account:
-    def __init__(self, parts, ref):
-        self.parts, self.ref, self.db = parts, ref, parts.db
+    def __init__(self, db, clock, ref):
+        self.db, self.clock, self.ref = db, clock, ref
 
     def now(self):
-        return clocks.now(self.parts.clock)
+        return clocks.now(self.clock)
 
     def folders(self):
         return self.db.read(mailboxes.list_folders, self.ref.id)

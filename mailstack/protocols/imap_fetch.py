@@ -94,7 +94,7 @@ class FetchCommand:
     async def _read(self, batch, items, bodies: bool, structures: bool) -> dict:
         """{message id: _Loaded} for the batch's messages still stored.  A message over
         STREAM_OVER is not read whole: its sections are streamed by their spans."""
-        db = self.parts.db
+        db = self.db
         large = {m.id for _, m in batch if m.size > STREAM_OVER} if bodies else set()
         small = [m.id for _, m in batch if m.id not in large]
         found = await db.read(imap_store.fetch_data, small, bodies, structures) if small else {}
@@ -119,7 +119,7 @@ class FetchCommand:
                 continue
             span = message.structure.span(section.part, section.text)
             if span is not None and span not in message.headers:
-                message.headers[span] = await self.parts.db.read(
+                message.headers[span] = await self.db.read(
                     body_ranges.read_range, message.id, *span) or b""
 
     async def _mark_seen(self, chosen) -> set[int]:
@@ -129,7 +129,7 @@ class FetchCommand:
         ids = [m.id for _, m in chosen if view.dirty or "\\Seen" not in m.flags]
         if not ids:
             return set()
-        changed = await self.parts.db.run(imap_store.mark_seen, view.folder.id, ids)
+        changed = await self.db.run(imap_store.mark_seen, view.folder.id, ids)
         view.apply_flags(changed)
         return {seq for seq, m in chosen if m.id in changed}
 
@@ -139,11 +139,11 @@ class FetchCommand:
         for seq, info in chosen:
             info = self.view.infos[seq - 1] if seq <= len(self.view.infos) else info
             message = data.get(info.id)
-            parts = [self.fetch_item(item, info, message) for item in items]
+            fetched = [self.fetch_item(item, info, message) for item in items]
             if seq in now_seen:
-                parts.append(b"FLAGS (" + self.view.flags_of(info) + b")")
+                fetched.append(b"FLAGS (" + self.view.flags_of(info) + b")")
             pending.append(b"* %d FETCH (" % seq)
-            for n, part in enumerate(parts):
+            for n, part in enumerate(fetched):
                 if n:
                     pending.append(b" ")
                 if isinstance(part, bytes):
@@ -168,7 +168,7 @@ class FetchCommand:
         """Read and write a large message's section a RANGE at a time.  If the message
         vanishes meanwhile (expunged elsewhere), the literal promised cannot be kept:
         the connection is closed (RFC 3501 §7.4.1 allows no shorter literal)."""
-        async for octets in stored_ranges(self.parts.db, span.message_id, span.start, span.end):
+        async for octets in stored_ranges(self.db, span.message_id, span.start, span.end):
             if octets is None:
                 self.log.info("message {id} vanished during FETCH; closing", id=span.message_id)
                 self.send(b"* BYE [UNAVAILABLE] The message was removed while it was sent")

@@ -81,13 +81,13 @@ class Framing:
         self.max_command = max_command
         self.buffer = bytearray()
         self.line_mode = False
-        self._parts: list[bytes] = []     # the command so far
+        self._pieces: list[bytes] = []    # the command so far
         self._size = 0
         self._literal = 0                 # octets of an accepted literal still to read
         self._discard = 0                 # octets of a refused literal still to skip
         self._waiting: LiteralRequest | None = None
         self._skip_line = False           # skipping the rest of an over-long line
-        self._sink = None                 # where the accepted literal's octets go, if not _parts
+        self._sink = None                 # where the accepted literal's octets go, if not _pieces
         self._spooled: dict = {}          # the command's literals taken by a sink
         self._sink_failed = False         # the command is discarded because a sink failed
 
@@ -121,7 +121,7 @@ class Framing:
         if sink is None:
             self._size += request.size
         else:
-            self._spooled[sum(map(len, self._parts))] = sink
+            self._spooled[sum(map(len, self._pieces))] = sink
 
     def reject_literal(self) -> None:
         """The command is answered; the client sends no octets (synchronising literal)."""
@@ -138,7 +138,7 @@ class Framing:
         """Skip ``octets`` of literal and the rest of the command, then a ``Discarded``."""
         self._close_sinks()
         self._discard = octets
-        self._parts = [head]
+        self._pieces = [head]
         self._size = -1                   # marks the command as being thrown away
 
     # --- events ----------------------------------------------------------------------------
@@ -181,13 +181,13 @@ class Framing:
         del self.buffer[:len(taken)]
         self._literal -= len(taken)
         if self._sink is None:
-            self._parts.append(taken)
+            self._pieces.append(taken)
             return self._literal == 0
         try:
             self._sink.write(taken)
         except OSError:                   # the spool's disk: the command cannot be kept
             self._sink_failed = True
-            self._throw_away(self._parts[0], self._literal)
+            self._throw_away(self._pieces[0], self._literal)
             self._literal = 0
             return True
         if self._literal == 0:
@@ -205,12 +205,12 @@ class Framing:
         return TooLong(head)
 
     def _head(self, tail: bytes) -> bytes:
-        return (b"".join(self._parts[:1]) + tail)[:128]
+        return (b"".join(self._pieces[:1]) + tail)[:128]
 
     def _line_event(self, line: bytes):
         if self._size < 0:                    # the rest of a discarded command
             return self._after_discard(line)
-        if self.line_mode and not self._parts:
+        if self.line_mode and not self._pieces:
             return Line(line)
         if self._size + len(line) > self.max_command:
             head = self._head(line[:128])
@@ -218,13 +218,13 @@ class Framing:
             return TooLong(head)
         found = _MARKER.search(line)
         if found is None:
-            command = Command(b"".join(self._parts) + line, self._spooled)
+            command = Command(b"".join(self._pieces) + line, self._spooled)
             self._spooled = {}            # the server's now
             self._abandon()
             return command
-        self._parts.append(line + b"\r\n")
+        self._pieces.append(line + b"\r\n")
         self._size += len(line) + 2
-        self._waiting = LiteralRequest(b"".join(self._parts), int(found.group(1)),
+        self._waiting = LiteralRequest(b"".join(self._pieces), int(found.group(1)),
                                        synchronising=not found.group(2))
         return self._waiting
 
@@ -235,13 +235,13 @@ class Framing:
             return None
         # The end of the command, or a synchronising literal the client waits to be asked
         # for: either way the command is answered now and the client sends no more of it.
-        head, failed = self._parts[0], self._sink_failed
+        head, failed = self._pieces[0], self._sink_failed
         self._abandon()
         return Discarded(head, failed)
 
     def _abandon(self) -> None:
         self._close_sinks()
-        self._parts = []
+        self._pieces = []
         self._size = 0
         self._literal = 0
         self._waiting = None

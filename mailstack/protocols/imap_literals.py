@@ -50,8 +50,8 @@ class LiteralAdmission:
             if is_append:
                 return self._answer(tag, b"NO", replies.IMAP_TOO_BIG.imap())
             return self._answer(tag, b"BAD", b"[TOOBIG] Literal too long")
-        self.framing.accept_literal(None if in_memory else Spool(self.parts.spool_dir))
-        self.literal_deadline = RateDeadline(self.parts.clock, LITERAL_GRACE,
+        self.framing.accept_literal(None if in_memory else Spool(self.spool_dir))
+        self.literal_deadline = RateDeadline(self.clock, LITERAL_GRACE,
                                              self.imap_config.min_literal_rate,
                                              self._literal_too_slow)
         if request.synchronising:

@@ -34,10 +34,10 @@ SERVER_ID = b'("name" "mailstack" "vendor" "mailstack")'
 class LoginCommands:
     # --- capabilities ----------------------------------------------------------------------
     def starttls_offered(self) -> bool:
-        return starttls.offered(self.listener, self.transport, self.parts.tls_options)
+        return starttls.offered(self.listener, self.transport, self.tls_options)
 
     def password_allowed(self) -> bool:
-        return self.tls or self.parts.tls_requirement.allows_plaintext()
+        return self.tls or self.tls_requirement.allows_plaintext()
 
     def capabilities(self) -> list[bytes]:
         caps = [b"IMAP4rev1"]
@@ -78,7 +78,7 @@ class LoginCommands:
             raise bad(b"STARTTLS not available")
         self.send(command.tag + b" OK Begin TLS negotiation now")
         self.log.info("STARTTLS")
-        starttls.begin_tls(self, self.parts.tls_options)
+        starttls.begin_tls(self, self.tls_options)
         return None
 
     def reset_after_tls(self):
@@ -128,7 +128,7 @@ class LoginCommands:
                                          client_name=self.client_id,
                                          port=self.transport.getHost().port)
         try:
-            _iface, account, logout = await self.parts.portal.login(credentials, None, IMAPAccount)
+            _iface, account, logout = await self.portal.login(credentials, None, IMAPAccount)
         except UnauthorizedLogin:
             raise no(replies.IMAP_AUTH_FAILED) from None
         except TemporaryAuthFailure:
@@ -139,7 +139,7 @@ class LoginCommands:
         self.login_deadline.cancel()
         self.account, self.state = account, "auth"
         self.setTimeout(self.imap_config.idle_timeout)     # RFC 3501 §5.4: 30 minutes
-        self.logged_in_at = clocks.now(self.parts.clock)
+        self.logged_in_at = clocks.now(self.clock)
         self.log.info("login {user} via {mechanism}", user=account.ref.address,
                       mechanism=mechanism)
         return b"[CAPABILITY " + b" ".join(self.capabilities()) + b"] Logged in"
@@ -157,9 +157,9 @@ class LoginCommands:
             self.log.info("client ID {name}", name=self.client_id)
             if self.account is not None and self.logged_in_at is not None:
                 try:
-                    await self.parts.db.run(logins.name_client, self.account.ref.id,
-                                            self.client_ip, "imap", self.client_id,
-                                            self.logged_in_at)
+                    await self.db.run(logins.name_client, self.account.ref.id,
+                                      self.client_ip, "imap", self.client_id,
+                                      self.logged_in_at)
                 except Exception as e:
                     self.log.warn("recording the client ID failed: {e}", e=e)
         self.untagged(b"ID " + SERVER_ID)

@@ -126,10 +126,10 @@ class _Keys:
 
     def sequence(self, depth: int, closing: bool):
         """Keys separated by single spaces, up to ``)`` (closing) or the end."""
-        parts = [self.key(depth)]
+        keys = [self.key(depth)]
         while self.reader.more() if not closing else self.reader.skip(b" "):
-            parts.append(self.key(depth))
-        return all_of(parts)
+            keys.append(self.key(depth))
+        return all_of(keys)
 
     def key(self, depth: int):
         self.count += 1

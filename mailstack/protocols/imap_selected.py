@@ -52,9 +52,9 @@ class SelectedCommands(FetchCommand):
         if not view.rw:
             raise no(READ_ONLY)
         chosen = view.select(command.sequence, command.uid)
-        updated = await self.parts.db.run(imap_store.update_flags, view.folder.id,
-                                          [m.id for _, m in chosen], command.mode,
-                                          command.flags)
+        updated = await self.db.run(imap_store.update_flags, view.folder.id,
+                                    [m.id for _, m in chosen], command.mode,
+                                    command.flags)
         view.learn_keywords(command.flags)
         view.apply_flags(updated)
         view.tell_keywords(self.untagged)        # a new keyword, before a FETCH shows it
@@ -73,7 +73,7 @@ class SelectedCommands(FetchCommand):
     async def cmd_COPY(self, command):
         chosen = self.view.select(command.sequence, command.uid)
         try:
-            folder, ids, uids = await self.parts.db.run(
+            folder, ids, uids = await self.db.run(
                 imap_store.copy_messages, self.account.ref.id, [m.id for _, m in chosen],
                 folder_name(command.mailbox))
         except NotFound:
@@ -88,7 +88,7 @@ class SelectedCommands(FetchCommand):
             raise no(READ_ONLY)
         chosen = view.select(command.sequence, command.uid)
         try:
-            folder, ids, uids = await self.parts.db.run(
+            folder, ids, uids = await self.db.run(
                 imap_store.move_messages, self.account.ref.id, view.folder.id,
                 [m.id for _, m in chosen], folder_name(command.mailbox))
         except NotFound:
@@ -111,8 +111,8 @@ class SelectedCommands(FetchCommand):
         view = self.view
         criteria = resolve_recent(command.criteria, frozenset(view.recent))
         snapshot = list(view.uids)          # ascending: sequence order
-        found = await self.parts.db.read(message_search.search, view.folder.id, criteria,
-                                         snapshot)
+        found = await self.db.read(message_search.search, view.folder.id, criteria,
+                                   snapshot)
         if not command.uid:
             found = [bisect_left(snapshot, u) + 1 for u in found]
         self.untagged(b"SEARCH" + b"".join(b" %d" % n for n in found))
@@ -126,14 +126,14 @@ class SelectedCommands(FetchCommand):
         only = None
         if command.uid:
             only = [m.id for _, m in view.select(command.sequence, True)]
-        removed = await self.parts.db.run(imap_store.expunge, view.folder.id, only)
+        removed = await self.db.run(imap_store.expunge, view.folder.id, only)
         for seq in view.drop(removed):
             self.untagged(b"%d EXPUNGE" % seq)
         return b"EXPUNGE completed"
 
     async def cmd_CLOSE(self, command):
         if self.view.rw:
-            await self.parts.db.run(imap_store.expunge, self.view.folder.id, None)   # silently
+            await self.db.run(imap_store.expunge, self.view.folder.id, None)   # silently
         self.leave_folder()
         return b"CLOSE completed"
 

@@ -29,7 +29,7 @@ from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import Deadline
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
-from mailstack.protocols.pop3_lease import MaildropLease
+from mailstack.protocols.pop3_lease import MaildropLease, MaildropLocks
 from mailstack.protocols.pop3_login import AuthorizationCommands, IPOP3User
 from mailstack.protocols.pop3_transaction import TransactionCommands
 from mailstack.replies import CodedReply
@@ -42,14 +42,15 @@ class POP3Session(AuthorizationCommands, TransactionCommands, InOrderLineReceive
     ticket = UNCOUNTED        # the listener's admission (connection_limits.py)
 
     def connectionMade(self):
-        self.parts = self.factory.parts
+        f = self.factory               # what every session of the listener shares
+        self.settings, self.db, self.clock, self.portal = f.settings, f.db, f.clock, f.portal
         self.client_ip = self.transport.getPeer().host
         self.session_id = new_session_id()
         self.log = SessionLog("mailstack.pop3", self.session_id, self.client_ip)
-        self.callLater = self.parts.clock.callLater
-        self.setTimeout(self.parts.config.pop3.idle_timeout)
+        self.callLater = self.clock.callLater
+        self.setTimeout(self.settings.idle_timeout)
         # Logged in within login_timeout, however busy the client keeps us (issue 13).
-        self.login_deadline = Deadline(self.parts.clock, self.parts.config.pop3.login_timeout,
+        self.login_deadline = Deadline(self.clock, self.settings.login_timeout,
                                        self._login_too_late)
         self.start_queue()
         self._reset()
@@ -64,7 +65,8 @@ class POP3Session(AuthorizationCommands, TransactionCommands, InOrderLineReceive
         self.continuation = None
         self.quitting = False
         # A shutdown that frees this node's locks ends the session (nothing deleted).
-        self.lease = MaildropLease(self.parts, self.session_id, self.log,
+        self.lease = MaildropLease(self.factory.locks, self.clock, self.settings.idle_timeout,
+                                   self.session_id, self.log,
                                    revoked=self.transport.loseConnection)
         self._read_ahead = {}
 
@@ -117,7 +119,7 @@ class POP3Session(AuthorizationCommands, TransactionCommands, InOrderLineReceive
 
     def _login_too_late(self):
         if self.account is None and not self.transport.disconnecting:
-            self.log.info("no login within {s} s", s=self.parts.config.pop3.login_timeout)
+            self.log.info("no login within {s} s", s=self.settings.login_timeout)
             self.err(replies.POP_LOGIN_TIMEOUT)
             self.close_connection()
 
@@ -179,11 +181,21 @@ class POP3Session(AuthorizationCommands, TransactionCommands, InOrderLineReceive
 
 
 class POP3Factory(AdmittingFactory):
+    """One POP3 listener: what its sessions share, each given by ``service.py``.
+
+    ``settings`` is the ``[pop3]`` section; ``tls_options`` the server's certificate (None
+    when there is none: no STLS); ``tls_requirement`` when a password needs TLS; ``locks``
+    this node's maildrop locks; ``limits`` the admission shared by every listener.
+    """
+
     protocol = POP3Session
 
-    def __init__(self, parts, listener):
-        self.parts, self.listener, self.limits = parts, listener, parts.limits
-        self.name = listener.name or f"pop3-{listener.port}"
+    def __init__(self, listener, *, settings, db, clock, portal, tls_options, tls_requirement,
+                 locks: MaildropLocks, limits):
+        self.listener, self.name = listener, listener.name or f"pop3-{listener.port}"
+        self.settings, self.db, self.clock, self.portal = settings, db, clock, portal
+        self.tls_options, self.tls_requirement = tls_options, tls_requirement
+        self.locks, self.limits = locks, limits
 
     def too_many(self, reason: str) -> bytes:
         reply = replies.POP_TOO_MANY_FROM_YOU if reason == "address" \
@@ -191,9 +203,6 @@ class POP3Factory(AdmittingFactory):
         return reply.pop3() + b"\r\n"
 
 
-def register_avatars(parts) -> None:
-    parts.realm.register(IPOP3User, lambda account, mind: account)
-
-
-def build_factory(parts, listener):
-    return POP3Factory(parts, listener)
+def register_avatars(realm) -> None:
+    """A POP3 login's avatar is the ``AccountRef`` itself."""
+    realm.register(IPOP3User, lambda account, mind: account)

@@ -120,21 +120,26 @@ class MaildropLocks:
 
 
 class MaildropLease:
-    def __init__(self, parts, holder: str, log, revoked=None):
-        self.parts, self.holder, self.log = parts, holder, log
-        self.locks: MaildropLocks = parts.maildrop_locks
+    """One session's hold on one maildrop: taken at login, renewed, closed or released.
+
+    ``idle_timeout`` (seconds, ``[pop3]``) sets the lease: two of them, renewed after half
+    of one; the lock rows are written through ``locks.db``.
+    """
+
+    def __init__(self, locks: MaildropLocks, clock, idle_timeout: float, holder: str, log,
+                 revoked=None):
+        self.locks, self.db, self.clock = locks, locks.db, clock
+        self.idle = timedelta(seconds=idle_timeout)
+        self.holder, self.log = holder, log
         self.revoked = revoked      # called when shutdown takes the lock away
         self.account_id = None
         self._renewed = None
-
-    def _idle(self) -> timedelta:
-        return timedelta(seconds=self.parts.config.pop3.idle_timeout)
 
     def take(self, account_id: int):
         """Deferred list of maildrop entries; fails with InUse/Conflict while another holds it."""
         if self.locks.stopping:
             return defer.fail(StoreUnavailable("shutting down"))
-        now = clocks.now(self.parts.clock)
+        now = clocks.now(self.clock)
 
         def taken(drop):
             if self.locks.stopping:   # shutdown began meanwhile: the next start frees the row
@@ -142,17 +147,17 @@ class MaildropLease:
             self.account_id, self._renewed = account_id, now
             self.locks.live.add(self)
             return drop
-        return self.parts.db.run(maildrop.open_maildrop, account_id, self.holder, now,
-                                 now + 2 * self._idle(), self.locks.node.name).addCallback(taken)
+        return self.db.run(maildrop.open_maildrop, account_id, self.holder, now,
+                           now + 2 * self.idle, self.locks.node.name).addCallback(taken)
 
     def renew(self):
         """A Deferred when the lease was due for renewal (at most every half idle timeout)."""
-        now = clocks.now(self.parts.clock)
-        if self.account_id is None or now - self._renewed <= self._idle() / 2:
+        now = clocks.now(self.clock)
+        if self.account_id is None or now - self._renewed <= self.idle / 2:
             return None
         self._renewed = now
-        return self.parts.db.run(maildrop.refresh, self.account_id, self.holder,
-                                 now + 2 * self._idle()).addCallbacks(self._renewed_as, (
+        return self.db.run(maildrop.refresh, self.account_id, self.holder,
+                           now + 2 * self.idle).addCallbacks(self._renewed_as, (
             lambda f: self.log.warn("could not renew the maildrop lock: {e}", e=f.value)))
 
     def _renewed_as(self, held: bool) -> None:
@@ -167,14 +172,14 @@ class MaildropLease:
         def closed(removed):
             self._forget()
             return removed
-        return self.parts.db.run(maildrop.close_maildrop, self.account_id, self.holder,
-                                 delete_ids).addCallback(closed)
+        return self.db.run(maildrop.close_maildrop, self.account_id, self.holder,
+                           delete_ids).addCallback(closed)
 
     def release(self) -> None:
         """Without QUIT nothing is deleted (RFC 1939 §6); an unreleased lock simply expires."""
         account_id = self._forget()
         if account_id is not None:
-            self.parts.db.run(maildrop.release, account_id, self.holder).addErrback(
+            self.db.run(maildrop.release, account_id, self.holder).addErrback(
                 lambda f: self.log.warn("could not release the maildrop lock (it will expire)"))
 
     def revoke(self) -> None:

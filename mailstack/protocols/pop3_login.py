@@ -37,10 +37,10 @@ class AuthorizationCommands:
     """The commands of the AUTHORIZATION state, and the login they end in."""
 
     def password_allowed(self) -> bool:
-        return self.tls or self.parts.tls_requirement.allows_plaintext()
+        return self.tls or self.factory.tls_requirement.allows_plaintext()
 
     def stls_offered(self) -> bool:
-        return starttls.offered(self.factory.listener, self.transport, self.parts.tls_options)
+        return starttls.offered(self.factory.listener, self.transport, self.factory.tls_options)
 
     def auth_STLS(self, argument):
         if self.tls:
@@ -49,7 +49,7 @@ class AuthorizationCommands:
             return self.err(replies.POP_BAD_COMMAND)
         self.ok("Begin TLS negotiation")
         self.log.info("STLS")
-        starttls.begin_tls(self, self.parts.tls_options)
+        starttls.begin_tls(self, self.factory.tls_options)
 
     def auth_APOP(self, argument):
         self.err(replies.POP_NO_APOP)
@@ -102,7 +102,7 @@ class AuthorizationCommands:
                                          tls=self.tls, mechanism=mechanism,
                                          port=self.transport.getHost().port)
         try:
-            _iface, account, _logout = yield self.parts.portal.login(credentials, None, IPOP3User)
+            _iface, account, _logout = yield self.portal.login(credentials, None, IPOP3User)
         except UnauthorizedLogin:
             return self.err(replies.POP_AUTH_FAILED)
         except TemporaryAuthFailure:

@@ -97,7 +97,7 @@ class TransactionCommands:
             return await self._send_by_ranges(entry)
         if entry.id not in self._read_ahead:
             # Clients RETR 1..n in a row: one query fetches the next ~1 MB of messages.
-            self._read_ahead = await self.parts.db.read(
+            self._read_ahead = await self.db.read(
                 maildrop.bodies, self.account.id, self._next_ids(entry))
         message = self._read_ahead.pop(entry.id, None)
         if message is None:
@@ -115,7 +115,7 @@ class TransactionCommands:
         never whole (issue 13).  If it vanishes meanwhile (expunged over IMAP), the
         multi-line reply cannot be ended honestly: the connection is closed."""
         stuffer, started = DotStuffer(), False
-        async for octets in stored_ranges(self.parts.db, entry.id, 0, entry.size):
+        async for octets in stored_ranges(self.db, entry.id, 0, entry.size):
             if octets is None:
                 if not started:
                     return self.err(replies.POP_NO_SUCH_MESSAGE)

@@ -53,8 +53,9 @@ class ISelfCheckUser(Interface):
     """An account looking at its own mail settings check (the avatar is its AccountRef)."""
 
 
-def register_avatars(parts) -> None:
-    parts.realm.register(ISelfCheckUser, lambda account, mind: account)
+def register_avatars(realm) -> None:
+    """The check's avatar is the ``AccountRef`` itself."""
+    realm.register(ISelfCheckUser, lambda account, mind: account)
 
 
 def login_verdict(event) -> str:
@@ -70,9 +71,10 @@ def send_verdict(entry) -> str:
 class SelfCheck(resource.Resource):
     isLeaf = True
 
-    def __init__(self, parts):
+    def __init__(self, config, db, clock, portal):
+        # The whole config: the page names the host, ports, help page and phase dates.
         super().__init__()
-        self.parts, self.config = parts, parts.config
+        self.config, self.db, self.clock, self.portal = config, db, clock, portal
 
     # twisted.web's Resource.render dispatches GET (and HEAD) here; we answer asynchronously
     # with NOT_DONE_YET because the login and the queries leave the reactor.
@@ -113,15 +115,14 @@ class SelfCheck(resource.Resource):
         credentials = SessionCredentials(username=user, password=password, protocol="http",
                                          client_ip=client_ip, tls=True, mechanism="BASIC")
         try:
-            _, account, logout = yield self.parts.portal.login(credentials, None, ISelfCheckUser)
+            _, account, logout = yield self.portal.login(credentials, None, ISelfCheckUser)
         except UnauthorizedLogin:
             return _challenge("Wrong e-mail address or password.\n")
         except TemporaryAuthFailure:
             return _busy()
         try:
-            now = clocks.now(self.parts.clock)
-            activity = yield self.parts.db.read(store.recent_activity, account.id,
-                                                now - PERIOD, ROWS)
+            now = clocks.now(self.clock)
+            activity = yield self.db.read(store.recent_activity, account.id, now - PERIOD, ROWS)
         except StoreUnavailable:
             return _busy()
         finally:

@@ -137,11 +137,11 @@ def test_appends_refused_after_their_literal_leave_no_spool_open(imap):
 
 
 def test_a_spool_that_cannot_be_written_gives_no_and_the_session_stays_in_step(imap):
-    imap.parts.spool_dir.rmdir()                        # [smtp] spool_dir is gone
+    imap.built.spool_dir.rmdir()                        # [smtp] spool_dir is gone
     with login(imap, "ann@example.test") as client:
         assert b"a1 NO [UNAVAILABLE]" in append(client, b"a1", SPOOLED)
         assert client.noop()[0] == "OK"
-        imap.parts.spool_dir.mkdir()
+        imap.built.spool_dir.mkdir()
         assert b"OK [APPENDUID " in append(client, b"a2", SPOOLED)
     assert inbox_digests(imap, imap.ann) == [hashlib.sha256(SPOOLED).hexdigest()]
 

@@ -277,9 +277,9 @@ def test_idle_hears_a_delivery_made_by_a_second_process(ext, db_url, tmp_path):
         if db_url.startswith("postgresql"):
             # While LISTEN is up the poll is skipped: what arrives must come by NOTIFY.
             deadline = time.monotonic() + 10
-            while not ext.parts.watch.listening and time.monotonic() < deadline:
+            while not ext.built.watch.listening and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert ext.parts.watch.listening
+            assert ext.built.watch.listening
         client = connect(ext)
         client.select("INBOX")
         tag = start_idle(client)

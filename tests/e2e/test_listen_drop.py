@@ -114,7 +114,7 @@ def test_a_dropped_listen_connection_warns_once_polls_and_reconnects(make_server
     events, records = log_events
     server = make_server(**LISTENERS)
     ann = server.add_account("ann@example.test", PASSWORD)
-    watch = server.parts.watch
+    watch = server.built.watch
     other_process = make_engine(db_url)      # writes the server's commit listeners never see
     db_port = make_url(db_url).port or 5432
 

@@ -198,7 +198,7 @@ def test_a_store_outage_gives_451_and_leaves_no_spool_open(mx, db_url):
 
 def test_a_spool_that_cannot_be_written_gives_451_and_the_session_stays_in_step(
         mx):
-    mx.parts.spool_dir.rmdir()                        # [smtp] spool_dir is gone
+    mx.built.spool_dir.rmdir()                        # [smtp] spool_dir is gone
     with smtplib.SMTP("127.0.0.1", mx.port("smtp"), timeout=10) as client:
         client.ehlo("client.remote.test")
         start_data(client)
@@ -206,7 +206,7 @@ def test_a_spool_that_cannot_be_written_gives_451_and_the_session_stays_in_step(
         code, reply = client.getreply()
         assert (code, reply[:5]) == (451, b"4.3.0")
         assert client.noop()[0] == 250
-        mx.parts.spool_dir.mkdir()
+        mx.built.spool_dir.mkdir()
         start_data(client)
         client.send(SPOOLED + b".\r\n")
         assert client.getreply()[0] == 250

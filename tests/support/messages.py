@@ -34,7 +34,7 @@ def open_spool_files(server) -> int:
             target = os.readlink(fd)
         except OSError:
             continue
-        if target.startswith(str(server.parts.spool_dir)) and target.endswith("(deleted)"):
+        if target.startswith(str(server.built.spool_dir)) and target.endswith("(deleted)"):
             count += 1
     return count
 

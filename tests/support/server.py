@@ -63,7 +63,7 @@ class RunningServer:
         self.clock = task.Clock()
         self.clock.advance(time.time())
         self.root = None
-        self.parts = None
+        self.built = None
 
     def start(self) -> "RunningServer":
         reactor_thread.call(self._start)
@@ -71,10 +71,10 @@ class RunningServer:
 
     @defer.inlineCallbacks
     def _start(self):
-        self.root, self.parts = service.build(self.config, reactor, self.clock)
+        self.root, self.built = service.build(self.config, reactor, self.clock)
         self.root.privilegedStartService()
         self.root.startService()
-        yield defer.gatherResults([l.listening for l in self.parts.listeners], consumeErrors=True)
+        yield defer.gatherResults([l.listening for l in self.built.listeners], consumeErrors=True)
 
     def stop(self) -> None:
         if self.root is not None:
@@ -82,7 +82,7 @@ class RunningServer:
             self.root = None
 
     def port(self, name: str) -> int:
-        for listener in self.parts.listeners:
+        for listener in self.built.listeners:
             if listener.name == name:
                 return listener.port.getHost().port
         raise KeyError(name)
@@ -95,7 +95,7 @@ class RunningServer:
 
     def db(self, fn, *args, **kwargs):
         """Run a store function synchronously from the test thread (its own transaction)."""
-        return self.parts.db.run_sync(fn, *args, **kwargs)
+        return self.built.db.run_sync(fn, *args, **kwargs)
 
     def add_account(self, address: str, password: str) -> int:
-        return self.db(directory.add_account, address, self.parts.hasher.hash(password), self.now())
+        return self.db(directory.add_account, address, self.built.hasher.hash(password), self.now())

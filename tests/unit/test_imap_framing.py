@@ -327,15 +327,16 @@ def test_a_literal_that_would_take_a_command_past_the_bound_gets_no_continuation
 
 
 def fake_session(login_result):
-    """An IMAPServer on a StringTransport, with just the parts a login attempt touches."""
+    """An IMAPServer on a StringTransport, with just what a login attempt touches."""
     portal = SimpleNamespace(login=lambda *args: login_result)
-    parts = SimpleNamespace(
-        config=SimpleNamespace(imap=SimpleNamespace(idle_timeout=1800, login_timeout=60,
-                                                    max_append_size=1 << 20,
-                                                    min_literal_rate=500)),
-        clock=task.Clock(), tls_options=None, portal=portal,
-        tls_requirement=SimpleNamespace(allows_plaintext=lambda: True))
-    server = imap.IMAPServer(parts, SimpleNamespace(tls="implicit"), "imaps")
+    settings = SimpleNamespace(idle_timeout=1800, login_timeout=60, max_append_size=1 << 20,
+                               min_literal_rate=500)
+    factory = imap.IMAPFactory(
+        SimpleNamespace(tls="implicit", name="imaps", port=993), settings=settings, db=None,
+        clock=task.Clock(), portal=portal, tls_options=None,
+        tls_requirement=SimpleNamespace(allows_plaintext=lambda: True), watch=None,
+        spool_dir=None, limits=None)
+    server = imap.IMAPServer(factory)
     transport = StringTransport()
     server.makeConnection(transport)
     return server, transport
