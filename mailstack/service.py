@@ -23,7 +23,6 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from twisted.application import service
 from twisted.internet import defer, endpoints
@@ -34,7 +33,9 @@ from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery.outbound import OutboundQueue
 from mailstack.policy import notices
 from mailstack.policy.tls_required import TLSRequirement
-from mailstack.protocols import http, imap, pop3, smtp, submission
+from mailstack.delivery.routing import MessageRouter
+from mailstack.policy import mx, submission
+from mailstack.protocols import http, imap, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
@@ -152,37 +153,6 @@ class Built:
     spool_dir: Path
 
 
-@dataclass(frozen=True)
-class _SMTPAdapter:
-    """TEMPORARY, until the SMTP policy lands (issue 14 item 1); then it goes.
-
-    ``protocols/smtp.py`` and ``submission.py`` (with ``esmtp.py``, ``smtp_auth.py``,
-    ``smtp_envelope.py`` and the policy they build) still read their dependencies as
-    attributes of one object: ``build_factory(adapter, listener)``,
-    ``register_avatars(adapter)``.  This carries exactly the attributes they read, built
-    once here; ``on_queued`` is for ``MessageRouter``'s temporary one-argument form.  Only
-    these two modules are given it.
-    """
-
-    config: Config
-    db: Database
-    clock: object
-    resolver: dns.Resolver
-    realm: portals.MailRealm
-    portal: object
-    tls_options: object | None
-    tls_requirement: TLSRequirement
-    limits: ConnectionLimits
-    spool_dir: Path
-    warner: notices.Warner
-    on_queued: Callable[[], None]
-
-
-def spool_directory(config: Config):
-    """Where SMTP DATA is spooled as it arrives (message/spool.py)."""
-    return config.path(config.smtp.spool_dir or f"{config.server.state_dir}/spool")
-
-
 def _database(config: Config, reactor, clock) -> Database:
     """The store, refused unless its schema is current; the hosted domains recorded."""
     db = Database(config.database_url(), reactor=reactor, threads=config.database.threads,
@@ -241,8 +211,16 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     queue.setServiceParent(root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
-    adapter = _SMTPAdapter(config, db, clock, resolver, realm, portal, tls_options,
-                           tls_requirement, limits, spool_dir, warner, queue.kick)
+    router = MessageRouter(db, clock, on_queued=queue.kick)
+
+    def smtp_factory(listener, tables):
+        return smtp.build_factory(
+            listener, tables.port_policy(db, clock, resolver, config, warner), router=router,
+            db=db, clock=clock, portal=portal, tls_requirement=tls_requirement,
+            settings=config.smtp, reflector_local_part=config.migration.reflector_local_part,
+            hostname=config.server.hostname, tls_options=tls_options, limits=limits,
+            spool_dir=spool_dir)
+
     factories = {     # protocol -> listener -> factory
         "pop3": lambda listener: pop3.POP3Factory(
             listener, settings=config.pop3, db=db, clock=clock, portal=portal,
@@ -253,21 +231,21 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
             tls_options=tls_options, tls_requirement=tls_requirement, watch=watch,
             spool_dir=spool_dir, limits=limits),
         "http": lambda listener: http.build_factory(config, db, clock, portal),
-        "smtp": lambda listener: smtp.build_factory(adapter, listener),
-        "submission": lambda listener: submission.build_factory(adapter, listener),
+        "smtp": lambda listener: smtp_factory(listener, mx),
+        "submission": lambda listener: smtp_factory(listener, submission),
     }
-    _register_avatars(realm, db, clock, adapter)
+    _register_avatars(realm, db, clock)
     listeners = [_listen(root, reactor, listener, factories[listener.protocol](listener),
                          tls_options) for listener in config.listeners]
     return root, Built(listeners, db, hasher, watch, spool_dir)
 
 
-def _register_avatars(realm, db, clock, adapter) -> None:
+def _register_avatars(realm, db, clock) -> None:
     """What a login of each protocol yields (the realm knows no protocol code)."""
     pop3.register_avatars(realm)
     imap.register_avatars(realm, db, clock)
     http.register_avatars(realm)
-    smtp.register_avatars(adapter)          # submission's avatar is the same
+    smtp.register_avatars(realm)            # port 25's and submission's
 
 
 def _listen(root, reactor, listener: ListenerConfig, factory, tls_options) -> ListenerService:

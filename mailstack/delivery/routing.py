@@ -117,9 +117,6 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     return len(stored)
 
 
-_ADAPTER = object()
-
-
 class MessageRouter:
     """Stores accepted mail; ``on_queued()`` is called after a COMMIT that queued some.
 
@@ -127,11 +124,7 @@ class MessageRouter:
     without the router knowing the queue: ``service.py`` builds the queue first.
     """
 
-    def __init__(self, db, clock=_ADAPTER, on_queued=None):
-        if clock is _ADAPTER:
-            # TEMPORARY, until the SMTP policy lands (issue 14 item 1): protocols/smtp.py
-            # still calls ``MessageRouter(adapter)`` with service.py's ``_SMTPAdapter``.
-            db, clock, on_queued = db.db, db.clock, db.on_queued
+    def __init__(self, db, clock, on_queued=None):
         self.db, self.clock = db, clock
         self.on_queued = on_queued
 
