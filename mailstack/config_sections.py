@@ -132,6 +132,10 @@ class SMTPConfig:
     # logins, AUTH offered after STARTTLS), "customers" (those, and [migration]
     # customer_networks with a live POP-before-SMTP window; needs customer_networks).
     mx_relay: str = setting("never", one_of("never", "authenticated", "customers"))
+    # A message line ended by a bare LF or CR (RFC 5321 §2.3.8 forbids both): "normalize"
+    # stores it as a CRLF line, "reject" refuses the message (554 5.6.0); either way only
+    # CRLF.CRLF ends DATA (Postfix 3.9's smtpd_forbid_bare_newline).
+    bare_newlines: str = setting("normalize", one_of("normalize", "reject"))
 
 
 @dataclass(frozen=True)

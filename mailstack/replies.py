@@ -85,6 +85,7 @@ SIZE_DECLARED_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum 
 MESSAGE_INCOMPLETE = Reply(451, "4.3.0", "Message was not stored; please try again")
 STORE_UNAVAILABLE = Reply(451, "4.3.0", "Temporary local problem; please try again later")
 DATA_LINE_TOO_LONG = Reply(552, "5.6.0", "Message has an over-long line (header lines: 998 characters)")
+BARE_NEWLINE = Reply(554, "5.6.0", "Message has bare LF or CR line ends; send CRLF (RFC 5321 2.3.8)")
 
 # --- SMTP: anti-spam (wording as Postfix, which customers and other admins recognise) ---
 DNSBL_LISTED = Reply(554, "5.7.1", "Service unavailable; Client host [{ip}] blocked using {listing}")

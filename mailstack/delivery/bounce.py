@@ -86,8 +86,8 @@ def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes
         return None
     dsn = build(hostname, sender, failures, original, at)
     route = directory.route(conn, sender)
-    if route.hosted:
-        mailboxes.deliver(conn, route.recipients.account_ids, dsn, at)
+    if route.hosted:   # final delivery of a null-sender message (RFC 5321 §4.4)
+        mailboxes.deliver(conn, route.recipients.account_ids, b"Return-Path: <>\r\n" + dsn, at)
         return None
     queue.enqueue(conn, "", [sender], dsn, at, queue_id=f"{queue_id}-dsn")
     return sender

@@ -10,7 +10,8 @@ How many bytes are being stored at once is bounded by the store's ``body_budget`
 (store/budget.py): ten 25 MB messages finishing DATA together are stored one or two at a
 time, not all at once (issue 13, case 5).  The 250 still comes only after the COMMIT.
 
-Standards: RFC 5321 §4.4 (the Received trace header), §6.1 (reliable delivery).
+Standards: RFC 5321 §4.4 (the Received trace header; Return-Path on local copies only),
+§6.1 (reliable delivery).
 Security: the Received header is built from our own facts; what the client or its DNS
 chose (the HELO argument, the PTR name) is made printable and cut to 255 characters, so it
 cannot add header lines.  Every copy and queue entry commits in one transaction, so a 451
@@ -45,6 +46,12 @@ class TraceFacts:
     account: str | None = None     # the customer who sent it (AUTH or login window)
     method: str | None = None      # "auth" | "pop-before-smtp"
     port: int | None = None        # the port the client connected to
+
+
+def return_path(sender: str) -> bytes:
+    """The Return-Path header of final delivery (RFC 5321 §4.4: the delivering server MUST
+    add it); ``<>`` for the null sender.  The address was parsed at MAIL FROM: no CR or LF."""
+    return f"Return-Path: <{sender}>\r\n".encode()
 
 
 def received_header(trace: TraceFacts, at: datetime) -> bytes:
@@ -101,16 +108,16 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     remote = [r.address for r in accepted if r.remote]
     quoting = submission is not None or undeliverable    # User-Agent, bounce: the header
     head = spool.head(HEAD_LIMIT) if quoting else b""
-    facts = None
-    body = spool.with_prefix(received)
-    if local:
-        body, facts = mailboxes.spooled_facts(conn, body)
-    stored = mailboxes.deliver(conn, local, body, at, facts)
+    stored = []
+    if local:   # final delivery: Return-Path first (a relayed copy must not carry one)
+        body, facts = mailboxes.spooled_facts(
+            conn, spool.with_prefix(return_path(sender) + received))
+        stored = mailboxes.deliver(conn, local, body, at, facts)
     if submission is not None:
         submissions.record(conn, replace(submission, user_agent=mail_program(head)))
     if remote:
-        queue.enqueue(conn, sender, remote, body, at, account_id=account_id,
-                      client_ip=client_ip, queue_id=queue_id)
+        queue.enqueue(conn, sender, remote, spool.with_prefix(received), at,
+                      account_id=account_id, client_ip=client_ip, queue_id=queue_id)
     if undeliverable:
         bounce.return_to_sender(conn, hostname, sender, undeliverable, received + head, at,
                                 queue_id)

@@ -118,7 +118,7 @@ class SMTPSession(EnvelopeCommands, MessageReception, InOrderLineReceiver, Timeo
 
     def _reset_transaction(self):
         self.envelope = Envelope()
-        self.in_data = False
+        self.in_data = self.bare_lf_ends_lines = False
         self.reset_body()
         self._stop_data_deadline()
 

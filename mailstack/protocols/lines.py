@@ -7,7 +7,10 @@ which, in Twisted's SMTP, switches out of DATA mid-message and drops the rest of
 the rest of it, up to its CRLF, is skipped, while the lines after it in the same read are
 still parsed.  The loop also stops at once when ``starttls.begin_tls`` ran mid-read.
 
-Subclasses choose the limit per state via ``max_line_length()``.
+Subclasses choose the limit per state via ``max_line_length()``.  In a message (SMTP
+DATA) ``bare_lf_ends_lines`` makes a bare LF end a line too, as a ``BareLine``: a message
+written with LF line ends is then cut into lines, not read as one over-long line, and
+``smtp_data`` normalises or refuses it; a ``.`` ended by a bare LF is still content.
 
 Security: a line costs at most ``max_line_length()`` octets of memory, however long it is;
 an over-long line is answered once and skipped to its CRLF, never split into commands;
@@ -25,9 +28,24 @@ from twisted.internet import defer
 from twisted.protocols import basic
 
 
+class BareLine(bytes):
+    """A line that ended in a bare LF instead of CRLF (RFC 5321 §2.3.8 forbids it).
+    ``stuffed``: it began after a CRLF, so a client dot-stuffed it (RFC 5321 §4.5.2)."""
+
+    stuffed = True
+
+
+class LineAfterBareLF(BareLine):
+    """A line that began after a bare LF: no client stuffs it, so it is kept as it is."""
+
+    stuffed = False
+
+
 class BoundedLineReceiver(basic.LineOnlyReceiver):
     delimiter = b"\r\n"
     MAX_LENGTH = 4096
+    bare_lf_ends_lines = False      # set while a message is read (SMTP DATA)
+    _after_bare_lf = False          # the unfinished line began after a bare LF
 
     _skipping_overlong = False
     tls_started_mid_read = False
@@ -49,6 +67,8 @@ class BoundedLineReceiver(basic.LineOnlyReceiver):
         self.tls_started_mid_read = False
         lines = (self._buffer + data).split(self.delimiter)
         self._buffer = lines.pop()
+        if self.bare_lf_ends_lines:
+            lines = self._with_bare_lines(lines)
         for line in lines:
             if self.transport.disconnecting or self.tls_started_mid_read:
                 return
@@ -64,6 +84,29 @@ class BoundedLineReceiver(basic.LineOnlyReceiver):
                 self.line_too_long(self._buffer[:128])
                 self._skipping_overlong = True
             self._buffer = b""
+
+    def _with_bare_lines(self, lines: list) -> list:
+        """``lines`` with each bare LF inside one (or in the unfinished tail) ending a line;
+        a message with CRLF line ends pays one memchr per line.  A line that ends in a bare
+        LF is a ``BareLine``; one that starts after a bare LF, a ``LineAfterBareLF``."""
+        after = self._after_bare_lf
+        if not after and b"\n" not in self._buffer and not any(b"\n" in l for l in lines):
+            return lines
+        split = []
+        for line in lines:
+            *bare, line = line.split(b"\n")
+            for piece in bare:
+                split.append(LineAfterBareLF(piece) if after else BareLine(piece))
+                after = True
+            split.append(LineAfterBareLF(line) if after else line)
+            after = False
+        if b"\n" in self._buffer:
+            *bare, self._buffer = self._buffer.split(b"\n")
+            for piece in bare:
+                split.append(LineAfterBareLF(piece) if after else BareLine(piece))
+                after = True
+        self._after_bare_lf = after
+        return split
 
 
 OVERLONG = object()   # queue marker: a line was too long (answered in its turn)

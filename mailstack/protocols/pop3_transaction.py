@@ -162,5 +162,9 @@ def _top(message: bytes, lines: int) -> bytes:
     head, sep, body = message.partition(b"\r\n\r\n")
     if not sep:
         return message
-    kept = body.split(b"\r\n")[:lines]
-    return head + sep + b"\r\n".join(kept) + (b"\r\n" if kept and lines else b"")
+    body_lines = body.split(b"\r\n")
+    if body.endswith(b"\r\n"):
+        body_lines.pop()                # the CRLF ends the last line; no line follows it
+    if lines >= len(body_lines):
+        return message                  # the whole body: exactly what RETR sends
+    return head + sep + b"".join(line + b"\r\n" for line in body_lines[:lines])

@@ -31,6 +31,11 @@ from mailstack.protocols.lines import OVERLONG
 from mailstack.store.errors import StoreUnavailable
 
 
+class NormalisedLine(bytes):
+    """A piece of a line cut at a bare LF or CR, already unstuffed where it should be: kept
+    as a CRLF line as it is, never the end of DATA."""
+
+
 class MessageReception:
     """The DATA command and the lines after it, up to the reply."""
 
@@ -43,6 +48,7 @@ class MessageReception:
         self._bad_line = False
         self._spool_failed = False
         self._in_headers = True
+        self._bare_newlines = False
 
     def _drop_spool(self):
         if self._spool is not None:
@@ -58,17 +64,23 @@ class MessageReception:
             return self.refuse(replies.NO_VALID_RECIPIENTS)
         self._drop_spool()
         self._spool = Spool(self.factory.spool_dir)
-        self.in_data = True
+        self.in_data = self.bare_lf_ends_lines = True
+        self._after_bare_lf = False
         self.reply(replies.START_DATA)
 
     def data_line(self, line):
-        if line is OVERLONG:
-            self._bad_line = True
-            self._drop_spool()          # refused at the end: nothing more is kept
-            return None
-        if line == b".":
+        if line.__class__ is not bytes:         # OVERLONG, or a line beside a bare LF
+            if line is OVERLONG:
+                self._bad_line = True
+                self._drop_spool()      # refused at the end: nothing more is kept
+                return None
+            if line.__class__ is not NormalisedLine:
+                return self._bare_line(line)
+        elif b"\r" in line:
+            return self._bare_line(line)
+        elif line == b".":              # only CRLF.CRLF ends DATA (the smuggling split)
             return self._end_of_data()
-        if line[:1] == b".":
+        elif line[:1] == b".":
             line = line[1:]   # RFC 5321 §4.5.2 transparency
         if self._in_headers and not line:
             self._in_headers = False
@@ -83,6 +95,22 @@ class MessageReception:
                 self._spool_broke(e)
         return None
 
+    def _bare_line(self, line):
+        """A line beside a bare LF, or holding a bare CR: each piece becomes a CRLF line
+        (``[smtp] bare_newlines = "normalize"``), or the message is refused at its end.
+        Only a line that began after a CRLF is unstuffed, and no piece ends DATA: a client
+        that sends bare line ends does not stuff what follows them."""
+        self._bare_newlines = True
+        if self.settings.bare_newlines == "reject":
+            self._drop_spool()
+            return None
+        first, *rest = bytes(line).split(b"\r")
+        if getattr(line, "stuffed", True) and first[:1] == b".":
+            first = first[1:]
+        for piece in (first, *rest):
+            self.data_line(NormalisedLine(piece))
+        return None
+
     def _spool_broke(self, error: OSError):
         self.log.error("message spool failed: {error}", error=str(error))
         self._spool_failed = True
@@ -91,6 +119,7 @@ class MessageReception:
     def _end_of_data(self):
         envelope, spool = self.envelope, self._spool
         too_big, bad_line, failed = self._too_big, self._bad_line, self._spool_failed
+        bare = self._bare_newlines and self.settings.bare_newlines == "reject"
         self._spool = None              # the store owns it from here
         self._reset_transaction()
         if too_big:
@@ -99,6 +128,9 @@ class MessageReception:
         if bad_line:
             self.log.info("message refused: over-long line")
             return self.reply(replies.DATA_LINE_TOO_LONG)
+        if bare:
+            self.log.info("message refused: bare LF or CR line ends")
+            return self.reply(replies.BARE_NEWLINE)
         if failed:
             return self.reply(replies.STORE_UNAVAILABLE)
         self.messages += 1

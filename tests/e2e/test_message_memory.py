@@ -65,9 +65,12 @@ def stored_bodies(server, account_id):
 
 
 def digest_without_received(stored: bytes) -> str:
-    """The digest of a stored message without the Received header we put in front."""
-    assert stored.startswith(b"Received: from ")
+    """The digest of a stored message without the Return-Path and Received header we put
+    in front."""
+    assert stored.startswith(b"Return-Path: <")
     pos = stored.index(b"\r\n") + 2
+    assert stored.startswith(b"Received: from ", pos)
+    pos = stored.index(b"\r\n", pos) + 2
     while stored[pos:pos + 1] in (b" ", b"\t"):         # its folded lines
         pos = stored.index(b"\r\n", pos) + 2
     return hashlib.sha256(memoryview(stored)[pos:]).hexdigest()

@@ -123,5 +123,6 @@ def test_bare_cr_and_bare_lf_go_out_as_crlf_and_the_content_is_intact(relay):
     unstuffed = b"".join((l[1:] if l.startswith(b".") else l) + b"\r\n" for l in lines)
     # The server puts its trace fields above the customer's header; the rest is theirs.
     assert unstuffed.endswith(normalised(MESSAGE)), unstuffed
+    assert unstuffed.startswith(b"Received: ")   # a relayed copy gets no Return-Path
     assert b"\r\n..hidden\r\n" in wire and b"\r\n..\r\n" in wire and b"\r\n..also\r\n" in wire
     assert got.body == unstuffed                         # the sink read the same message

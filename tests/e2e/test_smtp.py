@@ -82,7 +82,8 @@ def test_starttls_delivery_is_committed_before_250_and_carries_a_received_header
         stored = inbox(mx, mx.alice)  # read right after the 250: it must be committed
     assert len(stored) == 1
     body = stored[0]
-    assert body.startswith(b"Received: from client.remote.test ([127.0.0.5])\r\n\tby mx.example.test")
+    assert body.startswith(b"Return-Path: <sender@remote.test>\r\n"      # RFC 5321 §4.4
+                           b"Received: from client.remote.test ([127.0.0.5])\r\n\tby mx.example.test")
     assert b"with ESMTPS id" in body and b"for <alice@example.test>" in body
     assert body.endswith(MESSAGE.replace(b"\r\n.dot", b"\r\n.dot"))
     assert b"\r\n.dot line\r\n" in body
