@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from mailstack import clock as clocks
-from mailstack.cli.common import EXIT_DATABASE, CommandError, load_config, open_context
+from mailstack.cli.common import (EXIT_CONFIG, EXIT_DATABASE, CommandError, load_config,
+                                  open_context)
 from mailstack.store import directory, migrations
 from mailstack.store.db import Database
 
@@ -118,9 +119,11 @@ def db_upgrade(args):
 
 
 def serve(args):
-    from twisted.internet import reactor
+    """Run every listener; exit 3 with one line if any cannot bind (a busy port 25 must not
+    leave a server without its MX running), and tell systemd READY=1 only when all are up."""
+    from twisted.internet import defer, reactor
 
-    from mailstack import logs, service
+    from mailstack import logs, service, systemd
 
     config = load_config(args)
     logs.start_stdout_logging(args.log_level)
@@ -129,21 +132,27 @@ def serve(args):
     except service.SchemaNotCurrent as e:
         raise CommandError(str(e), EXIT_DATABASE) from None
     except FileNotFoundError as e:
-        raise CommandError(str(e)) from None
+        raise CommandError(str(e), EXIT_CONFIG) from None
     failed = []
 
     def bind_failed(failure):
         failed.append(failure.getErrorMessage())
-        reactor.stop()
+        if reactor.running:
+            reactor.stop()
+
+    def all_listening(_):
+        systemd.notify("READY=1")
 
     root.privilegedStartService()
     root.startService()
-    for listener in built.listeners:
-        listener.listening.addErrback(bind_failed)
+    up = defer.gatherResults([l.listening for l in built.listeners], consumeErrors=True)
+    up.addCallbacks(all_listening, lambda f: bind_failed(f.value.subFailure))
     reactor.addSystemEventTrigger("before", "shutdown", root.stopService)
+    if failed:          # a bind refused at once fails before the reactor runs: it runs
+        reactor.callWhenRunning(reactor.stop)    # only to stop the services in order
     reactor.run()
     if failed:
-        raise CommandError(f"cannot listen: {failed[0]}")
+        raise CommandError(f"cannot listen: {failed[0]}", EXIT_CONFIG)
 
 
 def demo(args):

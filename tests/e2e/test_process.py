@@ -70,3 +70,75 @@ def test_twistd_runs_the_same_service(tmp_path):
     finally:
         output = stop(proc)
     assert "listening" in output
+
+
+def _migrated_config(tmp_path, smtp, pop3s, **sections):
+    config = tmp_path / "m.toml"
+    config.write_text(config_toml(f"sqlite:///{tmp_path}/b.db",
+                                  [("smtp", smtp, "starttls"), ("pop3", pop3s, "implicit")],
+                                  **sections))
+    subprocess.run(command(config, "db", "upgrade"), check=True, capture_output=True)
+    return config
+
+
+def _notify_socket(tmp_path):
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(30)
+    return sock
+
+
+def test_a_listener_that_cannot_bind_stops_start_up_with_exit_3(tmp_path):
+    """A busy port 25 must not leave a server running without its MX (issue 15, item 4)."""
+    import os
+    import socket
+
+    smtp_port, pop3s_port = free_ports(2)
+    config = _migrated_config(tmp_path, smtp_port, pop3s_port)
+    notify = _notify_socket(tmp_path)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", smtp_port))
+    busy.listen()
+    try:
+        done = subprocess.run(command(config, "serve"), capture_output=True, text=True,
+                              timeout=60, env={**os.environ,
+                                               "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    finally:
+        busy.close()
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.strip().startswith("mailstack: error: cannot listen")
+    assert len(done.stderr.strip().splitlines()) == 1
+    notify.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        notify.recv(100)                          # never READY=1
+    notify.close()
+
+
+def test_ready_is_told_to_systemd_once_every_listener_is_up(tmp_path):
+    import os
+    import socket
+
+    smtp_port, pop3s_port = free_ports(2)
+    config = _migrated_config(tmp_path, smtp_port, pop3s_port)
+    notify = _notify_socket(tmp_path)
+    proc = subprocess.Popen(command(config, "serve"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
+    try:
+        assert notify.recv(100) == b"READY=1"
+        for port in (smtp_port, pop3s_port):        # both already accept connections
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        stop(proc)
+        notify.close()
+
+
+def test_a_missing_certificate_is_a_configuration_error(tmp_path):
+    smtp_port, pop3s_port = free_ports(2)
+    config = _migrated_config(tmp_path, smtp_port, pop3s_port,
+                              tls={"generate_dev": False, "certificate": "none.pem",
+                                   "private_key": "none.key"})
+    done = subprocess.run(command(config, "serve"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3 and "tls.certificate" in done.stderr
