@@ -118,12 +118,22 @@ def _endpoint(reactor, listener: ListenerConfig, tls_options):
     return cls(reactor, listener.port, interface=listener.address)
 
 
+def dev_certificate_names(config: Config) -> list[str]:
+    """Every name a client of the demo or a test system reaches us by: the server and
+    client-setup host names, and each hosted domain's autoconfig and autodiscover hosts
+    (where AutodiscoverV1 redirects)."""
+    names = [config.server.hostname, config.client_setup.hostname]
+    for domain in config.domains.hosted:
+        names += [f"autoconfig.{domain}", f"autodiscover.{domain}"]
+    return [n for n in dict.fromkeys(names) if n]
+
+
 def _tls_options(config: Config):
     t = config.tls
     cert, key = config.path(t.certificate), config.path(t.private_key)
     if t.generate_dev:
         if tls.ensure_dev_certificates(cert, key, config.path(t.ca_certificate),
-                                       [config.server.hostname]):
+                                       dev_certificate_names(config)):
             log.info("generated development certificates in {dir}", dir=str(cert.parent))
     if not cert.exists() or not key.exists():
         needs = [l.name or l.protocol for l in config.listeners if l.tls != "none"]

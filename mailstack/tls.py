@@ -59,10 +59,24 @@ def _pem_key(key) -> bytes:
                              serialization.NoEncryption())
 
 
+def _names_all(certificate: Path, hostnames: list[str]) -> bool:
+    """Whether ``certificate`` exists and its subjectAltName holds every name."""
+    if not certificate.exists():
+        return False
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return set(hostnames) <= set(san.get_values_for_type(x509.DNSName))
+
+
 def ensure_dev_certificates(certificate: Path, private_key: Path, ca_certificate: Path,
                             hostnames: list[str], *, now: datetime.datetime | None = None) -> bool:
-    """Create a dev CA and a server certificate unless both files exist. True if created."""
-    if Path(certificate).exists() and Path(private_key).exists():
+    """Create a dev CA and a server certificate unless both files exist and the certificate
+    names every one of ``hostnames`` (a hosted domain added since is then covered).  True
+    if created."""
+    if Path(private_key).exists() and _names_all(Path(certificate), hostnames):
         return False
     # Wall-clock time on purpose, not the injected clock: the clients that check these
     # certificates' validity dates read the real time, whatever the server's clock says.

@@ -28,6 +28,7 @@ class Service:
     socket: str        # SSL | STARTTLS
     offered: bool      # False: not offered in this phase (SRV target ".")
     auth: str          # password-cleartext | smtp-after-pop | client-IP-address (autoconfig names)
+    priority: int = 0  # SRV priority: lower is preferred
 
     @property
     def password(self) -> bool:
@@ -39,13 +40,15 @@ def services(config, at: datetime) -> list[Service]:
     phases = in_force(config, at)
     plain_ok = not phases.tls_required
     login, sending = "password-cleartext", _sending_auth(phases)
+    # SRV priorities state our preference: implicit TLS before STARTTLS (RFC 8314 §5.1),
+    # IMAP before POP3 (RFC 6186 §3.4: a client that speaks both compares them).
     return [
-        Service("imap", "_imaps._tcp", c.imaps_port, "SSL", True, login),
-        Service("pop3", "_pop3s._tcp", c.pop3s_port, "SSL", True, login),
-        Service("smtp", "_submissions._tcp", c.submissions_port, "SSL", True, sending),
-        Service("imap", "_imap._tcp", c.imap_port, "STARTTLS", plain_ok, login),
-        Service("pop3", "_pop3._tcp", c.pop3_port, "STARTTLS", plain_ok, login),
-        Service("smtp", "_submission._tcp", c.submission_port, "STARTTLS", plain_ok, sending),
+        Service("imap", "_imaps._tcp", c.imaps_port, "SSL", True, login, 0),
+        Service("pop3", "_pop3s._tcp", c.pop3s_port, "SSL", True, login, 20),
+        Service("smtp", "_submissions._tcp", c.submissions_port, "SSL", True, sending, 0),
+        Service("imap", "_imap._tcp", c.imap_port, "STARTTLS", plain_ok, login, 10),
+        Service("pop3", "_pop3._tcp", c.pop3_port, "STARTTLS", plain_ok, login, 30),
+        Service("smtp", "_submission._tcp", c.submission_port, "STARTTLS", plain_ok, sending, 10),
     ]
 
 
@@ -67,7 +70,7 @@ def zone_records(config, domain: str, at: datetime, mx_host: str | None = None) 
     mx = (mx_host or hostname(config)) + "."
     lines = [f"{domain}.\t3600\tIN\tMX\t10 {mx}"]
     for s in services(config, at):
-        target = f"0 1 {s.port} {host}" if s.offered else "0 0 0 ."
+        target = f"{s.priority} 1 {s.port} {host}" if s.offered else "0 0 0 ."
         lines.append(f"{s.srv}.{domain}.\t3600\tIN\tSRV\t{target}")
     lines += [f"autoconfig.{domain}.\t3600\tIN\tCNAME\t{host}",
               f"autodiscover.{domain}.\t3600\tIN\tCNAME\t{host}",

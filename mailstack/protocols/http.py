@@ -148,8 +148,9 @@ class ClientSetup(resource.Resource):
             _sub(server_, "port", s.port)
             _sub(server_, "socketType", s.socket)
             _sub(server_, "authentication", s.auth)
-            if s.password:
-                _sub(server_, "username", "%EMAILADDRESS%")
+            # Always, even where no password is asked (smtp-after-pop, client-IP-address):
+            # Thunderbird for Android (K-9) rejects a server without one.
+            _sub(server_, "username", "%EMAILADDRESS%")
         return 200, b"application/xml; charset=utf-8", _xml(root)
 
     # --- Outlook ------------------------------------------------------------------------

@@ -92,7 +92,11 @@ def test_the_sending_settings_follow_the_smtp_auth_flag(make_server, certs):
     code, body = curl(legacy, certs, "/mail/config-v1.1.xml?emailaddress=ann%40example.test")
     assert code == 200
     listed = servers(ET.fromstring(body))
-    assert {(t, a, u) for _, t, _, _, a, u, _ in listed if t == "smtp"} == {("smtp", "smtp-after-pop", None)}
+    # A username on every server, even one that asks no password: Thunderbird for Android
+    # (K-9) refuses the whole answer when an outgoing server lacks it (issue 15, item 8).
+    assert {(t, a, u) for _, t, _, _, a, u, _ in listed if t == "smtp"} == {
+        ("smtp", "smtp-after-pop", "%EMAILADDRESS%")}
+    assert all(u == "%EMAILADDRESS%" for *_, u, _ in listed)
     assert {a for _, t, _, _, a, _, _ in listed if t != "smtp"} == {"password-cleartext"}
     request = urllib.request.Request(
         legacy.base + "/autodiscover/autodiscover.xml", method="POST",
@@ -104,7 +108,8 @@ def test_the_sending_settings_follow_the_smtp_auth_flag(make_server, certs):
     assert [protocols["IMAP"].findtext(OUTLOOK_NS + k) for k in ("AuthRequired", "SMTPLast")] == ["on", None]
     legacy.advance(31 * 86400)     # the sunset: POP-before-SMTP is over, nothing else is on
     listed = servers(ET.fromstring(curl(legacy, certs, "/mail/config-v1.1.xml?emailaddress=ann%40example.test")[1]))
-    assert {a for _, t, _, _, a, _, _ in listed if t == "smtp"} == {"client-IP-address"}
+    assert {(a, u) for _, t, _, _, a, u, _ in listed if t == "smtp"} == {
+        ("client-IP-address", "%EMAILADDRESS%")}
 
 
 def test_autoconfig_for_a_domain_we_do_not_host_is_404(web, certs):
@@ -175,14 +180,15 @@ def test_dns_records_follow_the_cutover(tmp_path):
         ("example.test.", "MX", f"10 {host}"),
         ("_submissions._tcp.example.test.", "SRV", f"0 1 465 {host}"),
         ("_imaps._tcp.example.test.", "SRV", f"0 1 993 {host}"),
-        ("_pop3s._tcp.example.test.", "SRV", f"0 1 995 {host}"),
+        ("_pop3s._tcp.example.test.", "SRV", f"20 1 995 {host}"),
         ("autoconfig.example.test.", "CNAME", host),
         ("autodiscover.example.test.", "CNAME", host),
         ("_autodiscover._tcp.example.test.", "SRV", f"0 0 443 {host}"),
     }
-    starttls = {("_submission._tcp.example.test.", "SRV", f"0 1 587 {host}"),
-                ("_imap._tcp.example.test.", "SRV", f"0 1 143 {host}"),
-                ("_pop3._tcp.example.test.", "SRV", f"0 1 110 {host}")}
+    # Implicit TLS before STARTTLS (RFC 8314 §5.1), IMAP before POP3 (RFC 6186 §3.4).
+    starttls = {("_submission._tcp.example.test.", "SRV", f"10 1 587 {host}"),
+                ("_imap._tcp.example.test.", "SRV", f"10 1 143 {host}"),
+                ("_pop3._tcp.example.test.", "SRV", f"30 1 110 {host}")}
     assert {(r[0], r[3], r[4]) for r in before} == expected | starttls
     after = records("2027-06-02")
     assert {(r[0], r[3], r[4]) for r in after} == expected | {

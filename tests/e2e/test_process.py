@@ -5,6 +5,7 @@ from __future__ import annotations
 import poplib
 import re
 import smtplib
+import socket
 import ssl
 import subprocess
 
@@ -35,6 +36,12 @@ def test_demo_prints_the_password_once_and_serves_mail_to_the_demo_account(tmp_p
             client.starttls(context=context)
             client.sendmail("someone@remote.test", ["demo@example.test"],
                             b"Subject: hello demo\r\n\r\nIt works.\r\n")
+        # Every name a client reaches us by verifies against the dev CA (issue 15, item 10).
+        for name in ("mail.example.test", "autoconfig.example.test",
+                     "autodiscover.example.test", "localhost"):
+            with socket.create_connection(("127.0.0.1", pop3s_port), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname=name) as verified:
+                    assert verified.recv(100).startswith(b"+OK")
         pop = poplib.POP3_SSL("127.0.0.1", pop3s_port, context=context)
         pop.user("demo@example.test")
         pop.pass_(password)
@@ -82,8 +89,6 @@ def _migrated_config(tmp_path, smtp, pop3s, **sections):
 
 
 def _notify_socket(tmp_path):
-    import socket
-
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))
     sock.settimeout(30)
@@ -93,7 +98,6 @@ def _notify_socket(tmp_path):
 def test_a_listener_that_cannot_bind_stops_start_up_with_exit_3(tmp_path):
     """A busy port 25 must not leave a server running without its MX (issue 15, item 4)."""
     import os
-    import socket
 
     smtp_port, pop3s_port = free_ports(2)
     config = _migrated_config(tmp_path, smtp_port, pop3s_port)
@@ -118,7 +122,6 @@ def test_a_listener_that_cannot_bind_stops_start_up_with_exit_3(tmp_path):
 
 def test_ready_is_told_to_systemd_once_every_listener_is_up(tmp_path):
     import os
-    import socket
 
     smtp_port, pop3s_port = free_ports(2)
     config = _migrated_config(tmp_path, smtp_port, pop3s_port)
