@@ -31,14 +31,14 @@ from twisted.logger import Logger
 from mailstack import clock as clocks, dns, tls
 from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery.outbound import OutboundQueue
-from mailstack.policy import notices
-from mailstack.policy.tls_required import TLSRequirement
 from mailstack.delivery.routing import MessageRouter
-from mailstack.policy import mx, submission
+from mailstack.policy import mx, notices, submission
+from mailstack.policy.tls_required import TLSRequirement
 from mailstack.protocols import http, imap, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
+from mailstack.reload import Reloader
 from mailstack.store import directory, migrations
 from mailstack.store.db import Database
 from mailstack.store.watch import FolderWatch
@@ -140,7 +140,7 @@ def _tls_options(config: Config):
         if needs:
             raise FileNotFoundError(f"tls.certificate/tls.private_key: {cert} or {key} is missing")
         return None
-    return tls.server_options(cert, key)
+    return tls.ReloadableServerTLS(tls.server_options(cert, key))
 
 
 def spool_directory(config: Config):
@@ -157,6 +157,7 @@ class Built:
     """
 
     listeners: list[ListenerService]
+    reloader: Reloader
     db: Database
     hasher: hashing.PasswordHasher
     watch: FolderWatch
@@ -247,7 +248,9 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     _register_avatars(realm, db, clock)
     listeners = [_listen(root, reactor, listener, factories[listener.protocol](listener),
                          tls_options) for listener in config.listeners]
-    return root, Built(listeners, db, hasher, watch, spool_dir)
+    reloader = Reloader(config, listeners, tls_options, limits, db=db, clock=clock,
+                        resolver=resolver, warner=warner)
+    return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
 
 
 def _register_avatars(realm, db, clock) -> None:

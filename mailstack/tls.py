@@ -42,6 +42,22 @@ def server_options(certificate_path: Path, key_path: Path) -> ssl.CertificateOpt
     )
 
 
+class ReloadableServerTLS:
+    """The server's TLS options as one object every listener holds, whose certificate can
+    be replaced (``mailstack reload``): Twisted asks ``getContext()`` for each new
+    connection and each STARTTLS, so a renewed certificate is served from the next one on
+    while connections already encrypted keep theirs."""
+
+    def __init__(self, options: ssl.CertificateOptions):
+        self.options = options
+
+    def getContext(self):
+        return self.options.getContext()
+
+    def replace(self, options: ssl.CertificateOptions) -> None:
+        self.options = options
+
+
 def opportunistic_client_options() -> ssl.CertificateOptions:
     """MTA-to-MTA STARTTLS is opportunistic (RFC 7435): encrypt, do not verify names."""
     return ssl.CertificateOptions(verify=False, raiseMinimumTo=ssl.TLSVersion.TLSv1_2)

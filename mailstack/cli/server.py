@@ -1,14 +1,16 @@
-"""``mailstack serve``, ``mailstack db upgrade`` and ``mailstack demo``: run the process."""
+"""``mailstack serve``, ``reload``, ``db upgrade`` and ``demo``: run the process."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
 from mailstack import clock as clocks
-from mailstack.cli.common import (EXIT_CONFIG, EXIT_DATABASE, CommandError, load_config,
-                                  open_context)
+from mailstack.cli.common import (EXIT_CONFIG, EXIT_DATABASE, CommandError, config_path,
+                                  load_config, open_context)
 from mailstack.store import directory, migrations
 from mailstack.store.db import Database
 
@@ -143,6 +145,9 @@ def serve(args):
     def all_listening(_):
         systemd.notify("READY=1")
 
+    _reload_on_sighup(reactor, config_path(args), built.reloader)
+    pid_file = _write_pid_file(config)
+    reactor.addSystemEventTrigger("after", "shutdown", pid_file.unlink, missing_ok=True)
     root.privilegedStartService()
     root.startService()
     up = defer.gatherResults([l.listening for l in built.listeners], consumeErrors=True)
@@ -153,6 +158,52 @@ def serve(args):
     reactor.run()
     if failed:
         raise CommandError(f"cannot listen: {failed[0]}", EXIT_CONFIG)
+
+
+def pid_path(config):
+    """Where ``serve`` records its process id, for ``mailstack reload`` (one per state_dir,
+    as each node has its own)."""
+    return config.path(config.server.state_dir) / "mailstack.pid"
+
+
+def _write_pid_file(config):
+    path = pid_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+    return path
+
+
+def _reload_on_sighup(reactor, path, reloader) -> None:
+    """SIGHUP re-reads the configuration file and applies it (mailstack/reload.py); a
+    file that does not load is logged and changes nothing."""
+    from twisted.logger import Logger
+
+    from mailstack import config as configs
+
+    log = Logger(namespace="mailstack.reload")
+
+    def reload():
+        try:
+            config = configs.load(path)
+        except configs.ConfigError as e:
+            log.error("reload refused, nothing changed: {error}", error=str(e))
+            return
+        reloader.apply(config)
+
+    signal.signal(signal.SIGHUP, lambda signum, frame: reactor.callFromThread(reload))
+
+
+def reload_server(args):
+    """``mailstack reload``: SIGHUP to the server of this configuration (its pid file)."""
+    config = load_config(args)
+    path = pid_path(config)
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        raise CommandError(f"no running server found ({path}): is `mailstack serve` running "
+                           "with this configuration?") from None
+    print(f"reload signalled to mailstack (pid {pid}); the log names what needs a restart")
 
 
 def demo(args):
@@ -181,6 +232,9 @@ def demo(args):
 
 
 def register(groups) -> None:
+    p = groups.add_parser("reload", help="re-read the configuration and certificates in the "
+                                         "running server (SIGHUP)")
+    p.set_defaults(func=reload_server)
     p = groups.add_parser("serve", help="run every configured listener in one process")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
     p.set_defaults(func=serve)

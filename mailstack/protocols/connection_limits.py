@@ -114,6 +114,12 @@ class ConnectionLimits:
         self.by_user = collections.Counter()       # (protocol, account)
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in config.trusted_networks]
 
+    def reconfigure(self, config) -> None:
+        """New limits (``mailstack reload``); the connections open now stay counted, and
+        the process total stays what the descriptor limit allowed at start."""
+        self.config = config
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in config.trusted_networks]
+
     def _limits(self, protocol_name: str):
         return getattr(self.config, protocol_name)
 
