@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from mailstack.cli import (
-    antispam, common, directory, dns_records, legacy, op25b, policy, queue, server, support,
+    antispam, common, config_cmd, directory, dns_records, legacy, op25b, policy, queue, server,
+    support,
 )
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     directory.register(groups)
     server.register(groups)
+    config_cmd.register(groups)
     policy.register(groups)
     antispam.register(groups)
     support.register(groups)
