@@ -1,4 +1,4 @@
-"""The HTTP(S) listener: Thunderbird autoconfig and Outlook Autodiscover.
+"""The HTTP(S) listener: Thunderbird autoconfig, Outlook Autodiscover, Apple profiles.
 
 Why on the mail reactor: the answers depend on the hosted domains (database) and on the
 policy in force (injected clock), exactly as the mail listeners do; a separate web server
@@ -24,7 +24,7 @@ from twisted.web import resource, server
 
 from mailstack import addresses, clock as clocks
 from mailstack.policy import client_settings
-from mailstack.protocols import selfcheck
+from mailstack.protocols import apple_profile, selfcheck
 from mailstack.store import directory
 
 log = Logger(namespace="mailstack.http")
@@ -33,6 +33,7 @@ REQUEST_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/request
 RESPONSE_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 OUTLOOK_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
 AUTOCONFIG_PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml")
+APPLE_PATH = "/apple/mail.mobileconfig"
 
 
 class NotHosted(Exception):
@@ -74,6 +75,8 @@ class ClientSetup(resource.Resource):
             return self._respond(request, self._autoconfig, request)
         if path.startswith("/autodiscover/autodiscover.json"):
             return self._respond(request, self._autodiscover_json, request, path)
+        if path == APPLE_PATH:
+            return self._respond(request, self._apple_profile, request)
         return self._plain(request, 404, b"not found\n")
 
     def render_POST(self, request):
@@ -152,6 +155,21 @@ class ClientSetup(resource.Resource):
             # Thunderbird for Android (K-9) rejects a server without one.
             _sub(server_, "username", "%EMAILADDRESS%")
         return 200, b"application/xml; charset=utf-8", _xml(root)
+
+    # --- Apple -------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _apple_profile(self, request):
+        raw = request.args.get(b"emailaddress", [b""])[0].decode("utf-8", "replace")
+        try:
+            address = yield self._hosted_address(raw)
+        except (NotHosted, BadRequest):
+            return 404, b"text/plain; charset=utf-8", b"no such domain here\n"
+        body = apple_profile.profile(address, self._services(),
+                                     client_settings.hostname(self.config),
+                                     self.config.client_setup.display_name)
+        request.setHeader(b"content-disposition", b'attachment; filename="mail.mobileconfig"')
+        return 200, apple_profile.CONTENT_TYPE, body
 
     # --- Outlook ------------------------------------------------------------------------
 

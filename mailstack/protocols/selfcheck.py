@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from html import escape
+from urllib.parse import quote
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
@@ -145,6 +146,10 @@ class SelfCheck(resource.Resource):
             self._summary(activity, fixes),
             "<h2>Recent logins</h2>", _logins_table(activity.logins),
             "<h2>Recent sends</h2>", _sends_table(activity.sends),
+            "<h2>iPhone, iPad and Mac</h2>",
+            f'<p><a href="/apple/mail.mobileconfig?emailaddress={quote(address)}">Install the '
+            "mail settings profile</a> (Settings asks for your password; nothing else to "
+            "type).</p>",
             "</body></html>", ""]
         return "\n".join(parts)
 

@@ -193,3 +193,30 @@ def test_dns_records_follow_the_cutover(tmp_path):
     after = records("2027-06-02")
     assert {(r[0], r[3], r[4]) for r in after} == expected | {
         (name, "SRV", "0 0 0 .") for name, _, _ in starttls}
+
+
+def test_apple_devices_get_a_mail_profile_for_a_hosted_address(web, certs):
+    """iPhone and Mac users install a configuration profile (issue 15, item 11)."""
+    import plistlib
+
+    done = subprocess.run(["curl", "-sS", "--cacert", str(certs.ca), "-D", "-", "-o", "-",
+                           web.base + "/apple/mail.mobileconfig?emailaddress=ann%40example.test"],
+                          capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    head, _, body = done.stdout.partition(b"\r\n\r\n")
+    assert b"content-type: application/x-apple-aspen-config" in head.lower()
+    profile = plistlib.loads(body)
+    assert (profile["PayloadType"], profile["PayloadVersion"]) == ("Configuration", 1)
+    (mail,) = profile["PayloadContent"]
+    assert mail["PayloadType"] == "com.apple.mail.managed"
+    assert mail["EmailAccountType"] == "EmailTypeIMAP"
+    assert mail["EmailAddress"] == mail["IncomingMailServerUsername"] == "ann@example.test"
+    assert (mail["IncomingMailServerHostName"], mail["IncomingMailServerPortNumber"],
+            mail["IncomingMailServerUseSSL"]) == ("mail.example.test", 993, True)
+    assert (mail["OutgoingMailServerPortNumber"], mail["OutgoingMailServerUseSSL"],
+            mail["OutgoingMailServerAuthentication"]) == (465, True, "EmailAuthPassword")
+    assert mail["OutgoingPasswordSameAsIncomingPassword"] is True
+    assert "Password" not in {k.removeprefix("Incoming").removeprefix("Outgoing") for k in mail}
+    again = plistlib.loads(curl(web, certs, "/apple/mail.mobileconfig?emailaddress=ann%40example.test")[1].encode())
+    assert again["PayloadUUID"] == profile["PayloadUUID"]      # reinstalling replaces it
+    assert curl(web, certs, "/apple/mail.mobileconfig?emailaddress=ann%40elsewhere.test")[0] == 404

@@ -116,6 +116,7 @@ def test_modern_user_is_ready_and_sees_only_their_own_rows(web, certs, tmp_path)
     code, _, body = curl(web, certs, tmp_path, path="/check/")
     assert code == 200
     assert "Verdict: ready for the change." in body
+    assert 'href="/apple/mail.mobileconfig?emailaddress=' in body   # iPhone and Mac
     assert CLEARTEXT not in body and POP_BEFORE_SMTP not in body and LEGACY_IP not in body
     verdicts = [r.rsplit("<td>", 1)[1] for r in rows(body)]
     assert verdicts == ["ready</td></tr>"] * 3         # POP3 STLS login, SMTP AUTH login, send
