@@ -75,14 +75,9 @@ def test_a_unix_file_sent_by_curl_without_crlf_reads_back_whole(mx, tmp_path):
 def data_exchange(server, payload: bytes) -> list[bytes]:
     """MAIL, RCPT, DATA, then ``payload`` raw; the replies up to the one after it."""
     raw = Raw(server.port("smtp"))
-    raw.send(b"EHLO client.remote.test\r\n")
-    raw.reply()
-    raw.send(b"MAIL FROM:<sender@remote.test>\r\n")
-    assert raw.reply().startswith(b"250")
-    raw.send(b"RCPT TO:<ann@example.test>\r\n")
-    assert raw.reply().startswith(b"250")
-    raw.send(b"DATA\r\n")
-    assert raw.reply().startswith(b"354")
+    got = raw.exchange(b"EHLO client.remote.test", b"MAIL FROM:<sender@remote.test>",
+                       b"RCPT TO:<ann@example.test>", b"DATA")
+    assert [reply[:3] for reply in got[1:]] == [b"250", b"250", b"354"]
     raw.send(payload)
     got = [raw.reply()]
     raw.send(b"QUIT\r\n")
@@ -121,10 +116,7 @@ def test_reject_mode_refuses_bare_line_ends_whole(make_server):
 def test_final_delivery_adds_return_path_and_top_of_everything_is_retr(mx):
     data_exchange(mx, b"Subject: trace\r\n\r\none\r\ntwo\r\n.\r\n")
     raw = Raw(mx.port("smtp"))                      # the null sender: Return-Path: <>
-    for command in (b"EHLO c.remote.test", b"MAIL FROM:<>", b"RCPT TO:<ann@example.test>",
-                    b"DATA"):
-        raw.send(command + b"\r\n")
-        raw.reply()
+    raw.exchange(b"EHLO c.remote.test", b"MAIL FROM:<>", b"RCPT TO:<ann@example.test>", b"DATA")
     raw.send(b"Subject: notice\r\n\r\nbounced\r\n.\r\n")
     assert raw.reply().startswith(b"250")
     raw.close()

@@ -65,6 +65,14 @@ class Raw:
             if line[3:4] != b"-":
                 return line
 
+    def exchange(self, *commands: bytes) -> list[bytes]:
+        """Each command sent in turn, waiting for its reply; the replies' last lines."""
+        got = []
+        for command in commands:
+            self.send(command + b"\r\n")
+            got.append(self.reply())
+        return got
+
     def close(self):
         self.sock.close()
 
