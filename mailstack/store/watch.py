@@ -27,6 +27,11 @@ from twisted.python.failure import Failure
 
 from mailstack.store import changes
 
+# The longest a stop waits for the LISTEN thread (the timeout of each ``notifies`` wait; it
+# does not delay a notice).  The stop blocks the reactor thread that long, so the test
+# harness (tests/support/server.py), which stops a server after every test, shortens it.
+STOP_WAIT = 0.5
+
 log = Logger(namespace="mailstack.watch")
 
 
@@ -215,7 +220,7 @@ class PostgresListener:
                 # Each notice is passed on as it arrives; the timeout only bounds how long
                 # a stop request waits.  (Collecting a whole timeout's worth would delay
                 # every push by up to that timeout.)
-                for notice in conn.notifies(timeout=0.5):
+                for notice in conn.notifies(timeout=STOP_WAIT):
                     if notice.payload.isdigit():
                         self._in_reactor(self.watch.changed, {int(notice.payload)})
         finally:

@@ -1,6 +1,9 @@
-"""The migration matrix: SMTP AUTH flag × before/after the POP-before-SMTP sunset and the TLS
-cutover × inside/outside the 10-minute window × same/other client IP × ports 25/587/465.
-Real poplib opens the window; real smtplib checks what each port answers."""
+"""The migration matrix end to end: real poplib opens the window; real smtplib checks what
+each port answers.  The whole matrix (SMTP AUTH flag × before/after the POP-before-SMTP sunset
+and the TLS cutover × inside/outside the 10-minute window × same/other client IP × ports
+25/587/465: 72 cases) is a unit table in tests/unit/test_pop_before_smtp_matrix.py; here are
+the representative cases, through the whole server: the window open (587, 465, and port 25),
+another IP, the window expired, after the sunset, and the TLS cutover on 587 and 465."""
 
 from __future__ import annotations
 
@@ -82,11 +85,16 @@ def expected(port_name, phase, window, ip_case):
     return 530, b"5.7.0 Authentication required"
 
 
-@pytest.mark.parametrize("smtp_auth", [True, False], ids=["auth-on", "auth-off"])
-@pytest.mark.parametrize("phase", ["before", "after-sunset", "after-cutover"])
-@pytest.mark.parametrize("window", ["inside", "outside"])
-@pytest.mark.parametrize("ip_case", ["same", "other"])
-@pytest.mark.parametrize("port_name", ["smtp", "submission", "submissions"])
+@pytest.mark.parametrize("smtp_auth, phase, window, ip_case, port_name", [
+    pytest.param(False, "before", "inside", "same", "submission", id="window-open-587-auth-off"),
+    pytest.param(True, "before", "inside", "same", "submissions", id="window-open-465"),
+    pytest.param(True, "before", "inside", "same", "smtp", id="window-open-port-25"),
+    pytest.param(True, "before", "inside", "other", "submission", id="window-of-another-ip"),
+    pytest.param(False, "before", "outside", "same", "submission", id="window-expired"),
+    pytest.param(False, "after-sunset", "inside", "same", "submission", id="after-sunset"),
+    pytest.param(True, "after-cutover", "inside", "same", "submission", id="tls-cutover-587"),
+    pytest.param(True, "after-cutover", "inside", "same", "submissions", id="tls-cutover-465"),
+])
 def test_matrix(make_server, smtp_auth, phase, window, ip_case, port_name):
     server = start(make_server, smtp_auth)
     server.advance({"before": 0, "after-sunset": 31 * DAY, "after-cutover": 61 * DAY}[phase])
