@@ -58,7 +58,9 @@ def test_store_message_reads_the_spool_for_local_and_queued_copies(db):
     stored = db.run_sync(store_message, "s@example.test", accepted, spool, RECEIVED, NOW,
                          queue_id="Q1", hostname="mx.example.test")
     assert stored == 2
-    assert inbox(db, ann) == inbox(db, bob) == [RECEIVED + LARGE]
+    # Final delivery adds Return-Path (RFC 5321 §4.4); the queued copy goes on without it.
+    local = b"Return-Path: <s@example.test>\r\n" + RECEIVED + LARGE
+    assert inbox(db, ann) == inbox(db, bob) == [local]
     (due,) = db.run_sync(queue.claim_due, NOW, NOW, 10)
     waiting = db.read_sync(queue.waiting, due.message_id)
     assert (waiting.sender, waiting.queue_id) == ("s@example.test", "Q1")

@@ -3,12 +3,14 @@ and the TLS cutover × inside/outside the 10-minute window × same/other client 
 25/587/465, decided without a socket.
 
 What decides, and what is tested here:
-- MAIL FROM of a client that did not AUTH: ``policy.auth_window.PopBeforeSMTP``, built as
-  ``protocols/submission.py`` (587/465: required) and ``protocols/smtp.py`` (port 25: optional,
-  only for customer networks) build it, reading real login events from a real (SQLite) store
-  through ``logins.last_success_from``: the window is a query, so the query is part of the unit.
+- MAIL FROM of a client that did not AUTH: the ``policy.auth_window.PopBeforeSMTP`` check
+  of the port's MAIL stage, taken from its stage table (``policy/submission.py``: required;
+  ``policy/mx.py``: none with the default ``mx_relay = "never"``, optional and only for
+  customer networks with ``"customers"``), reading real login events from a real (SQLite)
+  store through ``logins.last_success_from``: the window is a query, so the query is part
+  of the unit.
 - Whether AUTH is offered: ``smtp_auth.Authenticator.offered`` with the one TLS gate
-  (``policy.tls_required.TLSRequirement``).
+  (``policy.tls_required.TLSRequirement``), enabled as each port's policy enables it.
 Time comes from a ``task.Clock``.  ``tests/e2e/test_pop_before_smtp.py`` keeps a few of these
 cases end to end (real poplib and smtplib against a running server).
 """
@@ -22,8 +24,8 @@ import pytest
 from twisted.internet import defer, task
 
 from mailstack import clock as clocks, config as configs, replies
-from mailstack.policy import auth_window, op25b
-from mailstack.policy.decision import Verdict
+from mailstack.policy import auth_window, mx, submission
+from mailstack.policy.decision import DUNNO, Verdict
 from mailstack.policy.request import SMTPRequest
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.protocols import smtp_auth
@@ -75,27 +77,36 @@ def pop_login(world, ip, *, tls, success=True):
         logins.record(conn, event)
 
 
-def window_check(world, port_name):
-    """The window check of the port's MAIL stage, built as the protocol module builds it."""
+def port_tables(world, port_name):
     config = world.config
     if port_name == "smtp":
-        customers = op25b.Phases(config.migration)
-        return auth_window.PopBeforeSMTP(world.store, world.clock, config.pop_before_smtp, HELP,
-                                         required=False, applies_to=customers.is_customer)
-    return auth_window.PopBeforeSMTP(world.store, world.clock, config.pop_before_smtp, HELP)
+        return mx.tables(world.store, world.clock, None, antispam=config.antispam,
+                         migration=config.migration, pop_before_smtp=config.pop_before_smtp,
+                         help_url=HELP, recipients_per_hour=500, mx_relay=config.smtp.mx_relay)
+    return submission.tables(world.store, world.clock, migration=config.migration,
+                             pop_before_smtp=config.pop_before_smtp, help_url=HELP,
+                             recipients_per_hour=500)
+
+
+def window_check(world, port_name):
+    """The window check of the port's MAIL stage, from its stage table; None if it has none."""
+    found = [c for c in port_tables(world, port_name).mail.checks
+             if isinstance(c, auth_window.PopBeforeSMTP)]
+    return found[0] if found else None
 
 
 def auth_offered(world, smtp_auth_flag, port_name, tls) -> bool:
     gate = TLSRequirement(world.clock, world.config.auth.tls_cutover)
-    enabled = smtp_auth_flag if port_name != "smtp" else False   # default mx_relay = "never"
-    authenticator = smtp_auth.Authenticator(SimpleNamespace(tls_requirement=gate), enabled)
-    return authenticator.offered(SimpleNamespace(tls=tls))
+    enabled = (mx.offers_auth(world.config.smtp.mx_relay, smtp_auth_flag) if port_name == "smtp"
+               else smtp_auth_flag)
+    return smtp_auth.Authenticator(None, gate, enabled).offered(SimpleNamespace(tls=tls))
 
 
 def mail_from(world, port_name, ip, tls):
     request = SMTPRequest(stage="mail", session="s1", client_ip=ip, port=port_name, tls=tls,
                           helo="legacy-pc", sender="ann@example.test")
-    return window_check(world, port_name).check(request).result
+    check = window_check(world, port_name)
+    return DUNNO if check is None else check.check(request).result
 
 
 def expected(port_name, phase, window, ip_case):
@@ -183,7 +194,7 @@ def test_with_the_feature_off_every_unauthenticated_sender_is_refused(world):
 
 def test_port_25_lets_a_customer_network_window_vouch_but_never_refuses(world):
     world.config = configs.from_dict({
-        "pop_before_smtp": {"enabled": True, "window": 600},
+        "pop_before_smtp": {"enabled": True, "window": 600}, "smtp": {"mx_relay": "customers"},
         "migration": {"customer_networks": ["127.0.0.0/24"]}})
     pop_login(world, CUSTOMER, tls=False)
     assert mail_from(world, "smtp", CUSTOMER, False).verdict is Verdict.PERMIT
