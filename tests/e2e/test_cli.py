@@ -1,4 +1,4 @@
-"""The admin CLI, run as operators run it: a subprocess with a config file."""
+"""The admin CLI, run as operators run it: a subprocess with a config file (end to end)."""
 
 from __future__ import annotations
 
