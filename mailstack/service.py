@@ -36,6 +36,7 @@ from mailstack.policy import mx, notices, submission
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.protocols import http, imap, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
+from mailstack.protocols.live_sessions import LiveSessions
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.reload import Reloader
@@ -53,12 +54,14 @@ class SchemaNotCurrent(RuntimeError):
 class PoolService(service.Service):
     """Starts and stops the database and hashing thread pools with the process.
 
-    At stop, the node's POP3 locks are freed first: a release queued after the pool has
-    stopped never runs, and left every mid-poll user locked out after a SIGTERM.
+    At stop, the node's POP3 locks and live-session rows are freed first: a release queued
+    after the pool has stopped never runs, and left every mid-poll user locked out after a
+    SIGTERM.
     """
 
-    def __init__(self, db: Database, hasher: hashing.PasswordHasher, locks=None):
-        self.db, self.hasher, self.locks = db, hasher, locks
+    def __init__(self, db: Database, hasher: hashing.PasswordHasher, locks=None,
+                 sessions=None):
+        self.db, self.hasher, self.locks, self.sessions = db, hasher, locks, sessions
 
     def startService(self):
         self.db.start()
@@ -70,6 +73,8 @@ class PoolService(service.Service):
         super().stopService()
         if self.locks is not None:
             yield self.locks.release_all()
+        if self.sessions is not None:
+            yield self.sessions.release_all()
         self.hasher.stop()
         self.db.stop()
 
@@ -194,8 +199,9 @@ def _maildrop_locks(config: Config, db) -> MaildropLocks:
     return locks
 
 
-def _connection_limits(config: Config) -> ConnectionLimits:
-    limits = ConnectionLimits(config.limits, descriptor_budget(config.limits.connections))
+def _connection_limits(config: Config, sessions: LiveSessions) -> ConnectionLimits:
+    limits = ConnectionLimits(config.limits, descriptor_budget(config.limits.connections),
+                              live=sessions)
     if limits.total < config.limits.connections:
         log.warn("limits.connections lowered to {n}: the descriptor limit allows no more",
                  n=limits.total)
@@ -215,9 +221,12 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     locks = _maildrop_locks(config, db)
     spool_dir = spool_directory(config)
     spool_dir.mkdir(parents=True, exist_ok=True)
-    limits = _connection_limits(config)
+    sessions = LiveSessions(db, clock, reactor, locks.node.name)   # before any listener
+    sessions.clear_left_over()
+    limits = _connection_limits(config, sessions)
     root = service.MultiService()
-    PoolService(db, hasher, locks).setServiceParent(root)
+    PoolService(db, hasher, locks, sessions).setServiceParent(root)
+    sessions.setServiceParent(root)
     queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname)
     queue.setServiceParent(root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)

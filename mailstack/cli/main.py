@@ -7,7 +7,7 @@ import sys
 
 from mailstack.cli import (
     antispam, common, config_cmd, directory, dns_records, legacy, op25b, policy, queue, server,
-    support,
+    sessions, support,
 )
 
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     directory.register(groups)
     server.register(groups)
     config_cmd.register(groups)
+    sessions.register(groups)
     policy.register(groups)
     antispam.register(groups)
     support.register(groups)

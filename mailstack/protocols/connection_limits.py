@@ -62,12 +62,14 @@ def descriptor_budget(wanted: int) -> int:
 
 
 class Ticket:
-    """One admitted connection; ``release`` when it closes (idempotent)."""
+    """One admitted connection; ``release`` when it closes (idempotent).  Once logged in it
+    is also a live session (``live_sessions``): ``row`` its record, ``kick`` its end."""
 
-    __slots__ = ("limits", "protocol", "key", "user")
+    __slots__ = ("limits", "protocol", "key", "host", "user", "session", "row")
 
-    def __init__(self, limits, protocol_name: str, key: str):
-        self.limits, self.protocol, self.key, self.user = limits, protocol_name, key, None
+    def __init__(self, limits, protocol_name: str, key: str, host: str = ""):
+        self.limits, self.protocol, self.key, self.host = limits, protocol_name, key, host
+        self.user = self.session = self.row = None
 
     def add_user(self, user: str) -> bool:
         """Count this connection against ``user``; False when the account has too many."""
@@ -75,15 +77,35 @@ class Ticket:
             return True
         if not self.limits.take_user(self.protocol, user):
             return False
+        live = self.limits.live
         if self.user is not None:      # a second login on the same connection
             self.limits.give_back_user(self.protocol, self.user)
+            if live is not None:
+                live.closed(self)
         self.user = user
+        if live is not None:
+            live.opened(self, user)
         return True
 
     def release(self) -> None:
         if self.limits is not None:
+            live = self.limits.live
             self.limits.give_back(self)
             self.limits = None
+            if live is not None:
+                live.closed(self)
+            self.session = None
+
+    def kick(self) -> None:
+        """End the connection (``mailstack kick``): as the session closes it, if it can."""
+        session = self.session
+        if session is None or session.transport is None:
+            return
+        close = getattr(session, "close_connection", None)
+        if close is not None:
+            close()
+        else:
+            session.transport.loseConnection()
 
 
 class Uncounted:
@@ -105,8 +127,8 @@ UNCOUNTED = Uncounted()
 class ConnectionLimits:
     """The process-wide counts; one instance, shared by every listener."""
 
-    def __init__(self, config, total: int | None = None):
-        self.config = config
+    def __init__(self, config, total: int | None = None, live=None):
+        self.config, self.live = config, live     # live: who is logged in (live_sessions)
         self.total = config.connections if total is None else total
         self.open = 0
         self.by_protocol = collections.Counter()
@@ -140,7 +162,7 @@ class ConnectionLimits:
         self.open += 1
         self.by_protocol[protocol_name] += 1
         self.by_client[protocol_name, key] += 1
-        return Ticket(self, protocol_name, key)
+        return Ticket(self, protocol_name, key, host)
 
     def _trusted(self, host: str) -> bool:
         if not self.trusted:
@@ -203,7 +225,7 @@ class AdmittingFactory(protocol.ServerFactory):
                      host=addr.host, name=self.name, reason=ticket)
             return Refusal(self.too_many(ticket))
         session = self.build_session(addr)
-        session.ticket = ticket
+        session.ticket, ticket.session = ticket, session
         return session
 
     def build_session(self, addr):

@@ -223,6 +223,21 @@ mailbox_locks = Table(
     Index("ix_mailbox_locks_node", "node"),
 )
 
+live_sessions = Table(
+    "live_sessions", metadata,
+    # Who is logged in now, on every node sharing the database (``mailstack who``); a row
+    # lives as long as its connection.  ``kick`` asks its node to close it (``mailstack kick``).
+    Column("id", ID(), primary_key=True),
+    Column("node", CleanString(255), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("username", CleanString(320), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("kick", Boolean, nullable=False, default=False),
+    Index("ix_live_sessions_node", "node"),
+    Index("ix_live_sessions_username", "username"),
+)
+
 submissions = Table(
     "submissions", metadata,
     # One row per message a customer sent: the recipients-per-hour limit and the

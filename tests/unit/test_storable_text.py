@@ -25,7 +25,7 @@ OURS = {
     "login_events.protocol", "login_events.client_ip", "login_events.mechanism",
     "outbound_messages.queue_id", "outbound_messages.client_ip", "outbound_recipients.domain",
     "outbound_recipients.status", "submissions.client_ip", "submissions.method",
-    "submissions.queue_id",
+    "submissions.queue_id", "live_sessions.protocol", "live_sessions.client_ip",
 }
 
 
