@@ -506,7 +506,10 @@ poll localhost service {server.port('imaps')} protocol IMAP auth password
   mda "/bin/sh -c 'cat > $(mktemp -p {out} msg.XXXXXX)'"
 """)
     rc.chmod(0o600)
-    done = run(["fetchmail", "-f", str(rc), "--nodetach", "--nosyslog", "-v"], home)
+    # Its own lock file: as root fetchmail locks /var/run/fetchmail.pid, which another
+    # test's fetchmail on the other xdist worker may hold at that moment.
+    done = run(["fetchmail", "-f", str(rc), "--nodetach", "--nosyslog", "-v",
+                "--pidfile", str(home / "fetchmail.pid")], home)
     log = (done.stdout + done.stderr).decode(errors="replace")
     assert not re.search(r"IMAP< A\d+ (NO|BAD)\b", log), log     # -v logs the IMAP dialogue
     messages = {message_id(p.read_bytes()): p.read_bytes() for p in out.glob("msg.*")}

@@ -249,7 +249,8 @@ poll mx.example.test via 127.0.0.1 service {pop.port("pop3")} protocol pop3 auth
   mda "/bin/sh -c 'cat >> {out}'"
 """)
     rc.chmod(0o600)
-    done = subprocess.run(["fetchmail", "-f", str(rc), "--nodetach", "--nosyslog", "-v"],
+    done = subprocess.run(["fetchmail", "-f", str(rc), "--nodetach", "--nosyslog", "-v",
+                           "--pidfile", str(tmp_path / "fetchmail.pid")],   # not /var/run's
                           capture_output=True, text=True, timeout=60,
                           env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stdout + done.stderr
