@@ -53,8 +53,9 @@ def from_dict(raw: dict) -> Config:
 def _check_listeners(listeners):
     seen = set()
     for i, listener in enumerate(listeners):
-        if listener.protocol == "http" and listener.tls == "starttls":
-            raise ConfigError(f"listeners[{i}].tls: an http listener is 'none' or 'implicit'")
+        if listener.protocol in ("http", "metrics") and listener.tls == "starttls":
+            raise ConfigError(f"listeners[{i}].tls: an {listener.protocol} listener is 'none' "
+                              "or 'implicit'")
         key = (listener.address, listener.port)
         if listener.port and key in seen:
             raise ConfigError(f"listeners[{i}].port: {listener.address}:{listener.port} is used twice")

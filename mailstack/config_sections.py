@@ -252,7 +252,8 @@ class DomainsConfig:
 
 @dataclass(frozen=True)
 class ListenerConfig:
-    protocol: str = setting(dataclasses.MISSING, one_of("smtp", "submission", "pop3", "imap", "http"))
+    protocol: str = setting(dataclasses.MISSING, one_of("smtp", "submission", "pop3", "imap", "http",
+                                                        "metrics"))
     port: int = setting(dataclasses.MISSING, port_number)
     address: str = setting("127.0.0.1", ip_address)
     tls: str = setting("none", one_of("none", "starttls", "implicit"))

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from mailstack import tls
 from mailstack.config_sections import Config
+from mailstack.metrics import NO_METRICS
 from mailstack.policy import mx, submission
 
 log = Logger(namespace="mailstack.reload")
@@ -42,10 +43,11 @@ class Reloader:
     """Applies a configuration to the running listeners; built once by ``service.build``."""
 
     def __init__(self, config: Config, listeners, server_tls, limits, *, db, clock, resolver,
-                 warner):
+                 warner, metrics=NO_METRICS):
         self.config, self.listeners, self.server_tls, self.limits = (
             config, listeners, server_tls, limits)
         self.db, self.clock, self.resolver, self.warner = db, clock, resolver, warner
+        self.metrics = metrics      # a new port policy counts its refusals as the old one did
 
     def apply(self, new: Config) -> list[str]:
         """Take over what can be taken over; the sections that need a restart."""
@@ -78,7 +80,7 @@ class Reloader:
     def _listener(self, protocol: str, factory, config: Config) -> None:
         if protocol in PORT_TABLES:
             factory.policy = PORT_TABLES[protocol].port_policy(
-                self.db, self.clock, self.resolver, config, self.warner)
+                self.db, self.clock, self.resolver, config, self.warner, self.metrics)
             factory.settings = config.smtp
         elif protocol in ("pop3", "imap"):
             factory.settings = getattr(config, protocol)

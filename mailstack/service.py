@@ -32,9 +32,10 @@ from mailstack import clock as clocks, dns, tls
 from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery.outbound import OutboundQueue
 from mailstack.delivery.routing import MessageRouter
+from mailstack.metrics import NO_METRICS, Metrics
 from mailstack.policy import mx, notices, submission
 from mailstack.policy.tls_required import TLSRequirement
-from mailstack.protocols import http, imap, pop3, smtp
+from mailstack.protocols import http, imap, metrics_http, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.live_sessions import LiveSessions
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
@@ -169,23 +170,23 @@ class Built:
     spool_dir: Path
 
 
-def _database(config: Config, reactor, clock) -> Database:
+def _database(config: Config, reactor, clock, metrics=NO_METRICS) -> Database:
     """The store, refused unless its schema is current; the hosted domains recorded."""
     db = Database(config.database_url(), reactor=reactor, threads=config.database.threads,
                   busy_timeout_ms=config.database.busy_timeout_ms,
-                  body_budget=config.database.body_budget)
+                  body_budget=config.database.body_budget, metrics=metrics)
     if not migrations.is_current(db.engine):
         raise SchemaNotCurrent("the database schema is not current: run `mailstack db upgrade`")
     db.run_sync(directory.ensure_domains, config.domains.hosted, clocks.now(clock))
     return db
 
 
-def _portal(config: Config, db, hasher, clock, reactor, after_login):
+def _portal(config: Config, db, hasher, clock, reactor, after_login, metrics=NO_METRICS):
     """The realm and the portal every protocol logs in through (one cred checker)."""
     limits = dataclasses.asdict(config.auth.throttle)
     checker = checkers.AccountChecker(db, hasher, clock, throttle.FailureThrottle(clock, **limits),
                                       reactor=reactor, cache_seconds=config.auth.cache_seconds,
-                                      after_login=after_login)
+                                      after_login=after_login, metrics=metrics)
     realm = portals.MailRealm()
     return realm, portals.make_portal(realm, checker)
 
@@ -208,13 +209,20 @@ def _connection_limits(config: Config, sessions: LiveSessions) -> ConnectionLimi
     return limits
 
 
+def _metrics(config: Config):
+    """Counting costs nothing unless a ``metrics`` listener serves what is counted."""
+    return Metrics() if any(l.protocol == "metrics" for l in config.listeners) else NO_METRICS
+
+
 def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Built]:
     clock = clock or reactor
-    db = _database(config, reactor, clock)
+    metrics = _metrics(config)
+    db = _database(config, reactor, clock, metrics)
     hasher = hashing.PasswordHasher(hashing.make_context(config.auth.default_scheme),
-                                    reactor=reactor, threads=config.auth.hash_threads)
+                                    reactor=reactor, threads=config.auth.hash_threads,
+                                    metrics=metrics)
     warner = notices.Warner(config, db, clock)     # before the checker that calls it
-    realm, portal = _portal(config, db, hasher, clock, reactor, warner.after_login)
+    realm, portal = _portal(config, db, hasher, clock, reactor, warner.after_login, metrics)
     tls_options = _tls_options(config)
     tls_requirement = TLSRequirement(clock, config.auth.tls_cutover)
     resolver = dns.Resolver(config.dns.nameservers, timeout=config.dns.timeout, reactor=reactor)
@@ -224,10 +232,12 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     sessions = LiveSessions(db, clock, reactor, locks.node.name)   # before any listener
     sessions.clear_left_over()
     limits = _connection_limits(config, sessions)
+    metrics.sessions_from(lambda: limits.by_protocol)
     root = service.MultiService()
     PoolService(db, hasher, locks, sessions).setServiceParent(root)
     sessions.setServiceParent(root)
-    queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname)
+    queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname,
+                          metrics)
     queue.setServiceParent(root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
@@ -235,11 +245,12 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
 
     def smtp_factory(listener, tables):
         return smtp.build_factory(
-            listener, tables.port_policy(db, clock, resolver, config, warner), router=router,
+            listener, tables.port_policy(db, clock, resolver, config, warner, metrics),
+            router=router,
             db=db, clock=clock, portal=portal, tls_requirement=tls_requirement,
             settings=config.smtp, reflector_local_part=config.migration.reflector_local_part,
             hostname=config.server.hostname, tls_options=tls_options, limits=limits,
-            spool_dir=spool_dir)
+            spool_dir=spool_dir, metrics=metrics)
 
     factories = {     # protocol -> listener -> factory
         "pop3": lambda listener: pop3.POP3Factory(
@@ -253,12 +264,13 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
         "http": lambda listener: http.build_factory(config, db, clock, portal),
         "smtp": lambda listener: smtp_factory(listener, mx),
         "submission": lambda listener: smtp_factory(listener, submission),
+        "metrics": lambda listener: metrics_http.build_factory(metrics, queue.measure, reactor),
     }
     _register_avatars(realm, db, clock)
     listeners = [_listen(root, reactor, listener, factories[listener.protocol](listener),
                          tls_options) for listener in config.listeners]
     reloader = Reloader(config, listeners, tls_options, limits, db=db, clock=clock,
-                        resolver=resolver, warner=warner)
+                        resolver=resolver, warner=warner, metrics=metrics)
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
 
 

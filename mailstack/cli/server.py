@@ -128,7 +128,7 @@ def serve(args):
     from mailstack import logs, service, systemd
 
     config = load_config(args)
-    logs.start_stdout_logging(args.log_level)
+    logs.start_stdout_logging(args.log_level, getattr(args, "log_format", "text"))
     try:
         root, built = service.build(config, reactor)
     except service.SchemaNotCurrent as e:
@@ -237,6 +237,8 @@ def register(groups) -> None:
     p.set_defaults(func=reload_server)
     p = groups.add_parser("serve", help="run every configured listener in one process")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"],
+                   help="json: one JSON object per line, for log shippers")
     p.set_defaults(func=serve)
     db = groups.add_parser("db", help="database schema").add_subparsers(dest="verb", required=True)
     p = db.add_parser("upgrade", help="create or upgrade the schema to the current revision")

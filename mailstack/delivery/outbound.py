@@ -39,7 +39,8 @@ from twisted.logger import Logger
 from mailstack import clock as clocks, dns
 from mailstack.delivery import bounce, retry
 from mailstack.delivery.smtp_client import ClientFactory, Job, Outcome
-from mailstack.store import queue
+from mailstack.metrics import NO_METRICS
+from mailstack.store import queue, queue_size
 
 log = Logger(namespace="mailstack.delivery")
 LEASE_SECONDS = 900
@@ -56,12 +57,14 @@ class Route:
 class OutboundQueue(service.Service):
     name = "outbound-queue"
 
-    def __init__(self, db, clock, reactor, resolver: dns.Resolver, settings, hostname: str):
+    def __init__(self, db, clock, reactor, resolver: dns.Resolver, settings, hostname: str,
+                 metrics=NO_METRICS):
         """``settings`` is the ``[delivery]`` section; ``hostname`` our HELO and bounces'.
 
         ``clock`` is business time (due times, retries, expiry); ``reactor`` network time
-        (connections and their timeouts)."""
-        self.db, self.clock, self.reactor = db, clock, reactor
+        (connections and their timeouts); ``metrics`` counts each recipient's outcome and
+        holds the queue's size (``measure``)."""
+        self.db, self.clock, self.reactor, self.metrics = db, clock, reactor, metrics
         self.resolver, self.settings, self.hostname = resolver, settings, hostname
         self.loop = task.LoopingCall(self.run_once)
         self.loop.clock = clock
@@ -83,6 +86,15 @@ class OutboundQueue(service.Service):
     def kick(self) -> None:
         """Look for due mail now (after an enqueue), without waiting for the interval."""
         self.reactor.callLater(0, self.run_once)
+
+    @defer.inlineCallbacks
+    def measure(self):
+        """Set the queue gauges from the store (a scrape of the metrics endpoint asks)."""
+        size = yield self.db.read(queue_size.measure)
+        age = 0.0
+        if size.oldest is not None:
+            age = (clocks.now(self.clock) - size.oldest).total_seconds()
+        self.metrics.queue(size.recipients, age)
 
     def run_once(self):
         if self._running is not None:
@@ -132,8 +144,11 @@ class OutboundQueue(service.Service):
                                        tuple(i.recipient for i in items))
             if outcome is None:                           # removed meanwhile (queue CLI)
                 return
+        results = []              # counted once the transaction that records them commits
         bounce_to = yield self.db.run(self._record, items, message_id, stored, outcome,
-                                      clocks.now(self.clock))
+                                      clocks.now(self.clock), results)
+        for result in results:
+            self.metrics.outbound(result)
         if bounce_to:
             self.kick()
 
@@ -197,14 +212,16 @@ class OutboundQueue(service.Service):
             return Outcome(error=f"cannot connect to {host}:{port} ({type(e).__name__})")
         return (yield factory.done)
 
-    def _record(self, conn, items, message_id, stored, outcome, now):
-        """One transaction: every recipient's fate, and the bounce if any. Returns it."""
+    def _record(self, conn, items, message_id, stored, outcome, now, results):
+        """One transaction: every recipient's fate (appended to ``results``: delivered,
+        bounced or deferred), and the bounce if any. Returns it."""
         failures, quoted = [], b""
         for item in items:
             code, text = outcome.replies.get(item.recipient, (0, ""))
             reply = f"{code} {text}".strip() if code else (outcome.error or "no reply")
             if 200 <= code < 300:
                 queue.delivered(conn, item.id, reply, now)
+                results.append("delivered")
                 log.info("delivered {queue_id} to <{rcpt}>: {reply}", queue_id=stored.queue_id,
                          rcpt=item.recipient, reply=reply)
                 continue
@@ -214,6 +231,7 @@ class OutboundQueue(service.Service):
                 if not failures:        # the header, before the last bounce forgets the body
                     quoted = queue.header_start(conn, message_id)
                 queue.bounced(conn, item.id, reply, now)
+                results.append("bounced")
                 failures.append((item.recipient, bounce.status_of(reply, too_old and not permanent),
                                  reply if permanent else f"gave up after {item.attempts + 1} "
                                  f"attempts; last: {reply}"))
@@ -222,6 +240,7 @@ class OutboundQueue(service.Service):
             else:
                 next_at = retry.next_attempt(now, item.attempts + 1, self.settings.retry_schedule)
                 queue.retry(conn, item.id, reply, now, next_at)
+                results.append("deferred")
                 log.info("deferred {queue_id} for <{rcpt}> until {at}: {reply}",
                          queue_id=stored.queue_id, rcpt=item.recipient, at=next_at.isoformat(),
                          reply=reply)

@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import dns, replies
+from mailstack.metrics import NO_METRICS
 from mailstack.policy.decision import DUNNO, defer as defer_decision, reject
 
 log = Logger(namespace="mailstack.policy.dnsbl")
@@ -60,8 +61,9 @@ class DNSBL:
 class Listed:
     name = "dnsbl"
 
-    def __init__(self, resolver, lists, clock, *, tempfail: str = "skip"):
+    def __init__(self, resolver, lists, clock, *, tempfail: str = "skip", metrics=NO_METRICS):
         self.resolver, self.clock, self.tempfail = resolver, clock, tempfail
+        self.metrics = metrics       # every lookup's result, per zone
         self.lists = [DNSBL(c) for c in lists]
         self._tested_at = None
 
@@ -81,6 +83,9 @@ class Listed:
         results = yield self.query(ip)
         hits = [(l, o) for l, o in results if isinstance(o, dns.Found)
                 and any(l.counts(code) for code in o.value[0])]
+        for dnsbl, outcome in results:
+            self.metrics.dnsbl(dnsbl.zone, "listed" if any(d is dnsbl for d, _ in hits) else
+                               "failed" if isinstance(outcome, dns.TempFail) else "clean")
         if hits:
             parts = [f"{l.zone}; {l.reason(ip, o.value[1])}" for l, o in hits]
             text = "; also blocked using ".join(parts)

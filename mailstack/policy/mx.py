@@ -30,6 +30,7 @@ from mailstack.policy import (
     auth_window, blocklist, containment, dnsbl, harvest, op25b, quota, rdns, recipients,
     reflector, relay, reports, sender_rules, spamtrap, whitelist,
 )
+from mailstack.metrics import NO_METRICS
 from mailstack.policy.port_policy import PortPolicy
 from mailstack.policy.rejection_log import RejectionLog
 from mailstack.policy.stages import Chain, Tables
@@ -51,12 +52,13 @@ def offers_auth(mx_relay: str, smtp_auth: bool) -> bool:
 
 
 def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_url: str,
-           recipients_per_hour: int, mx_relay: str) -> Tables:
+           recipients_per_hour: int, mx_relay: str, metrics=NO_METRICS) -> Tables:
     listed = whitelist.Whitelisted(db, antispam.trusted_networks)
     blocker = blocklist.Blocker(antispam)
     client = [listed,
               blocklist.LocallyBlocked(db, clock),
-              dnsbl.Listed(resolver, antispam.dnsbl, clock, tempfail=antispam.dnsbl_tempfail)]
+              dnsbl.Listed(resolver, antispam.dnsbl, clock, tempfail=antispam.dnsbl_tempfail,
+                           metrics=metrics)]
     if antispam.require_ptr:
         client.append(rdns.HasReverseDNS(antispam.forward_confirmed_ptr))
     mail = [sender_rules.OwnAddressesOnly(db)]
@@ -87,7 +89,7 @@ def postmaster_domain(config) -> str:
     return hosted[0] if hosted else config.server.hostname
 
 
-def port_policy(db, clock, resolver, config, warner=None) -> PortPolicy:
+def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS) -> PortPolicy:
     """Port 25's policy: these tables, run by ``PortPolicy`` with what it needs."""
     antispam, hostname = config.antispam, config.server.hostname
     blocker = blocklist.Blocker(antispam)
@@ -95,8 +97,8 @@ def port_policy(db, clock, resolver, config, warner=None) -> PortPolicy:
         tables(db, clock, resolver, antispam=antispam, migration=config.migration,
                pop_before_smtp=config.pop_before_smtp, help_url=config.submission.help_url,
                recipients_per_hour=config.submission.recipients_per_hour,
-               mx_relay=config.smtp.mx_relay),
-        db=db, resolver=resolver, rejections=RejectionLog(db, clock),
+               mx_relay=config.smtp.mx_relay, metrics=metrics),
+        db=db, resolver=resolver, rejections=RejectionLog(db, clock, metrics),
         harvest_watch=harvest.HarvestWatch(db, clock, antispam, blocker),
         reports=reports.ReportAddress(db, clock, antispam, blocker, hostname),
         warner=warner, hostname=hostname, postmaster_domain=postmaster_domain(config),

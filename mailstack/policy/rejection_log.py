@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import clock as clocks
+from mailstack.metrics import NO_METRICS
 from mailstack.replies import Reply
 from mailstack.store import rejections
 from mailstack.store.errors import StoreUnavailable
@@ -31,13 +32,14 @@ def with_ref(reply: Reply, ref: str) -> Reply:
 
 
 class RejectionLog:
-    def __init__(self, db, clock):
-        self.db, self.clock = db, clock
+    def __init__(self, db, clock, metrics=NO_METRICS):
+        self.db, self.clock, self.metrics = db, clock, metrics
 
     @defer.inlineCallbacks
     def refuse(self, request, decision, stage: str):
         """The reply to send for ``decision``, with its ref, after the row is written."""
         ref = new_ref()
+        self.metrics.refused(request.port, decision.check or "unknown", decision.verdict.value)
         reply = with_ref(decision.reply, ref)
         client = request.client
         row = rejections.Rejection(

@@ -26,6 +26,7 @@ from mailstack.policy import (
     auth_window, blocklist, containment, quota, recipients, reflector, relay, reports,
     sender_rules,
 )
+from mailstack.metrics import NO_METRICS
 from mailstack.policy.mx import postmaster_domain
 from mailstack.policy.port_policy import PortPolicy
 from mailstack.policy.rejection_log import RejectionLog
@@ -48,14 +49,14 @@ def tables(db, clock, *, migration, pop_before_smtp, help_url: str,
     )
 
 
-def port_policy(db, clock, resolver, config, warner=None) -> PortPolicy:
+def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS) -> PortPolicy:
     """Submission's policy: these tables, run by ``PortPolicy``."""
     antispam, hostname = config.antispam, config.server.hostname
     return PortPolicy(
         tables(db, clock, migration=config.migration, pop_before_smtp=config.pop_before_smtp,
                help_url=config.submission.help_url,
                recipients_per_hour=config.submission.recipients_per_hour),
-        db=db, resolver=resolver, rejections=RejectionLog(db, clock),
+        db=db, resolver=resolver, rejections=RejectionLog(db, clock, metrics),
         reports=reports.ReportAddress(db, clock, antispam, blocklist.Blocker(antispam), hostname),
         warner=warner, hostname=hostname, postmaster_domain=postmaster_domain(config),
         auth_enabled=config.submission.smtp_auth)

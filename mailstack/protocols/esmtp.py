@@ -31,6 +31,7 @@ from twisted.protocols.policies import TimeoutMixin
 
 from mailstack import replies
 from mailstack.logs import SessionLog, new_session_id
+from mailstack.metrics import NO_METRICS
 from mailstack.policy.request import SMTPRequest
 from mailstack.protocols import starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
@@ -298,10 +299,11 @@ class SMTPFactory(AdmittingFactory):
     protocol = SMTPSession
 
     def __init__(self, listener, policy, *, authenticator, intake, settings, hostname: str,
-                 clock, tls_options, limits, spool_dir):
+                 clock, tls_options, limits, spool_dir, metrics=NO_METRICS):
         self.listener, self.policy, self.authenticator = listener, policy, authenticator
         self.intake, self.settings, self.hostname, self.clock = intake, settings, hostname, clock
         self.tls_options, self.limits, self.spool_dir = tls_options, limits, str(spool_dir)
+        self.metrics = metrics       # messages accepted on this listener
         self.name = listener.name or f"smtp-{listener.port}"
 
     def too_many(self, reason: str) -> bytes:

@@ -19,6 +19,7 @@ Security: no relaying unless ``mx_relay`` allows it; whitelist entries never ope
 from __future__ import annotations
 
 from mailstack.delivery.routing import MessageRouter
+from mailstack.metrics import NO_METRICS
 from mailstack.protocols import smtp_auth
 from mailstack.protocols.esmtp import SMTPFactory
 from mailstack.protocols.smtp_intake import MessageIntake
@@ -31,11 +32,11 @@ def register_avatars(realm) -> None:
 
 def build_factory(listener, policy, *, router: MessageRouter, db, clock, portal,
                   tls_requirement, settings, reflector_local_part: str, hostname: str,
-                  tls_options, limits, spool_dir):
+                  tls_options, limits, spool_dir, metrics=NO_METRICS):
     """The listener's factory around its port's policy (``mx`` or ``submission``)."""
     return SMTPFactory(
         listener, policy,
         authenticator=smtp_auth.Authenticator(portal, tls_requirement, policy.auth_enabled),
         intake=MessageIntake(router, db, clock, reflector_local_part),
         settings=settings, hostname=hostname, clock=clock, tls_options=tls_options,
-        limits=limits, spool_dir=spool_dir)
+        limits=limits, spool_dir=spool_dir, metrics=metrics)

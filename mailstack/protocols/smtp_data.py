@@ -164,6 +164,7 @@ class MessageReception:
             self.log.info("message {id} stored: {size} bytes, {n} recipient(s)", id=queue_id,
                           size=size, n=count)
             reply = replies.QUEUED.format(id=queue_id)
+            self.factory.metrics.accepted(self.factory.name)
         if not self.transport.disconnecting:
             self.reply(reply)
 

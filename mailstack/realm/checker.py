@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from mailstack import addresses, clock as clocks
+from mailstack.metrics import NO_METRICS
 from mailstack.realm.credentials import AccountRef, ISessionCredentials, SessionCredentials
 from mailstack.store import directory, logins
 from mailstack.store.errors import StoreUnavailable
@@ -69,10 +70,11 @@ class AccountChecker:
     credentialInterfaces = (ISessionCredentials,)
 
     def __init__(self, db, hasher, clock, throttle, *, reactor, cache_seconds: float = 300,
-                 after_login=None):
+                 after_login=None, metrics=NO_METRICS):
         # after_login(credentials, AccountRef) -> Deferred: the migration warnings hook in
         # here (wired by service.py; the realm does not know about policy).
         self.after_login = after_login
+        self.metrics = metrics       # every attempt counted by protocol and result
         self.db = db
         self.hasher = hasher
         self.clock = clock
@@ -151,6 +153,7 @@ class AccountChecker:
                  "mechanism={mechanism}{why}", outcome="ok" if success else "failed",
                  user=username, protocol=c.protocol, ip=c.client_ip, tls=c.tls,
                  mechanism=c.mechanism, why=f" reason={reason}" if reason else "")
+        self.metrics.login(c.protocol, "ok" if success else reason)
         try:
             yield self.db.run(logins.record, event)
         except StoreUnavailable:

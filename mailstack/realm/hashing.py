@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from passlib.context import CryptContext
 
+from mailstack.metrics import NO_METRICS
 from mailstack.threads import WorkerPool
 
 VERIFIABLE = ["argon2", "bcrypt_sha256", "bcrypt", "sha512_crypt", "sha256_crypt",
@@ -36,8 +37,10 @@ def make_context(default_scheme: str = "argon2") -> CryptContext:
 class PasswordHasher:
     """Hash and verify; the ``*_async`` variants run in a pool of their own."""
 
-    def __init__(self, context: CryptContext, *, reactor=None, threads: int = 2):
+    def __init__(self, context: CryptContext, *, reactor=None, threads: int = 2,
+                 metrics=NO_METRICS):
         self.context = context
+        self.metrics = metrics       # how long each hash and verification takes
         self.pool = WorkerPool("mailstack-hash", threads, reactor)
 
     def start(self) -> None:
@@ -49,7 +52,8 @@ class PasswordHasher:
     def hash(self, password: str) -> str:
         if not password:
             raise ValueError("empty password")
-        return self.context.hash(password)
+        with self.metrics.hash_timer("hash"):
+            return self.context.hash(password)
 
     def scheme_of(self, stored_hash: str) -> str | None:
         try:
@@ -64,7 +68,8 @@ class PasswordHasher:
     def verify(self, password: str, stored_hash: str) -> tuple[bool, str | None]:
         """(matches, replacement hash or None)."""
         try:
-            return self.context.verify_and_update(password, stored_hash)
+            with self.metrics.hash_timer("verify"):
+                return self.context.verify_and_update(password, stored_hash)
         except (ValueError, TypeError):
             # Unknown or malformed hash, or a password bcrypt refuses (> 72 bytes).
             return False, None

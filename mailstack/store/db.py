@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, InterfaceError
 from twisted.logger import Logger
 
+from mailstack.metrics import NO_METRICS
 from mailstack.store.budget import BUDGET, ByteBudget
 from mailstack.store.changes import TOUCHED
 from mailstack.store.errors import Conflict, StoreUnavailable
@@ -96,8 +97,9 @@ class Database:
     """An engine plus the thread pool that runs its units of work."""
 
     def __init__(self, url: str, *, reactor, threads: int = 4, busy_timeout_ms: int = 5000,
-                 body_budget: int = BUDGET):
+                 body_budget: int = BUDGET, metrics=NO_METRICS):
         self.url = url
+        self.metrics = metrics       # each transaction's duration, read or write
         self.engine = make_engine(url, threads=threads, busy_timeout_ms=busy_timeout_ms)
         self.reactor = reactor
         self.pool = WorkerPool("mailstack-db", threads, reactor)
@@ -151,6 +153,10 @@ class Database:
         return self._transaction(True, fn, args, kwargs)
 
     def _transaction(self, readonly, fn, args, kwargs):
+        with self.metrics.db_timer("read" if readonly else "write"):
+            return self._measured_transaction(readonly, fn, args, kwargs)
+
+    def _measured_transaction(self, readonly, fn, args, kwargs):
         try:
             with self.engine.connect() as conn:
                 conn.info[_READONLY] = readonly

@@ -32,6 +32,9 @@ ALLOWED = {
     ("protocols/imap.py", "time.monotonic"):
         "the elapsed milliseconds of a command in its debug log line: a duration on a clock "
         "that never jumps, never compared with business time",
+    ("metrics.py", "time.perf_counter"):
+        "the duration of a database transaction or a password hash for the latency "
+        "histograms: measured in the worker thread, never compared with business time",
     ("store/watch.py", "time.monotonic"):
         "how long the LISTEN connection was down, for the log line when it is back: measured "
         "in the listener's own thread, a duration, never business time",
