@@ -9,14 +9,14 @@ from mailstack.cli.common import run as _run
 from mailstack.store import directory, logins
 
 
-def _address(text: str) -> str:
+def address_arg(text: str) -> str:
     try:
         return addresses.normalise(text)
     except addresses.AddressError as e:
         raise CommandError(f"{text!r} is not a valid address: {e}") from None
 
 
-def _domain(text: str) -> str:
+def domain_arg(text: str) -> str:
     try:
         return addresses.parse_domain(text)
     except addresses.AddressError:
@@ -25,7 +25,7 @@ def _domain(text: str) -> str:
 
 def domain_add(args):
     ctx = open_context(args)
-    name = _domain(args.domain)
+    name = domain_arg(args.domain)
     if name in ctx.config.domains.hosted:   # open_context has just written it
         print(f"domain {name} is hosted ([domains] hosted in the configuration)")
         return
@@ -40,9 +40,23 @@ def domain_list(args):
     emit(args, rows, ["domain", "accounts"])
 
 
+def domain_delete(args):
+    ctx = open_context(args)
+    name = domain_arg(args.domain)
+    if name in ctx.config.domains.hosted:
+        raise CommandError(f"domain {name} is in [domains] hosted: remove it from the "
+                           "configuration first (every command writes that list back)")
+    if args.with_accounts and not args.yes:
+        raise CommandError(f"deleting {name} with its accounts removes all their mail: "
+                           "repeat with --yes")
+    owned, alias_count = _run(ctx, directory.delete_domain, name, args.with_accounts)
+    print(f"domain {name} deleted" + (f" with {owned} account(s) and {alias_count} alias(es)"
+                                      if owned or alias_count else ""))
+
+
 def account_add(args):
     ctx = open_context(args)
-    address = _address(args.address)
+    address = address_arg(args.address)
     password = read_password(args, min_length=ctx.config.auth.min_password_length)
     _run(ctx, directory.add_account, address, ctx.hasher().hash(password), ctx.now())
     print(f"account {address} added")
@@ -50,7 +64,7 @@ def account_add(args):
 
 def account_list(args):
     ctx = open_context(args)
-    domain = _domain(args.domain) if args.domain else None
+    domain = domain_arg(args.domain) if args.domain else None
     rows = [{"address": a.address, "enabled": a.enabled, "created": a.created_at.isoformat()}
             for a in _run(ctx, directory.list_accounts, domain)]
     emit(args, rows, ["address", "enabled", "created"])
@@ -58,7 +72,7 @@ def account_list(args):
 
 def account_show(args):
     ctx = open_context(args)
-    address = _address(args.address)
+    address = address_arg(args.address)
 
     def gather(conn):
         account = directory.require_account(conn, address)
@@ -93,7 +107,7 @@ def account_show(args):
 
 def account_passwd(args):
     ctx = open_context(args)
-    address = _address(args.address)
+    address = address_arg(args.address)
     password = read_password(args, min_length=ctx.config.auth.min_password_length)
     _run(ctx, directory.set_password_hash, address, ctx.hasher().hash(password))
     print(f"password of {address} changed")
@@ -101,7 +115,7 @@ def account_passwd(args):
 
 def account_enable(args, enabled=True):
     ctx = open_context(args)
-    address = _address(args.address)
+    address = address_arg(args.address)
     _run(ctx, directory.set_enabled, address, enabled)
     print(f"account {address} {'enabled' if enabled else 'disabled'}")
 
@@ -112,7 +126,7 @@ def account_disable(args):
 
 def account_sender_rule(args):
     ctx = open_context(args)
-    address = _address(args.address)
+    address = address_arg(args.address)
     _run(ctx, directory.set_send_as_any, address, args.rule == "any")
     print(f"{address} may send as " + ("any address" if args.rule == "any"
                                        else "its own addresses and aliases only"))
@@ -135,7 +149,7 @@ def _size(text: str) -> int | None:
 
 def account_quota(args):
     ctx = open_context(args)
-    address = _address(args.address)
+    address = address_arg(args.address)
     quota = _size(args.size)
     _run(ctx, directory.set_quota, address, quota)
     print(f"quota of {address}: " + ("unlimited" if quota is None else f"{quota} bytes"))
@@ -143,7 +157,7 @@ def account_quota(args):
 
 def account_delete(args):
     ctx = open_context(args)
-    address = _address(args.address)
+    address = address_arg(args.address)
     if not args.yes:
         raise CommandError(f"deleting {address} removes all its mail: repeat with --yes")
     _run(ctx, directory.delete_account, address)
@@ -152,22 +166,22 @@ def account_delete(args):
 
 def alias_add(args):
     ctx = open_context(args)
-    address, target = _address(args.address), _address(args.target)
+    address, target = address_arg(args.address), address_arg(args.target)
     _run(ctx, directory.add_alias, address, target)
     print(f"alias {address} -> {target} added")
 
 
 def alias_list(args):
     ctx = open_context(args)
-    domain = _domain(args.domain) if args.domain else None
+    domain = domain_arg(args.domain) if args.domain else None
     rows = [{"alias": a, "target": t} for a, t in _run(ctx, directory.list_aliases, domain)]
     emit(args, rows, ["alias", "target"])
 
 
 def alias_delete(args):
     ctx = open_context(args)
-    address = _address(args.address)
-    target = _address(args.target) if args.target else None
+    address = address_arg(args.address)
+    target = address_arg(args.target) if args.target else None
     removed = _run(ctx, directory.delete_alias, address, target)
     print(f"{removed} alias entr{'y' if removed == 1 else 'ies'} of {address} deleted")
 
@@ -178,6 +192,13 @@ def register(groups) -> None:
     p = domain.add_parser("add", help="host a new domain")
     p.add_argument("domain")
     p.set_defaults(func=domain_add)
+    p = domain.add_parser("delete", help="stop hosting a domain (refused while it has "
+                                         "accounts or aliases, unless --with-accounts --yes)")
+    p.add_argument("domain")
+    p.add_argument("--with-accounts", action="store_true",
+                   help="delete its accounts (with their mail) and aliases too")
+    p.add_argument("--yes", action="store_true", help="confirm --with-accounts")
+    p.set_defaults(func=domain_delete)
     p = domain.add_parser("list", help="list hosted domains")
     add_format(p)
     p.set_defaults(func=domain_list)

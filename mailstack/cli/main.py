@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from mailstack.cli import (
-    antispam, common, config_cmd, directory, dns_records, legacy, op25b, policy, queue, server,
-    sessions, support,
+    antispam, auth, common, config_cmd, directory, dns_records, legacy, mailbox, op25b, policy,
+    queue, quota, server, sessions, support,
 )
 
 
@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "./mailstack.toml)")
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     directory.register(groups)
+    mailbox.register(groups)
+    quota.register(groups)
+    auth.register(groups)
     server.register(groups)
     config_cmd.register(groups)
     sessions.register(groups)

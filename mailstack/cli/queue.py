@@ -1,8 +1,15 @@
-"""``mailstack queue list|show|flush|delete``: the outbound queue, for operators."""
+"""``mailstack queue list|show|flush|hold|release|requeue|delete``: the outbound queue, for
+operators, with Postfix's ``postsuper`` controls.
+
+Every control takes a queue id or ``--all``, narrowed with ``--to DOMAIN`` (the recipients
+at one destination: "hold everything for the domain whose server is broken").  A held
+recipient is never claimed by the running server until it is released (store/queue.py).
+"""
 
 from __future__ import annotations
 
 from mailstack.cli.common import CommandError, add_format, emit, open_context, run
+from mailstack.cli.directory import domain_arg
 from mailstack.store import queue
 
 
@@ -28,7 +35,8 @@ def queue_show(args):
     rows = _rows(run(ctx, queue.listing, args.queue_id))
     if not rows:
         raise CommandError(f"no queued message {args.queue_id}")
-    emit(args, rows, ["recipient", "status", "attempts", "queued_since", "next_attempt", "last_reply"])
+    emit(args, rows, ["recipient", "status", "attempts", "queued_since", "next_attempt",
+                      "last_reply"])
 
 
 def queue_flush(args):
@@ -37,24 +45,67 @@ def queue_flush(args):
     print(f"{count} recipient(s) due now; the running server delivers them at its next pass")
 
 
+def _selection(args) -> tuple[str | None, str | None, str]:
+    """(queue id or None for all, domain or None, the words that name it)."""
+    if (args.queue_id is None) == (not args.all):
+        raise CommandError("name a queue id or --all (not both)")
+    domain = domain_arg(args.to) if args.to else None
+    words = args.queue_id or "every message"
+    return args.queue_id, domain, words + (f" to {domain}" if domain else "")
+
+
+def queue_hold(args):
+    ctx = open_context(args)
+    queue_id, domain, what = _selection(args)
+    count = run(ctx, queue.hold, ctx.now(), queue_id, domain)
+    print(f"{count} recipient(s) of {what} held: not delivered until `mailstack queue release`")
+
+
+def queue_release(args):
+    ctx = open_context(args)
+    queue_id, domain, what = _selection(args)
+    count = run(ctx, queue.release, ctx.now(), queue_id, domain)
+    print(f"{count} recipient(s) of {what} released: delivered on their retry schedule "
+          "(`mailstack queue requeue` for now)")
+
+
+def queue_requeue(args):
+    ctx = open_context(args)
+    queue_id, domain, what = _selection(args)
+    count = run(ctx, queue.requeue, ctx.now(), queue_id, domain)
+    print(f"{count} recipient(s) of {what} due now (held ones stay held); the running server "
+          "delivers them at its next pass")
+
+
 def queue_delete(args):
     ctx = open_context(args)
-    run(ctx, queue.remove, args.queue_id)
-    print(f"{args.queue_id} deleted from the queue (no bounce is sent)")
+    queue_id, domain, what = _selection(args)
+    count = run(ctx, queue.drop, queue_id, domain)
+    print(f"{count} recipient(s) of {what} deleted from the queue (no bounce is sent)")
+
+
+def _controlled(group, verb: str, func, helptext: str) -> None:
+    p = group.add_parser(verb, help=helptext)
+    p.add_argument("queue_id", nargs="?", help="the queue id (`queue list`)")
+    p.add_argument("--all", action="store_true", help="every message in the queue")
+    p.add_argument("--to", metavar="DOMAIN", help="only the recipients at DOMAIN")
+    p.set_defaults(func=func)
 
 
 def register(groups) -> None:
     group = groups.add_parser("queue", help="the outbound queue").add_subparsers(
         dest="verb", required=True, metavar="VERB")
-    p = group.add_parser("list", help="every queued recipient")
+    p = group.add_parser("list", help="every queued recipient, held ones included")
     add_format(p)
     p.set_defaults(func=queue_list)
     p = group.add_parser("show", help="one message's recipients and last replies")
     p.add_argument("queue_id")
     add_format(p)
     p.set_defaults(func=queue_show)
-    p = group.add_parser("flush", help="make every queued recipient due now")
+    p = group.add_parser("flush", help="make every waiting (not held) recipient due now")
     p.set_defaults(func=queue_flush)
-    p = group.add_parser("delete", help="drop a message from the queue")
-    p.add_argument("queue_id")
-    p.set_defaults(func=queue_delete)
+    _controlled(group, "hold", queue_hold, "keep recipients from delivery until released")
+    _controlled(group, "release", queue_release, "let held recipients go on their schedule")
+    _controlled(group, "requeue", queue_requeue, "make waiting recipients due now, attempts "
+                                                 "kept")
+    _controlled(group, "delete", queue_delete, "drop recipients from the queue (no bounce)")

@@ -106,6 +106,26 @@ def list_domains(conn: Connection) -> list[tuple[str, int]]:
     return [tuple(row) for row in conn.execute(query)]
 
 
+def delete_domain(conn: Connection, name: str, with_accounts: bool = False) -> tuple[int, int]:
+    """Stop hosting ``name``: (accounts, aliases) deleted with it.  Refused (Conflict) while
+    it has any, unless ``with_accounts``: then they go too, mail included, in this one
+    transaction (``delete_account`` for each, which also drops aliases elsewhere that
+    point at them)."""
+    domain_id = _domain_id(conn, name)
+    owned = [a for (a,) in conn.execute(select(accounts.c.address)
+                                         .where(accounts.c.domain_id == domain_id))]
+    alias_count = conn.execute(select(func.count(aliases.c.id))
+                               .where(aliases.c.domain_id == domain_id)).scalar()
+    if (owned or alias_count) and not with_accounts:
+        raise Conflict(f"domain {name} still has {len(owned)} account(s) and {alias_count} "
+                       "alias(es): delete them first, or repeat with --with-accounts --yes")
+    for address in owned:
+        delete_account(conn, address)
+    conn.execute(delete(aliases).where(aliases.c.domain_id == domain_id))
+    conn.execute(delete(domains).where(domains.c.id == domain_id))
+    return len(owned), alias_count
+
+
 def is_hosted(conn: Connection, domain: str) -> bool:
     return conn.execute(_HOSTED, {"name": domain}).scalar() is not None
 
@@ -151,6 +171,21 @@ def mailbox_usage(conn: Connection, account_id: int) -> tuple[int, int]:
                        .select_from(messages.join(folders))
                        .where(folders.c.account_id == account_id)).first()
     return int(row[0]), int(row[1])
+
+
+def usage_by_account(conn: Connection, address: str | None = None
+                     ) -> list[tuple[str, int, int, int | None]]:
+    """(address, messages, bytes, quota or None) of every account (or one), summed now from
+    the stored messages: usage is never cached, so there is nothing to drift or rebuild."""
+    query = (select(accounts.c.address, func.count(messages.c.id),
+                    func.coalesce(func.sum(messages.c.size), 0), accounts.c.quota_bytes)
+             .select_from(accounts.outerjoin(folders).outerjoin(messages))
+             .group_by(accounts.c.id, accounts.c.address, accounts.c.quota_bytes)
+             .order_by(accounts.c.address))
+    if address is not None:
+        require_account(conn, address)
+        query = query.where(accounts.c.address == address)
+    return [(a, int(n), int(size), quota) for a, n, size, quota in conn.execute(query)]
 
 
 def set_password_hash(conn: Connection, address: str, password_hash: str) -> None:

@@ -6,6 +6,13 @@ runner that dies leaves a lease that expires and the rows are taken over.  On Po
 the claim skips rows another runner has locked (``FOR UPDATE SKIP LOCKED``); SQLite's
 single writer (BEGIN IMMEDIATE) serialises claims by itself.
 
+The operator's controls (``postsuper``'s): a *held* recipient (``hold``) is never claimed
+until ``release``; a hold taken while a runner is delivering it lets that attempt finish
+(its outcome is recorded; a retry stays held), and a release of such a row gives it back
+to the runner that holds the lease, so no recipient is sent twice.  ``requeue`` makes
+waiting recipients due now, attempts kept; ``drop`` deletes recipients (a message, a
+destination domain, or everything) without a bounce.
+
 Bodies are large and mostly not needed: the runner reads a message's envelope first
 (``waiting``), the body only once it has a host to send it to (``body``), and for a bounce
 only the start of the header (``header_start``); the driver's buffers for a large body do
@@ -17,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import blobs
@@ -26,6 +33,8 @@ from mailstack.store.errors import NotFound
 from mailstack.store.schema import outbound_messages as messages, outbound_recipients as rcpts
 
 QUEUED, DELIVERING, DELIVERED, BOUNCED = "queued", "delivering", "delivered", "bounced"
+HELD = "held"                          # the operator's hold: never claimed until released
+OPEN = (QUEUED, DELIVERING, HELD)      # not yet final: the message body is still needed
 HEADER_START = 64 * 1024     # octets of a queued message a bounce quotes from at most
 
 
@@ -135,7 +144,9 @@ def delivered(conn: Connection, rid: int, reply: str, at: datetime) -> None:
 
 
 def retry(conn: Connection, rid: int, reply: str, at: datetime, next_at: datetime) -> None:
-    _finish(conn, rid, QUEUED, reply, at, attempts=rcpts.c.attempts + 1, next_attempt_at=next_at)
+    """Waiting again; a recipient the operator held during this attempt stays held."""
+    status = case((rcpts.c.status == HELD, HELD), else_=QUEUED)
+    _finish(conn, rid, status, reply, at, attempts=rcpts.c.attempts + 1, next_attempt_at=next_at)
 
 
 def bounced(conn: Connection, rid: int, reply: str, at: datetime) -> None:
@@ -147,7 +158,7 @@ def _forget_finished(conn: Connection, rid: int) -> None:
     """Once every recipient of a message is final, its body is no longer needed."""
     message_id = conn.execute(select(rcpts.c.message_id).where(rcpts.c.id == rid)).scalar()
     open_ = conn.execute(select(func.count(rcpts.c.id)).where(
-        rcpts.c.message_id == message_id, rcpts.c.status.in_([QUEUED, DELIVERING]))).scalar()
+        rcpts.c.message_id == message_id, rcpts.c.status.in_(OPEN))).scalar()
     if not open_:
         conn.execute(delete(rcpts).where(rcpts.c.message_id == message_id))
         conn.execute(delete(messages).where(messages.c.id == message_id))
@@ -166,6 +177,68 @@ def listing(conn: Connection, queue_id: str | None = None) -> list[Row]:
 def flush(conn: Connection, now: datetime) -> int:
     return conn.execute(update(rcpts).where(rcpts.c.status == QUEUED)
                         .values(next_attempt_at=now)).rowcount
+
+
+# --- the operator's controls (``mailstack queue …``) ------------------------------------------
+
+def _selected(conn: Connection, queue_id: str | None, domain: str | None) -> list:
+    """WHERE clauses for the recipients of ``queue_id`` (None: every message) at ``domain``
+    (None: every domain); NotFound for a queue id that is not in the queue."""
+    where = []
+    if queue_id is not None:
+        ids = select(messages.c.id).where(messages.c.queue_id == queue_id)
+        if conn.execute(ids.limit(1)).first() is None:
+            raise NotFound(f"no queued message {queue_id}")
+        where.append(rcpts.c.message_id.in_(ids))
+    if domain is not None:
+        where.append(rcpts.c.domain == domain)
+    return where
+
+
+def hold(conn: Connection, now: datetime, queue_id: str | None = None,
+         domain: str | None = None) -> int:
+    """Put waiting (and in-flight) recipients on hold; how many."""
+    return conn.execute(update(rcpts).where(
+        rcpts.c.status.in_([QUEUED, DELIVERING]), *_selected(conn, queue_id, domain))
+        .values(status=HELD, updated_at=now)).rowcount
+
+
+def release(conn: Connection, now: datetime, queue_id: str | None = None,
+            domain: str | None = None) -> int:
+    """Held recipients back in the queue on their retry schedule (``requeue`` for now)."""
+    in_flight = rcpts.c.claimed_until > now            # a runner still holds the lease
+    return conn.execute(update(rcpts).where(
+        rcpts.c.status == HELD, *_selected(conn, queue_id, domain))
+        .values(status=case((in_flight, DELIVERING), else_=QUEUED), updated_at=now)).rowcount
+
+
+def requeue(conn: Connection, now: datetime, queue_id: str | None = None,
+            domain: str | None = None) -> int:
+    """Waiting recipients (and those of a runner whose lease expired) due now, attempts
+    kept; held ones stay held and those being delivered are left to their runner."""
+    waiting_ = or_(rcpts.c.status == QUEUED,
+                   and_(rcpts.c.status == DELIVERING, rcpts.c.claimed_until < now))
+    return conn.execute(update(rcpts).where(waiting_, *_selected(conn, queue_id, domain))
+                        .values(status=QUEUED, next_attempt_at=now, claimed_until=None,
+                                updated_at=now)).rowcount
+
+
+def drop(conn: Connection, queue_id: str | None = None, domain: str | None = None) -> int:
+    """Delete the selected recipients that are not final (no bounce is sent), and every
+    message left with none; how many recipients."""
+    where = [rcpts.c.status.in_(OPEN), *_selected(conn, queue_id, domain)]
+    touched = list(conn.execute(select(rcpts.c.message_id).where(*where).distinct()).scalars())
+    removed = conn.execute(delete(rcpts).where(*where)).rowcount
+    for start in range(0, len(touched), 500):
+        chunk = touched[start:start + 500]
+        still_open = select(rcpts.c.message_id).where(rcpts.c.status.in_(OPEN))
+        done = select(messages.c.id).where(messages.c.id.in_(chunk),
+                                           messages.c.id.not_in(still_open))
+        gone = list(conn.execute(done).scalars())
+        if gone:
+            conn.execute(delete(rcpts).where(rcpts.c.message_id.in_(gone)))
+            conn.execute(delete(messages).where(messages.c.id.in_(gone)))
+    return removed
 
 
 def remove(conn: Connection, queue_id: str) -> int:

@@ -150,6 +150,77 @@ def test_remove_deletes_a_message_by_queue_id_and_refuses_unknown_ids(db):
         db.run_sync(queue.remove, "Q1")
 
 
+# --- the operator's controls (postsuper): hold, release, requeue, drop ----------------------------
+
+def test_a_held_recipient_is_never_claimed_until_released(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test", "b@other.test"], BODY, NOW,
+                queue_id="Q1")
+    assert db.run_sync(queue.hold, NOW, "Q1", "remote.test") == 1
+    assert by_recipient(db)["a@remote.test"].status == "held"
+    assert [d.recipient for d in claim(db)] == ["b@other.test"]
+    later = NOW + timedelta(days=30)                                # b's lease is over
+    assert [d.recipient for d in claim(db, later)] == ["b@other.test"]
+    assert db.run_sync(queue.release, NOW, None, None) == 1
+    assert [d.recipient for d in claim(db)] == ["a@remote.test"]
+
+
+def test_a_hold_during_delivery_lets_the_attempt_finish_and_keeps_a_retry_held(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test"], BODY, NOW, queue_id="Q1")
+    (item,) = claim(db)
+    assert db.run_sync(queue.hold, NOW, "Q1") == 1
+    # Released while the runner still holds its lease: back to that runner, not claimable.
+    assert db.run_sync(queue.release, NOW, "Q1") == 1
+    assert by_recipient(db)["a@remote.test"].status == "delivering"
+    assert claim(db) == []
+    db.run_sync(queue.hold, NOW, "Q1")
+    db.run_sync(queue.retry, item.id, "451 busy", NOW, NOW)         # the attempt's outcome
+    row = by_recipient(db)["a@remote.test"]
+    assert (row.status, row.attempts) == ("held", 1)
+    assert claim(db, NOW + timedelta(hours=1)) == []
+
+
+def test_a_held_recipient_keeps_its_message_when_the_others_are_done(db):
+    message_id = db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test", "b@other.test"],
+                             BODY, NOW, queue_id="Q1")
+    db.run_sync(queue.hold, NOW, "Q1", "other.test")
+    (item,) = claim(db)
+    db.run_sync(queue.delivered, item.id, "250 ok", NOW)
+    assert db.read_sync(queue.message, message_id) is not None
+    assert by_recipient(db)["b@other.test"].status == "held"
+
+
+def test_requeue_makes_waiting_recipients_due_now_with_their_attempts(db):
+    db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test", "b@remote.test"], BODY, NOW,
+                queue_id="Q1")
+    first, second = claim(db)
+    db.run_sync(queue.retry, first.id, "451 busy", NOW, NOW + timedelta(hours=4))
+    db.run_sync(queue.hold, NOW, "Q1")           # both: one waiting, one in flight
+    db.run_sync(queue.release, NOW, "Q1")
+    later = NOW + timedelta(minutes=1)
+    assert db.run_sync(queue.requeue, later, "Q1") == 1   # the one in flight is its runner's
+    assert [(d.id, d.attempts) for d in claim(db, later)] == [(first.id, 1)]
+    db.run_sync(queue.hold, later, "Q1")
+    assert db.run_sync(queue.requeue, later, None) == 0   # held ones stay held
+
+
+def test_drop_by_domain_keeps_the_other_recipients_and_forgets_emptied_messages(db):
+    first = db.run_sync(queue.enqueue, "s@example.test", ["a@remote.test", "b@other.test"], BODY,
+                        NOW, queue_id="Q1")
+    second = db.run_sync(queue.enqueue, "s@example.test", ["c@other.test"], BODY, NOW,
+                         queue_id="Q2")
+    assert db.run_sync(queue.drop, None, "other.test") == 2
+    assert list(by_recipient(db)) == ["a@remote.test"]
+    assert db.read_sync(queue.message, first) is not None
+    assert db.read_sync(queue.message, second) is None
+    assert db.run_sync(queue.drop, None, None) == 1
+    assert db.run_sync(queue.listing) == [] and db.read_sync(queue.message, first) is None
+    for control in (queue.hold, queue.release, queue.requeue):
+        with pytest.raises(NotFound):
+            db.run_sync(control, NOW, "Q1")
+    with pytest.raises(NotFound):
+        db.run_sync(queue.drop, "Q1")
+
+
 @pytest.mark.parametrize("backend", databases.backends())
 def test_upgrading_keeps_existing_data(backend, tmp_path):
     """Rows written under an old schema (raw SQL: today's code expects today's columns)
