@@ -76,8 +76,6 @@ class MessageReception:
                 return None
             if line.__class__ is not NormalisedLine:
                 return self._bare_line(line)
-        elif b"\r" in line:
-            return self._bare_line(line)
         elif line == b".":              # only CRLF.CRLF ends DATA (the smuggling split)
             return self._end_of_data()
         elif line[:1] == b".":

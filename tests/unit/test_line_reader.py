@@ -101,6 +101,15 @@ def test_a_bare_lf_in_the_unfinished_tail_and_across_reads():
     assert kinds(r.lines[2:]) == [("LineAfterBareLF", b"cd"), ("bytes", b"e")]
 
 
+def test_a_bare_cr_marks_its_line_but_a_crlf_split_between_reads_does_not():
+    r = reader(bare_lf_ends_lines=True)
+    r.dataReceived(b"le\rft\r\nplain\r")    # the last CR may be half of a CRLF
+    r.dataReceived(b"\nnext\r\n")
+    assert kinds(r.lines) == [("LineWithBareCR", b"le\rft"), ("bytes", b"plain"),
+                              ("bytes", b"next")]
+    assert r.lines[0].stuffed is True
+
+
 def test_a_dot_ended_by_a_bare_lf_is_a_bare_line_not_the_end_marker():
     r = reader(bare_lf_ends_lines=True)
     r.dataReceived(b".\nmore\r\n")
