@@ -34,11 +34,6 @@ POX_REQUEST = """<?xml version="1.0" encoding="utf-8"?>
 CUTOVER = sessions.START + timedelta(days=30)
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return sessions.migrated_template(tmp_path_factory)
-
-
 @pytest.fixture
 def stack(template, tmp_path):
     stack = sessions.Stack(template, tmp_path, tls_cutover=CUTOVER)

@@ -23,18 +23,6 @@ TWO = b"Subject: two\r\n\r\nbody two\r\n"
 THREE = b"Subject: three\r\n\r\nthe third\r\n"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return sessions.migrated_template(tmp_path_factory)
-
-
-@pytest.fixture
-def stack(template, tmp_path):
-    stack = sessions.Stack(template, tmp_path)
-    yield stack
-    stack.close()
-
-
 @pytest.fixture
 def ann(stack) -> int:
     account = stack.add_account(ANN, "secret")

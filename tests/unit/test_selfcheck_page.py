@@ -26,11 +26,6 @@ HELP = "https://help.example.test/mail?a=1&b=<2>"
 LEGACY_IP, MODERN_IP = "198.51.100.7", "203.0.113.9"
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return sessions.migrated_template(tmp_path_factory)
-
-
 @pytest.fixture
 def stack(template, tmp_path):
     stack = sessions.Stack(template, tmp_path, tls_cutover=CUTOVER)
