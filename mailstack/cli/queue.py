@@ -54,34 +54,30 @@ def _selection(args) -> tuple[str | None, str | None, str]:
     return args.queue_id, domain, words + (f" to {domain}" if domain else "")
 
 
-def queue_hold(args):
+def _control(args, change, outcome: str, *, at_now: bool = True) -> None:
+    """Apply ``change`` (a store function) to the selected recipients; say what it did."""
     ctx = open_context(args)
     queue_id, domain, what = _selection(args)
-    count = run(ctx, queue.hold, ctx.now(), queue_id, domain)
-    print(f"{count} recipient(s) of {what} held: not delivered until `mailstack queue release`")
+    count = run(ctx, change, *((ctx.now(),) if at_now else ()), queue_id, domain)
+    print(f"{count} recipient(s) of {what} {outcome}")
+
+
+def queue_hold(args):
+    _control(args, queue.hold, "held: not delivered until `mailstack queue release`")
 
 
 def queue_release(args):
-    ctx = open_context(args)
-    queue_id, domain, what = _selection(args)
-    count = run(ctx, queue.release, ctx.now(), queue_id, domain)
-    print(f"{count} recipient(s) of {what} released: delivered on their retry schedule "
-          "(`mailstack queue requeue` for now)")
+    _control(args, queue.release, "released: delivered on their retry schedule "
+                                  "(`mailstack queue requeue` for now)")
 
 
 def queue_requeue(args):
-    ctx = open_context(args)
-    queue_id, domain, what = _selection(args)
-    count = run(ctx, queue.requeue, ctx.now(), queue_id, domain)
-    print(f"{count} recipient(s) of {what} due now (held ones stay held); the running server "
-          "delivers them at its next pass")
+    _control(args, queue.requeue, "due now (held ones stay held); the running server "
+                                  "delivers them at its next pass")
 
 
 def queue_delete(args):
-    ctx = open_context(args)
-    queue_id, domain, what = _selection(args)
-    count = run(ctx, queue.drop, queue_id, domain)
-    print(f"{count} recipient(s) of {what} deleted from the queue (no bounce is sent)")
+    _control(args, queue.drop, "deleted from the queue (no bounce is sent)", at_now=False)
 
 
 def _controlled(group, verb: str, func, helptext: str) -> None:
