@@ -55,16 +55,22 @@ class Context:
     def hasher(self) -> hashing.PasswordHasher:
         return hashing.PasswordHasher(hashing.make_context(self.config.auth.default_scheme))
 
+    def close(self) -> None:
+        """The engine's connections closed now, not whenever the process exits."""
+        self.db.engine.dispose()
+
 
 def open_context(args, *, check_schema: bool = True) -> Context:
     """The config and its store; with ``check_schema``, the schema must be current and the
-    ``[domains] hosted`` list is applied, so ``account add`` works before the first ``serve``."""
+    ``[domains] hosted`` list is applied, so ``account add`` works before the first ``serve``.
+    ``main`` closes it when the command is done (``args.opened``)."""
     from mailstack.store import migrations
 
     config = load_config(args)
     db = Database(config.database_url(), reactor=None, threads=1,
                   busy_timeout_ms=config.database.busy_timeout_ms)
     context = Context(config, db, clocks.WallClock())
+    args.opened.append(context)
     if check_schema:
         try:
             current = migrations.is_current(db.engine)

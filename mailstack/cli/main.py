@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.opened = []                # the contexts the command opens, closed when it is done
     try:
         args.func(args)
     except common.CommandError as e:
@@ -54,6 +55,9 @@ def main(argv=None) -> int:
         return e.code
     except KeyboardInterrupt:
         return 130
+    finally:
+        for context in args.opened:
+            context.close()
     return common.EXIT_OK
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import poplib
 import ssl
-import subprocess
-import sys
 
 import pytest
 from passlib.hash import apr_md5_crypt, bcrypt, des_crypt, md5_crypt, sha256_crypt, sha512_crypt
@@ -16,17 +14,6 @@ from mailstack.store import directory
 pytestmark = pytest.mark.e2e
 OLD = {"des": (des_crypt, "des-pw7"), "md5": (md5_crypt, "md5-pw"), "s256": (sha256_crypt, "s256-pw"),
        "s512": (sha512_crypt, "s512-pw"), "bf": (bcrypt, "bf-pw"), "apr": (apr_md5_crypt, "apr-pw")}
-
-
-@pytest.fixture
-def cli(db_url, tmp_path):
-    config = tmp_path / "m.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
-
-    def run(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), *args],
-                              input=stdin, capture_output=True, text=True, timeout=120)
-    return run
 
 
 def test_dovecot_passwd_file_imports_and_old_passwords_work_then_get_rehashed(cli, make_server, certs):

@@ -9,8 +9,6 @@ test_outbound.py sets them up.
 from __future__ import annotations
 
 import imaplib
-import subprocess
-import sys
 import time
 
 import pytest
@@ -21,19 +19,6 @@ from tests.e2e.test_outbound import PASSWORD, overrides, submit, world  # noqa: 
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def cli(db_url, tmp_path):
-    config = tmp_path / "admin.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
-
-    def run(*args):
-        done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), *args],
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-    return run
 
 
 def message(sender: str, subject: str) -> bytes:
@@ -53,10 +38,10 @@ def test_an_expunge_from_the_cli_wakes_an_idling_imap_session(make_server, cli):
         imap.starttls(ssl_context=server.context)
         imap.login("ann@example.test", PASSWORD)
         assert imap.select("INBOX") == ("OK", [b"3"])
-        assert cli("mailbox", "search", "ann@example.test", "INBOX", "FROM", "bob").split() == [
+        assert cli.ok("mailbox", "search", "ann@example.test", "INBOX", "FROM", "bob").split() == [
             "1", "3"]
         tag = start_idle(imap)
-        done = cli("mailbox", "expunge", "ann@example.test", "INBOX", "FROM", "bob", "--yes")
+        done = cli.ok("mailbox", "expunge", "ann@example.test", "INBOX", "FROM", "bob", "--yes")
         assert done.startswith("2 message(s) expunged")
         announced = [wait_for(imap, rb"EXPUNGE", 10)[0] for _ in range(2)]
         assert stop_idle(imap, tag).startswith(tag + b" OK")
@@ -76,7 +61,7 @@ def test_a_held_message_waits_and_a_released_one_is_delivered(make_server, world
     sink.state.replies["x@remote.test"] = "451 4.2.0 try later"
     submit(mta, ["x@remote.test"], subject="held")
     (row,) = eventually(lambda: [r for r in mta.db(queue.listing) if r.attempts == 1])
-    assert "1 recipient(s)" in cli("queue", "hold", row.queue_id)
+    assert "1 recipient(s)" in cli.ok("queue", "hold", row.queue_id)
     del sink.state.replies["x@remote.test"]
     mta.advance(301)                       # past the retry: due, but held
     mta.advance(60)                        # and a pass of the runner on its interval
@@ -84,8 +69,8 @@ def test_a_held_message_waits_and_a_released_one_is_delivered(make_server, world
     assert sink.messages == []
     (held,) = mta.db(queue.listing)
     assert (held.status, held.attempts) == ("held", 1)
-    assert "held" in cli("queue", "list")
-    cli("queue", "release", row.queue_id)
+    assert "held" in cli.ok("queue", "list")
+    cli.ok("queue", "release", row.queue_id)
     mta.advance(60)                        # the next pass takes it
     (got,) = eventually(lambda: sink.messages, what="delivery after release")
     assert got.recipients == ["x@remote.test"] and b"Subject: held" in got.body

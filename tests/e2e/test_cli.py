@@ -1,4 +1,9 @@
-"""The admin CLI, run as operators run it: a subprocess with a config file (end to end)."""
+"""The admin CLI, run as operators run it: a subprocess with a config file (end to end).
+
+The tables of cases run the same ``main`` in the test process (``cli_in_process``,
+``tests/support/cli.py``); what only a process shows -- exit codes of a bad configuration
+or database, a password read from a pipe -- runs as a subprocess.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,10 @@ import sys
 
 import pytest
 
-
-@pytest.fixture
-def cli(db_url, tmp_path):
-    config = tmp_path / "mailstack.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
-
-    def run(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), *args],
-                              input=stdin, capture_output=True, text=True, timeout=60)
-    return run
+from tests.support.cli import Cli
 
 
-def test_operator_sets_up_a_domain_accounts_and_aliases(cli):
+def test_operator_sets_up_a_domain_accounts_and_aliases(cli, cli_in_process):
     assert cli("domain", "add", "Example.TEST").returncode == 0
     done = cli("account", "add", "Ann@example.test", "--password-stdin",
                stdin="pw-ann-secret\n")
@@ -29,6 +25,7 @@ def test_operator_sets_up_a_domain_accounts_and_aliases(cli):
     assert cli("alias", "add", "sales@example.test", "ann@example.test").returncode == 0
     accounts = json.loads(cli("account", "list", "--format", "json").stdout)
     assert [a["address"] for a in accounts] == ["ann@example.test"]
+    cli = cli_in_process                    # the rest is the commands' logic, not the process
     aliases = json.loads(cli("alias", "list", "--format", "json").stdout)
     assert aliases == [{"alias": "sales@example.test", "target": "ann@example.test"}]
     shown = json.loads(cli("account", "show", "ann@example.test", "--format", "json").stdout)
@@ -60,7 +57,8 @@ BAD_INPUT = [
 ]
 
 
-def test_bad_input_is_one_line_and_a_nonzero_exit_and_changes_nothing(cli):
+def test_bad_input_is_one_line_and_a_nonzero_exit_and_changes_nothing(cli_in_process):
+    cli = cli_in_process
     cli("domain", "add", "example.test")
     cli("account", "add", "ann@example.test", "--password-stdin", stdin="password\n")
     before = cli("account", "list", "--format", "json").stdout
@@ -84,7 +82,8 @@ def test_hosted_domains_apply_before_the_first_start(db_url, tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_what_an_operator_reads_back(cli):
+def test_what_an_operator_reads_back(cli_in_process):
+    cli = cli_in_process
     cli("domain", "add", "example.test")
     cli("account", "add", "ann@example.test", "--password-stdin", stdin="password\n")
     cli("alias", "add", "sales@example.test", "ann@example.test")
@@ -171,12 +170,11 @@ def test_policy_show_tells_what_is_in_force_at_each_phase(tmp_path):
     config.write_text('[auth]\ntls_cutover = 2027-06-01T00:00:00Z\n'
                       '[pop_before_smtp]\nenabled = true\nwindow = 600\nsunset = 2027-03-01\n')
 
+    cli = Cli(config, in_process=True)
+
     def show(at):
-        done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config),
-                               "policy", "show", "--at", at, "--format", "json"],
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return {row["setting"]: row["in force"] for row in json.loads(done.stdout)}
+        shown = cli.ok("policy", "show", "--at", at, "--format", "json")
+        return {row["setting"]: row["in force"] for row in json.loads(shown)}
 
     before = show("2027-01-15")
     assert before["pop-before-smtp"].startswith("on: 600 s")
@@ -186,6 +184,5 @@ def test_policy_show_tells_what_is_in_force_at_each_phase(tmp_path):
     assert between["password without tls"] == "accepted and recorded"
     after = show("2027-06-01T02:00:00+02:00")   # the cutover instant, in another zone
     assert after["password without tls"] == "refused on every protocol"
-    bad = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "policy",
-                          "show", "--at", "next tuesday"], capture_output=True, text=True)
+    bad = Cli(config)("policy", "show", "--at", "next tuesday")
     assert bad.returncode == 2 and "--at" in bad.stderr

@@ -1,5 +1,6 @@
-"""What an administrator reaches for (issue 15, items 12 and 15), run as operators run it:
-``mailstack`` as a subprocess with a config file, on every database backend.
+"""What an administrator reaches for (issue 15, items 12 and 15), on every database backend:
+``mailstack`` with a config file, its cases through ``cli.main.main`` in this process and
+each command group once more as a subprocess, as operators run it (``tests/support/cli.py``).
 
 doveadm's mailbox/fetch/search/expunge on IMAP's own SEARCH, ``quota recalc``, ``auth
 test`` through the realm's checker, postsuper's queue controls, and ``domain delete``.
@@ -8,13 +9,12 @@ test`` through the realm's checker, postsuper's queue controls, and ``domain del
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from mailstack.store import changes, directory, logins, mailboxes, queue
+from tests.support.cli import Cli
 
 ANN = "ann@example.test"
 PASSWORD = "correct horse"
@@ -27,14 +27,10 @@ MESSAGES = [   # (From, Subject, Date): UIDs 1, 2, 3 in the INBOX
 
 
 @pytest.fixture
-def cli(db_url, tmp_path):
-    config = tmp_path / "mailstack.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
-
-    def run(*args, stdin=None, text=True):
-        return subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), *args],
-                              input=stdin, capture_output=True, text=text, timeout=60)
-    return run
+def cli(cli_in_process):
+    """The commands' logic, in this process; ``test_each_group_runs_as_an_operator_types_it``
+    runs them as a subprocess."""
+    return cli_in_process
 
 
 def raw(sender: str, subject: str, date: str) -> bytes:
@@ -155,6 +151,7 @@ def test_quota_recalc_reports_usage_summed_now_against_the_quota(cli, mailbox):
 # --- auth test -----------------------------------------------------------------------------------
 
 def test_auth_test_checks_through_the_realm_and_records_a_test_login(cli, mailbox, db):
+    cli = Cli(cli.config)           # a subprocess: the realm's checker runs on a reactor
     good = cli("auth", "test", ANN, "--password-stdin", stdin=PASSWORD + "\n")
     assert (good.returncode, good.stdout.strip()) == (0, f"ok: {ANN}")
     bad = cli("auth", "test", ANN, "--password-stdin", "--ip", "192.0.2.7", stdin="wrong\n")
@@ -241,6 +238,22 @@ def test_domain_delete_is_refused_while_it_has_accounts_unless_confirmed(cli, ma
 def test_a_domain_in_the_configuration_is_not_deleted(db_url, tmp_path):
     config = tmp_path / "hosted.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n[domains]\nhosted = ["example.test"]\n')
-    done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "domain",
-                           "delete", "example.test"], capture_output=True, text=True, timeout=60)
-    one_line_error(done, 1, "[domains] hosted")
+    one_line_error(Cli(config)("domain", "delete", "example.test"), 1, "[domains] hosted")
+
+
+# --- the same commands as a process --------------------------------------------------------------
+
+def test_each_group_runs_as_an_operator_types_it(mailbox, tmp_path):
+    """What only a process shows: the entry point, a password from a pipe, bytes on stdout,
+    exit statuses."""
+    process = Cli(tmp_path / "mailstack.toml")           # the file the ``cli`` fixture wrote
+    status = json.loads(ok(process("mailbox", "status", ANN, "INBOX", "--format", "json")))
+    assert status["messages"] == 3
+    body = process("mailbox", "fetch", ANN, "INBOX", "UID", "3", "--body", text=False)
+    assert body.returncode == 0 and body.stdout == raw(*MESSAGES[2])
+    assert ok(process("mailbox", "search", ANN, "INBOX", "UNSEEN")).split() == ["2", "3"]
+    assert "no cached count" in ok(process("quota", "recalc", "--all"))
+    assert process("auth", "test", ANN, "--password", PASSWORD).returncode == 2
+    assert ok(process("queue", "list")).strip() == "the queue is empty"
+    one_line_error(process("queue", "hold"), 1, "a queue id or --all")
+    one_line_error(process("domain", "delete", "example.test"), 1, "--with-accounts --yes")

@@ -8,12 +8,12 @@ import json
 import poplib
 import smtplib
 import subprocess
-import sys
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_outbound import overrides, world  # noqa: F401 (a fixture)
+from tests.support.cli import Cli, database_config
 from tests.support.process import command, config_toml, free_ports, stop, wait_for_port
 from tests.support.waiting import eventually
 
@@ -33,14 +33,7 @@ MESSAGE = b"From: alice@example.test\r\nSubject: counted\r\n\r\nbody\r\n"
 def server(make_server, db_url, tmp_path):
     server = make_server(listeners=LISTENERS)
     server.alice = server.add_account("alice@example.test", PASSWORD)
-    config = tmp_path / "cli.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
-
-    def cli(*args):
-        done = subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), *args],
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-    server.cli = cli
+    server.cli = Cli(database_config(tmp_path / "cli.toml", db_url)).ok
     return server
 
 

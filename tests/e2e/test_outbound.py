@@ -5,14 +5,13 @@ from __future__ import annotations
 import email
 import smtplib
 import ssl
-import subprocess
-import sys
 import time
 
 import pytest
 
 from mailstack import tls
 from mailstack.store import mailboxes, queue
+from tests.support.cli import Cli, database_config
 from tests.support.dns_server import DNSServer
 from tests.support.server import RunningServer, base_config, merge
 from tests.support.smtp_sink import SMTPSink
@@ -154,12 +153,10 @@ def test_queue_cli_lists_shows_flushes_and_deletes(mta, db_url, tmp_path):
     mta.sink.state.replies["x@remote.test"] = "451 4.2.0 later"
     submit(mta, ["x@remote.test"])
     eventually(lambda: [r for r in mta.db(queue.listing) if r.attempts == 1])
-    config = tmp_path / "cli.toml"
-    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    command = Cli(database_config(tmp_path / "cli.toml", db_url))
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "mailstack", "--config", str(config), "queue",
-                               *args], capture_output=True, text=True, timeout=60)
+        return command("queue", *args)
     import json
     rows = json.loads(cli("list", "--format", "json").stdout)
     assert [(r["recipient"], r["status"], r["attempts"]) for r in rows] == [("x@remote.test", "queued", 1)]
