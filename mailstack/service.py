@@ -39,6 +39,7 @@ from mailstack.protocols import http, imap, metrics_http, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.live_sessions import LiveSessions
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
+from mailstack.protocols.traces import Traces
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.reload import Reloader
 from mailstack.store import directory, migrations
@@ -200,9 +201,10 @@ def _maildrop_locks(config: Config, db) -> MaildropLocks:
     return locks
 
 
-def _connection_limits(config: Config, sessions: LiveSessions) -> ConnectionLimits:
+def _connection_limits(config: Config, sessions: LiveSessions, traces: Traces
+                       ) -> ConnectionLimits:
     limits = ConnectionLimits(config.limits, descriptor_budget(config.limits.connections),
-                              live=sessions)
+                              live=sessions, traces=traces)
     if limits.total < config.limits.connections:
         log.warn("limits.connections lowered to {n}: the descriptor limit allows no more",
                  n=limits.total)
@@ -231,11 +233,14 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     spool_dir.mkdir(parents=True, exist_ok=True)
     sessions = LiveSessions(db, clock, reactor, locks.node.name)   # before any listener
     sessions.clear_left_over()
-    limits = _connection_limits(config, sessions)
+    traces = Traces(db, clock, reactor, config.path(config.server.state_dir) / "traces",
+                    locks.node.name.split(":", 1)[0])
+    limits = _connection_limits(config, sessions, traces)
     metrics.sessions_from(lambda: limits.by_protocol)
     root = service.MultiService()
     PoolService(db, hasher, locks, sessions).setServiceParent(root)
     sessions.setServiceParent(root)
+    traces.setServiceParent(root)
     queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname,
                           metrics)
     queue.setServiceParent(root)

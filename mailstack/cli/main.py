@@ -7,7 +7,7 @@ import sys
 
 from mailstack.cli import (
     antispam, auth, common, config_cmd, directory, dns_records, legacy, mailbox, op25b, policy,
-    queue, quota, server, sessions, support,
+    queue, quota, server, sessions, support, traces,
 )
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.register(groups)
     config_cmd.register(groups)
     sessions.register(groups)
+    traces.register(groups)
     policy.register(groups)
     antispam.register(groups)
     support.register(groups)

@@ -63,13 +63,14 @@ def descriptor_budget(wanted: int) -> int:
 
 class Ticket:
     """One admitted connection; ``release`` when it closes (idempotent).  Once logged in it
-    is also a live session (``live_sessions``): ``row`` its record, ``kick`` its end."""
+    is also a live session (``live_sessions``): ``row`` its record, ``kick`` its end.
+    ``tap``: how a protocol trace reads it (``traces``), while one does."""
 
-    __slots__ = ("limits", "protocol", "key", "host", "user", "session", "row")
+    __slots__ = ("limits", "protocol", "key", "host", "user", "session", "row", "tap")
 
     def __init__(self, limits, protocol_name: str, key: str, host: str = ""):
         self.limits, self.protocol, self.key, self.host = limits, protocol_name, key, host
-        self.user = self.session = self.row = None
+        self.user = self.session = self.row = self.tap = None
 
     def add_user(self, user: str) -> bool:
         """Count this connection against ``user``; False when the account has too many."""
@@ -85,11 +86,15 @@ class Ticket:
         self.user = user
         if live is not None:
             live.opened(self, user)
+        if self.limits.traces is not None:
+            self.limits.traces.logged_in(self, user)
         return True
 
     def release(self) -> None:
         if self.limits is not None:
             live = self.limits.live
+            if self.limits.traces is not None:
+                self.limits.traces.closed(self)
             self.limits.give_back(self)
             self.limits = None
             if live is not None:
@@ -127,8 +132,9 @@ UNCOUNTED = Uncounted()
 class ConnectionLimits:
     """The process-wide counts; one instance, shared by every listener."""
 
-    def __init__(self, config, total: int | None = None, live=None):
+    def __init__(self, config, total: int | None = None, live=None, traces=None):
         self.config, self.live = config, live     # live: who is logged in (live_sessions)
+        self.traces = traces                      # protocol traces (traces.Traces)
         self.total = config.connections if total is None else total
         self.open = 0
         self.by_protocol = collections.Counter()
@@ -226,6 +232,8 @@ class AdmittingFactory(protocol.ServerFactory):
             return Refusal(self.too_many(ticket))
         session = self.build_session(addr)
         session.ticket, ticket.session = ticket, session
+        if self.limits.traces is not None:
+            self.limits.traces.admitted(ticket, session)
         return session
 
     def build_session(self, addr):

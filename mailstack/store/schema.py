@@ -238,6 +238,21 @@ live_sessions = Table(
     Index("ix_live_sessions_username", "username"),
 )
 
+traces = Table(
+    "traces", metadata,
+    # A protocol trace asked by ``mailstack trace`` (issue 15, item 16): every node writes
+    # the connections of ``target`` (a normalised address, or an IP network) to files under
+    # its state_dir until ``until``, or until ``mailstack trace --off`` sets ``stopped_at``.
+    Column("id", ID(), primary_key=True),
+    Column("target", CleanString(320), nullable=False, unique=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+    Column("stopped_at", UTCDateTime),        # ``--off``: ended early, whatever the clocks say
+    Column("added_by", CleanString(255), nullable=False, default=""),
+    Column("reason", CleanString(255), nullable=False, default=""),
+    Index("ix_traces_until", "until"),
+)
+
 submissions = Table(
     "submissions", metadata,
     # One row per message a customer sent: the recipients-per-hour limit and the
