@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Instructions the server executes per message (SMTP) or per session (IMAP), counted by
+# Instructions the server executes per message (SMTP) or per session (IMAP, POP3), counted by
 # valgrind's callgrind.  Why: msg/s on this machine drifts by up to ±20% between runs of
 # the same commit, so a 5% change cannot be seen in it; an instruction count is the same
 # from run to run within a fraction of a percent (docs/benchmarks.md).  SQLite only: its
 # work is in the server's process, PostgreSQL's is not.  The count covers the load alone
 # (callgrind_control zeroes it before each section and dumps it after), all threads.
-# Usage: benchmarks/instructions.sh [smtp] [imap]   (PYTHONPATH may name another tree)
+# Usage: benchmarks/instructions.sh [smtp] [imap] [pop3]   (PYTHONPATH may name another tree)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=sqlite
@@ -32,6 +32,11 @@ has() { [[ " $protocols " == *" $1 "* ]]; }
 # A first run is not counted: it pays for imports, threads and connections once.
 if has smtp; then count 50 smtp --port 2525 --conc 10 --count 50 --size 4096 --rcpt-users 90..99 >/dev/null; fi
 if has imap; then count 1 imap --port 1143 --conc 1 --sessions 1 --users 90..99 >/dev/null; fi
+if has pop3; then   # every reader logged in once: the sessions below hit the credential cache
+    count 10 pop3 --port 1110 --conc 1 --sessions 10 --users 90..99 --retr 0 >/dev/null
+    echo "## pop3 1 client, login only (USER, PASS, STAT, QUIT) on 200 messages"; count 10 pop3 --port 1110 --conc 1 --sessions 10 --users 90..99 --retr 0
+    echo "## pop3 1 client, RETR all of 200 x 10 KB per session"; count 3 pop3 --port 1110 --conc 1 --sessions 3 --users 90..99
+fi
 if has imap; then   # first, while user0..89 have empty INBOXes: a session is then its login
     echo "## imap 1 client, empty INBOX (LOGIN, SELECT, FETCH, LOGOUT)"; count 10 imap --port 1143 --conc 1 --sessions 10 --users 0..9
     echo "## imap 1 client, 200 x 10 KB per session"; count 3 imap --port 1143 --conc 1 --sessions 3 --users 90..99

@@ -68,7 +68,7 @@ class POP3Session(AuthorizationCommands, TransactionCommands, InOrderLineReceive
         self.lease = MaildropLease(self.factory.locks, self.clock, self.settings.idle_timeout,
                                    self.session_id, self.log,
                                    revoked=self.transport.loseConnection)
-        self._read_ahead = {}
+        self.read_ahead = None    # ReadAhead once logged in
 
     def reset_after_tls(self):
         """RFC 2595 §4: forget everything learned before the handshake."""

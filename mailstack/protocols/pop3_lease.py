@@ -5,6 +5,12 @@ holding the lock must not lock its user out; so the lock expires after two idle 
 a live session renews it.  A renewal is committed before the reply to the command that
 caused it, so no second login slips in while it is being written.
 
+Why the lease's writes are volatile (``Database.run_volatile``: committed, not waited on
+the disk for): a lock row lost in a power cut harms nothing -- the session that held it
+died with the server, and the restarting node frees what it held anyway.  QUIT's
+deletions are durable as ever (``close`` with messages to delete).  Issue 16: on SQLite,
+whose writers take turns, every flush of a login session held up every other writer.
+
 Why a node name on each lock: the expiry alone left every user who was mid-poll at a crash
 (or even a SIGTERM, whose releases were queued after the database pool had stopped) with
 ``-ERR [IN-USE]`` for 20 minutes after the restart.  So each lock records the node that
@@ -147,8 +153,9 @@ class MaildropLease:
             self.account_id, self._renewed = account_id, now
             self.locks.live.add(self)
             return drop
-        return self.db.run(maildrop.open_maildrop, account_id, self.holder, now,
-                           now + 2 * self.idle, self.locks.node.name).addCallback(taken)
+        return self.db.run_volatile(maildrop.open_maildrop, account_id, self.holder, now,
+                                    now + 2 * self.idle, self.locks.node.name
+                                    ).addCallback(taken)
 
     def renew(self):
         """A Deferred when the lease was due for renewal (at most every half idle timeout)."""
@@ -156,8 +163,8 @@ class MaildropLease:
         if self.account_id is None or now - self._renewed <= self.idle / 2:
             return None
         self._renewed = now
-        return self.db.run(maildrop.refresh, self.account_id, self.holder,
-                           now + 2 * self.idle).addCallbacks(self._renewed_as, (
+        return self.db.run_volatile(maildrop.refresh, self.account_id, self.holder,
+                                    now + 2 * self.idle).addCallbacks(self._renewed_as, (
             lambda f: self.log.warn("could not renew the maildrop lock: {e}", e=f.value)))
 
     def _renewed_as(self, held: bool) -> None:
@@ -172,14 +179,17 @@ class MaildropLease:
         def closed(removed):
             self._forget()
             return removed
-        return self.db.run(maildrop.close_maildrop, self.account_id, self.holder,
-                           delete_ids).addCallback(closed)
+        delete_ids = list(delete_ids)
+        # Nothing to delete: the release alone, whose loss harms nothing (above).
+        run = self.db.run if delete_ids else self.db.run_volatile
+        return run(maildrop.close_maildrop, self.account_id, self.holder,
+                   delete_ids).addCallback(closed)
 
     def release(self) -> None:
         """Without QUIT nothing is deleted (RFC 1939 §6); an unreleased lock simply expires."""
         account_id = self._forget()
         if account_id is not None:
-            self.db.run(maildrop.release, account_id, self.holder).addErrback(
+            self.db.run_volatile(maildrop.release, account_id, self.holder).addErrback(
                 lambda f: self.log.warn("could not release the maildrop lock (it will expire)"))
 
     def revoke(self) -> None:

@@ -23,6 +23,7 @@ from zope.interface import Interface
 
 from mailstack import replies
 from mailstack.protocols import sasl_plain, starttls
+from mailstack.protocols.pop3_read_ahead import ReadAhead
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.store import maildrop
@@ -119,6 +120,8 @@ class AuthorizationCommands:
             self.lease.release()
             return None
         self.account, self.drop = account, drop
+        self.drop_size = sum(e.size for e in drop)
+        self.read_ahead = ReadAhead(self.db, account.id)
         self.login_deadline.cancel()
         self.log.info("maildrop of {user} open: {n} messages", user=account.address, n=len(drop))
         self.ok(f"{account.address} has {len(drop)} messages")

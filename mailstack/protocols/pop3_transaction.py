@@ -6,10 +6,12 @@ and QUIT, whose UPDATE state deletes what was marked and answers only after the 
 ``POP3Session`` mixes it in.  Messages are numbered from the snapshot taken at login, so a
 number means the same message for the whole session; deleted ones leave LIST and UIDL.
 
-RETR of many small messages reads the next ~1 MB of them in one query; a message over
-STREAM_OVER is read and sent a range at a time as the client reads (``streaming``), never
-whole (issue 13).  Either is dot-stuffed by one ``DotStuffer`` across all its pieces, so a
-line starting with a dot is stuffed wherever a piece boundary falls.
+RETR of a small message is served from the session's read-ahead (``pop3_read_ahead``:
+the next messages, read while the current ones are sent and dot-stuffed as they are read),
+in one write when it is there already; a message over STREAM_OVER is read and sent a range
+at a time as the client reads (``streaming``), never whole (issue 13), dot-stuffed by one
+``DotStuffer`` across all its pieces, so a line starting with a dot is stuffed wherever a
+piece boundary falls.
 
 Standards: RFC 1939 §5 (TRANSACTION), §6 (UPDATE), §7 (TOP, UIDL).
 Security: a message number is checked against the snapshot before use; the reply of a
@@ -22,12 +24,10 @@ from twisted.internet import defer
 
 from mailstack import replies
 from mailstack.dotstuff import DotStuffer
-from mailstack.protocols.streaming import stored_ranges, write_paced
+from mailstack.protocols.streaming import CHUNK, stored_ranges, write_paced
 from mailstack.store import maildrop
 from mailstack.store.body_ranges import STREAM_OVER
 from mailstack.store.errors import StoreUnavailable
-
-READ_AHEAD_BYTES = 1024 * 1024
 
 
 class TransactionCommands:
@@ -51,6 +51,8 @@ class TransactionCommands:
         return [(n, e) for n, e in enumerate(self.drop, 1) if n not in self.deleted]
 
     def trans_STAT(self, argument):
+        if not self.deleted:                # the common case: no list built per STAT
+            return self.ok(f"{len(self.drop)} {self.drop_size}")
         live = self._live()
         self.ok(f"{len(live)} {sum(e.size for _, e in live)}")
 
@@ -71,6 +73,7 @@ class TransactionCommands:
         found = self._message(argument)
         if found:
             self.deleted.add(found[0])
+            self.read_ahead.forget(found[1].id)
             self.ok(f"message {found[0]} deleted")
 
     def trans_RSET(self, argument):
@@ -79,34 +82,45 @@ class TransactionCommands:
 
     def trans_RETR(self, argument):
         found = self._message(argument)
-        return found and self._send(found[1], None)
+        if not found:
+            return None
+        number, entry = found
+        if entry.size > STREAM_OVER:
+            return defer.Deferred.fromCoroutine(self._send_by_ranges(entry))
+        wire = self.read_ahead.take(entry.id)
+        if wire is None or len(wire) > CHUNK:
+            return defer.Deferred.fromCoroutine(self._send_read(number, entry, wire))
+        # The common case: answered now, in one write (no Deferred for the queue to wait on).
+        self.transport.writeSequence((b"+OK %d octets\r\n" % entry.size, wire))
+        self.read_ahead.refill(self.drop, self.deleted, number)
+        return None
+
+    async def _send_read(self, number, entry, wire):
+        """RETR of a message not read ahead yet, or too large to be written at once."""
+        if wire is None:
+            wire = await self.read_ahead.fetch(self.drop, self.deleted, entry)
+            if wire is None:
+                return self.err(replies.POP_NO_SUCH_MESSAGE)
+        self.ok(f"{entry.size} octets")
+        self.read_ahead.refill(self.drop, self.deleted, number)
+        await write_paced(self, wire)      # a message of 256 KB is not written at once
 
     def trans_TOP(self, argument):
         number, _, lines = argument.partition(" ")
         if not lines.strip().isdigit():
             return self.err(replies.POP_BAD_ARGUMENT)
         found = self._message(number)
-        return found and self._send(found[1], int(lines))
+        return found and defer.Deferred.fromCoroutine(self._send_top(found[1], int(lines)))
 
-    def _send(self, entry, top_lines) -> defer.Deferred:
-        """RETR (``top_lines`` None) or TOP; a Deferred, which the command queue waits for."""
-        return defer.Deferred.fromCoroutine(self._send_message(entry, top_lines))
-
-    async def _send_message(self, entry, top_lines):
-        if top_lines is None and entry.size > STREAM_OVER:
-            return await self._send_by_ranges(entry)
-        if entry.id not in self._read_ahead:
-            # Clients RETR 1..n in a row: one query fetches the next ~1 MB of messages.
-            self._read_ahead = await self.db.read(
-                maildrop.bodies, self.account.id, self._next_ids(entry))
-        message = self._read_ahead.pop(entry.id, None)
+    async def _send_top(self, entry, top_lines):
+        """TOP reads the one message (the read-ahead holds what RETR sends, stuffed)."""
+        found = await self.db.read(maildrop.bodies, self.account.id, [entry.id])
+        message = found.get(entry.id)
         if message is None:
             return self.err(replies.POP_NO_SUCH_MESSAGE)
-        if top_lines is not None:
-            message = _top(message, top_lines)
+        message = _top(message, top_lines)
         self.ok(f"{len(message)} octets")
-        stuffer = DotStuffer()
-        # A 25 MB message is not copied whole into the transport.
+        stuffer = DotStuffer()      # by pieces: a large message is not copied whole again
         if await write_paced(self, message, stuffer.feed):
             self.transport.write(stuffer.finish())
 
@@ -127,18 +141,6 @@ class TransactionCommands:
             if not await write_paced(self, octets, stuffer.feed):
                 return None
         self.transport.write(stuffer.finish())
-
-    def _next_ids(self, entry) -> list[int]:
-        start = self.drop.index(entry)
-        ids, total = [], 0
-        for n, e in enumerate(self.drop[start:], start + 1):
-            if (n in self.deleted or e.size > STREAM_OVER) and e is not entry:
-                continue                    # a large message is read by ranges, not ahead
-            ids.append(e.id)
-            total += e.size
-            if total >= READ_AHEAD_BYTES or len(ids) >= 64:
-                break
-        return ids
 
     @defer.inlineCallbacks
     def trans_QUIT(self, argument):

@@ -18,6 +18,16 @@ as the largest message the connection ever carried (measured: 24 MB kept per poo
 connection after one 25 MB INSERT).  So a unit of work that moved a large body calls
 ``large_body``: on PostgreSQL the connection is closed after its transaction instead of
 going back to the pool.
+
+Volatile writes (``run_volatile``, issue 16): a write whose loss in a power cut harms
+nothing -- the POP3 maildrop's lease and the ``mailstack who`` rows, which a restarting
+node frees anyway -- is committed without waiting for the disk (SQLite ``synchronous=
+NORMAL`` for that transaction, PostgreSQL ``synchronous_commit = off``).  It is still
+atomic and seen by every later transaction, and the next durable commit flushes it
+(SQLite's WAL and PostgreSQL's WAL are written in order), so it can be lost only together
+with what was committed after it.  A POP3 login session (login record, who-row, lock,
+release, who-row gone) took five flushes, one after the other on SQLite's single writer;
+it now takes one, the login record's.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ T = TypeVar("T")
 log = Logger(namespace="mailstack.store")
 _READONLY = "mailstack_readonly"
 _DISCARD = "mailstack_discard"
+_VOLATILE = "mailstack_volatile"
+_SYNCHRONOUS = "mailstack_synchronous"    # the SQLite connection's current setting
 LARGE_BODY = 1024 * 1024     # octets from which a body's driver buffers are not kept
 
 
@@ -78,7 +90,7 @@ def _configure_postgresql(engine: Engine, busy_timeout_ms: int) -> None:
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, _record):
+    def on_connect(dbapi_connection, record):
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -86,10 +98,19 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
+        record.info[_SYNCHRONOUS] = "FULL"
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        readonly = connection.info.get(_READONLY, False)
+        info = connection.info
+        readonly = info.get(_READONLY, False)
+        if not readonly:
+            # Set before every write, from what this connection was last set to: a
+            # volatile transaction that failed half-way cannot leave its setting behind.
+            wanted = "NORMAL" if info.get(_VOLATILE) else "FULL"
+            if info.get(_SYNCHRONOUS) != wanted:
+                connection.exec_driver_sql(f"PRAGMA synchronous={wanted}")
+                info[_SYNCHRONOUS] = wanted
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
@@ -134,6 +155,11 @@ class Database:
         """Run ``fn(conn, *args)`` in one write transaction, off the reactor thread."""
         return self.write_pool.run(self.run_sync, fn, *args, **kwargs)
 
+    def run_volatile(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
+        """Like ``run``, but the commit does not wait for the disk: only for writes whose
+        loss in a power cut harms nothing (the module docstring says which)."""
+        return self.write_pool.run(self.run_volatile_sync, fn, *args, **kwargs)
+
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any):
         """Like ``run`` but a read-only transaction (SQLite readers do not queue behind writers)."""
         return self.pool.run(self.read_sync, fn, *args, **kwargs)
@@ -149,25 +175,36 @@ class Database:
         with self._writer:
             return self._transaction(False, fn, args, kwargs)
 
+    def run_volatile_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._writer:
+            return self._transaction(False, fn, args, kwargs, volatile=True)
+
     def read_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self._transaction(True, fn, args, kwargs)
 
-    def _transaction(self, readonly, fn, args, kwargs):
+    def _transaction(self, readonly, fn, args, kwargs, volatile=False):
         with self.metrics.db_timer("read" if readonly else "write"):
-            return self._measured_transaction(readonly, fn, args, kwargs)
+            return self._measured_transaction(readonly, fn, args, kwargs, volatile)
 
-    def _measured_transaction(self, readonly, fn, args, kwargs):
+    def _measured_transaction(self, readonly, fn, args, kwargs, volatile=False):
         try:
             with self.engine.connect() as conn:
-                conn.info[_READONLY] = readonly
+                info = conn.info
+                info[_READONLY] = readonly
+                if volatile:
+                    info[_VOLATILE] = True
                 touched = None
                 try:
                     with conn.begin():
+                        if volatile and conn.dialect.name == "postgresql":
+                            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                         result = fn(conn, *args, **kwargs)
                     touched = conn.info.get(TOUCHED)
                     return result
                 finally:
-                    conn.info.pop(_READONLY, None)
+                    info.pop(_READONLY, None)
+                    if volatile:
+                        info.pop(_VOLATILE, None)
                     conn.info.pop(TOUCHED, None)
                     if conn.info.pop(_DISCARD, False):
                         conn.invalidate()

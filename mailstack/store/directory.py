@@ -143,10 +143,14 @@ def add_account(conn: Connection, address: str, password_hash: str, at: datetime
     return account_id
 
 
+# Built once: every login of every protocol looks its account up (issue 16).
+_ACCOUNT_BY_ADDRESS = select(accounts.c.id, accounts.c.address, accounts.c.enabled,
+                             accounts.c.password_hash, accounts.c.created_at
+                             ).where(accounts.c.address == bindparam("address"))
+
+
 def get_account(conn: Connection, address: str) -> AccountInfo | None:
-    row = conn.execute(select(accounts.c.id, accounts.c.address, accounts.c.enabled,
-                              accounts.c.password_hash, accounts.c.created_at)
-                       .where(accounts.c.address == address)).first()
+    row = conn.execute(_ACCOUNT_BY_ADDRESS, {"address": address}).first()
     return AccountInfo(*row) if row else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store.schema import live_sessions as table
@@ -26,15 +26,20 @@ class LiveSession:
     started_at: datetime
 
 
+# Built once: every login of every protocol opens and closes a row (issue 16).
+_OPEN = insert(table)
+_CLOSE = delete(table).where(table.c.id == bindparam("session_id"))
+
+
 def open_session(conn: Connection, node: str, protocol: str, username: str, client_ip: str,
                  at: datetime) -> int:
-    return conn.execute(insert(table).values(
-        node=node, protocol=protocol, username=username, client_ip=client_ip, started_at=at,
-        kick=False)).inserted_primary_key[0]
+    return conn.execute(_OPEN, {"node": node, "protocol": protocol, "username": username,
+                                "client_ip": client_ip, "started_at": at, "kick": False}
+                        ).inserted_primary_key[0]
 
 
 def close_session(conn: Connection, session_id: int) -> None:
-    conn.execute(delete(table).where(table.c.id == session_id))
+    conn.execute(_CLOSE, {"session_id": session_id})
 
 
 def clear_node(conn: Connection, node: str) -> int:

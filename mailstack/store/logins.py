@@ -32,8 +32,11 @@ class LoginEvent:
     port: int | None = None
 
 
+_RECORD = insert(login_events)     # built once: building it cost more than running it
+
+
 def record(conn: Connection, event: LoginEvent) -> None:
-    conn.execute(insert(login_events).values(**event.__dict__))
+    conn.execute(_RECORD, event.__dict__)
 
 
 def name_client(conn: Connection, account_id: int, client_ip: str, protocol: str,

@@ -48,3 +48,32 @@ def test_a_bare_cr_becomes_crlf_and_the_line_it_makes_is_stuffed():
     assert stuff(b"end\r") == b"end\r\n.\r\n"
     for size in (1, 2, 3):
         assert chunked(b"x\r.y\r\r\nz", size) == stuff(b"x\r.y\r\r\nz") == b"x\r\n..y\r\n\r\nz\r\n.\r\n"
+
+
+# --- issue 16: edge cases of the stuffing RETR now does once per message -------------------
+
+def reference(message: bytes) -> bytes:
+    """What RFC 1939 §3 asks for, written the slow, obvious way: line ends made CRLF, a
+    leading "." doubled, a CRLF added to a last line without one, ".\r\n" after."""
+    lines = message.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    stuffed = (b"." + line if line.startswith(b".") else line for line in lines)
+    return b"".join(line + b"\r\n" for line in stuffed) + b".\r\n"
+
+
+@pytest.mark.parametrize("message", [
+    b"", b"\r\n", b".", b".\r\n", b"..\r\n", b".first line\r\nsecond\r\n", b"no final crlf",
+    b"a\r\n.", b"a\r\n.\r\n", b"a\r\n.b\r\n..c", b"x\r\n\r\n.\r\n\r\n.",
+    b"mixed\nbare lf\r\n.after\rbare cr\r\n", b"\r", b"\n.", b"\r.\r\n",
+])
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 64 * 1024])
+def test_edge_cases_match_the_rfc_at_every_chunk_size(message, size):
+    assert stuff(message) == reference(message)
+    assert chunked(message, size) == reference(message)
+
+
+def test_a_crlf_split_between_chunks_stays_one_line_end_and_the_dot_after_it_is_stuffed():
+    s = DotStuffer()
+    assert s.feed(b"one\r") + s.feed(b"\n.two\r") + s.feed(b"\n") + s.finish() == \
+        b"one\r\n..two\r\n.\r\n"

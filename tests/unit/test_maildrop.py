@@ -120,3 +120,33 @@ def test_a_node_frees_only_the_locks_recorded_under_its_own_name(db):
     db.run_sync(maildrop.open_maildrop, ann, "s3", NOW, LATER)        # ann's is free at once
     with pytest.raises(maildrop.InUse):
         db.run_sync(maildrop.open_maildrop, bob, "s4", NOW, LATER)    # bob's node is alive
+
+
+# --- volatile writes (issue 16): the lease is not flushed, everything else still is ----------
+
+def flushed_setting(conn) -> str:
+    if conn.dialect.name == "sqlite":
+        return {1: "off", 2: "on"}[conn.exec_driver_sql("PRAGMA synchronous").scalar()]
+    return conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+
+
+def test_a_volatile_write_is_not_flushed_and_the_next_durable_one_is_again(db):
+    assert db.run_volatile_sync(flushed_setting) == "off"
+    assert db.run_sync(flushed_setting) == "on"
+
+
+def test_a_failed_volatile_write_leaves_no_setting_behind(db):
+    def fails(conn):
+        flushed_setting(conn)
+        raise maildrop.InUse("someone")
+    for _ in range(8):                # every pooled connection has had a failed one
+        with pytest.raises(maildrop.InUse):
+            db.run_volatile_sync(fails)
+    assert all(db.run_sync(flushed_setting) == "on" for _ in range(8))
+
+
+def test_a_volatile_lock_is_seen_by_the_next_login(db):
+    ann = account_with_mail(db)
+    db.run_volatile_sync(maildrop.open_maildrop, ann, "s1", NOW, LATER)
+    with pytest.raises(maildrop.InUse):
+        db.run_sync(maildrop.open_maildrop, ann, "s2", NOW, LATER)

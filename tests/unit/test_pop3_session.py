@@ -263,3 +263,107 @@ def test_quit_before_login_just_says_goodbye(stack):
     client = stack.pop3()
     assert client.send("QUIT") == b"+OK mailstack POP3 server signing off\r\n"
     assert client.closed
+
+
+# --- RETR from the read-ahead (issue 16) ------------------------------------------------
+
+def many(n: int) -> list[bytes]:
+    """Messages whose bodies start lines with dots and whose last line has no CRLF."""
+    return [f"Subject: {i}\r\n\r\n.line {i}\r\nbody\r\n..{i}".encode() for i in range(n)]
+
+
+def retr_reply(message: bytes) -> bytes:
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    end = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
+    return f"+OK {len(message)} octets\r\n".encode() + stuffed + end
+
+
+def test_pipelined_retr_of_every_message_across_read_ahead_batches(stack):
+    account = stack.add_account(ANN, "secret")
+    messages = many(150)                  # more than two batches of 64
+    stack.deliver(account, *messages)
+    client = stack.pop3()
+    client.send(f"USER {ANN}", "PASS secret")
+    reads, sent_before = [], []
+    real_read = stack.db.read
+
+    def read(fn, *args, **kwargs):
+        reads.append(len(args[1]))
+        sent_before.append(client.transport.value().count(b" octets\r\n"))
+        return real_read(fn, *args, **kwargs)
+    stack.db.read = read
+    assert client.send("DELE 70") == b"+OK message 70 deleted\r\n"
+    wire = client.send(*[f"RETR {n}" for n in range(1, 151)])
+    expected = b"".join(b"-ERR Message is deleted\r\n" if n == 70 else retr_reply(m)
+                        for n, m in enumerate(messages, 1))
+    assert wire == expected
+    assert len(reads) <= 4 and sum(reads) == 149     # each message read once, in batches
+    # Each batch after the first was asked for while half of the one before was unsent.
+    assert sent_before == [0, 32, 96]
+
+
+def test_a_retr_found_in_the_read_ahead_is_answered_at_once(stack):
+    account = stack.add_account(ANN, "secret")
+    stack.deliver(account, *many(5))
+    client = logged_in_as(stack, 5)
+    assert client.send("RETR 1").startswith(b"+OK")
+    session = client.protocol
+    # The store is not asked again, and no Deferred makes the command queue wait.
+    stack.pool.failing.add(maildrop.bodies)
+    assert session.trans_RETR("2") is None
+    assert client.take() == retr_reply(many(5)[1])
+
+
+def test_a_failed_read_ahead_is_read_again_by_the_retr_that_needs_it(stack):
+    account = stack.add_account(ANN, "secret")
+    stack.deliver(account, *many(130))
+    client = logged_in_as(stack, 130)
+    client.send(*[f"RETR {n}" for n in range(1, 32)])
+    stack.pool.failing.add(maildrop.bodies)
+    # Half of the first batch sent: the next one is read ahead, and that read fails.
+    assert client.send("RETR 32") == retr_reply(many(130)[31])
+    client.send(*[f"RETR {n}" for n in range(33, 65)])
+    assert client.send("RETR 65").startswith(b"-ERR [SYS/TEMP] ")
+    stack.pool.failing.clear()
+    assert client.send("RETR 65") == retr_reply(many(130)[64])
+
+
+def test_top_still_sends_the_unstuffed_header_count_after_a_retr(stack, ann):
+    client = logged_in(stack)
+    client.send("RETR 1")
+    top = b"Subject: one\r\n\r\nhello\r\n"
+    assert client.send("TOP 1 1") == f"+OK {len(top)} octets\r\n".encode() + top + b".\r\n"
+
+
+def logged_in_as(stack, n: int) -> sessions.Client:
+    client = stack.pop3()
+    assert client.send(f"USER {ANN}", "PASS secret").endswith(f" has {n} messages\r\n".encode())
+    return client
+
+
+# --- what is durable (issue 16) ------------------------------------------------------------
+
+def test_quit_deletions_are_durable_and_the_lock_alone_is_not(stack, ann):
+    durable, volatile = [], []
+    real_run, real_volatile = stack.db.run, stack.db.run_volatile
+    stack.db.run = lambda fn, *a, **k: (durable.append(fn.__name__), real_run(fn, *a, **k))[1]
+    stack.db.run_volatile = lambda fn, *a, **k: (volatile.append(fn.__name__),
+                                                 real_volatile(fn, *a, **k))[1]
+    client = logged_in(stack)
+    client.send("QUIT")
+    client = logged_in(stack)
+    client.send("DELE 1", "QUIT")
+    assert durable == ["record", "record", "close_maildrop"]
+    assert volatile == ["open_maildrop", "close_maildrop", "open_maildrop"]
+    assert len(stack.inbox(ann)) == 2
+
+
+def test_messages_of_every_size_between_small_ones_come_out_whole_and_in_order(stack):
+    account = stack.add_account(ANN, "secret")
+    middle = b"Subject: middle\r\n\r\n" + b".dotted line of the middle one\r\n" * 3300   # ~100 KB
+    large = b"Subject: large\r\n\r\n" + b".dotted line of the large one\r\n" * 10000    # ~300 KB
+    messages = [many(1)[0], middle, large, many(2)[1]]
+    stack.deliver(account, *messages)
+    client = logged_in_as(stack, 4)
+    wire = client.send(*[f"RETR {n}" for n in range(1, 5)])
+    assert wire == b"".join(retr_reply(m) for m in messages)
