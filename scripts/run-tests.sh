@@ -2,7 +2,7 @@
 # Install mailstack with its test dependencies into .venv and run the whole test suite.
 # Set MAILSTACK_TEST_DATABASE_URL (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)
 # to run every database test on PostgreSQL as well as SQLite (without it the PostgreSQL variants
-# show as skipped). Extra arguments go to pytest; setup.cfg adds -n 2 (two workers): pass -n 0
+# show as skipped). Extra arguments go to pytest; setup.cfg adds -n 3 (three workers): pass -n 0
 # for one process. Coverage of the unit tests alone: scripts/coverage.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -31,7 +31,7 @@ def certs(tmp_path_factory) -> Certs:
 
 
 # Tests that measure memory (RSS of the worker or a child process) or wall time against a
-# limit.  Under pytest-xdist (``-n 2 --dist loadgroup``, setup.cfg) each kind is one group:
+# limit.  Under pytest-xdist (``-n 3 --dist loadgroup``, setup.cfg) each kind is one group:
 # one worker runs the group's tests one after another, so no two memory tests (25 MB
 # messages ten at once, 10 MB floods) and no two timed tests ever run side by side.  RSS is
 # per process and each worker is one process, so the other worker's tests never count in a
