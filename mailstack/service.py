@@ -216,6 +216,16 @@ def _metrics(config: Config):
     return Metrics() if any(l.protocol == "metrics" for l in config.listeners) else NO_METRICS
 
 
+def _admission(config: Config, db, clock, reactor, node: str):
+    """What sees every connection and login of every protocol: who is logged in
+    (``mailstack who``), the protocol traces and the connection limits."""
+    sessions = LiveSessions(db, clock, reactor, node)   # before any listener
+    sessions.clear_left_over()
+    traces = Traces(db, clock, reactor, config.path(config.server.state_dir) / "traces",
+                    node.split(":", 1)[0])
+    return sessions, traces, _connection_limits(config, sessions, traces)
+
+
 def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Built]:
     clock = clock or reactor
     metrics = _metrics(config)
@@ -231,11 +241,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     locks = _maildrop_locks(config, db)
     spool_dir = spool_directory(config)
     spool_dir.mkdir(parents=True, exist_ok=True)
-    sessions = LiveSessions(db, clock, reactor, locks.node.name)   # before any listener
-    sessions.clear_left_over()
-    traces = Traces(db, clock, reactor, config.path(config.server.state_dir) / "traces",
-                    locks.node.name.split(":", 1)[0])
-    limits = _connection_limits(config, sessions, traces)
+    sessions, traces, limits = _admission(config, db, clock, reactor, locks.node.name)
     metrics.sessions_from(lambda: limits.by_protocol)
     root = service.MultiService()
     PoolService(db, hasher, locks, sessions).setServiceParent(root)

@@ -187,6 +187,12 @@ def alias_delete(args):
 
 
 def register(groups) -> None:
+    _register_domain(groups)
+    _register_account(groups)
+    _register_alias(groups)
+
+
+def _register_domain(groups) -> None:
     domain = groups.add_parser("domain", help="hosted domains").add_subparsers(
         dest="verb", required=True)
     p = domain.add_parser("add", help="host a new domain")
@@ -203,6 +209,8 @@ def register(groups) -> None:
     add_format(p)
     p.set_defaults(func=domain_list)
 
+
+def _register_account(groups) -> None:
     account = groups.add_parser("account", help="mail accounts").add_subparsers(
         dest="verb", required=True)
     account_import.register(account)
@@ -239,6 +247,8 @@ def register(groups) -> None:
     p.add_argument("--yes", action="store_true", help="confirm")
     p.set_defaults(func=account_delete)
 
+
+def _register_alias(groups) -> None:
     alias = groups.add_parser("alias", help="aliases").add_subparsers(dest="verb", required=True)
     p = alias.add_parser("add", help="deliver mail for ADDRESS to the account TARGET")
     p.add_argument("address")

@@ -120,7 +120,6 @@ class AuthorizationCommands:
             self.lease.release()
             return None
         self.account, self.drop = account, drop
-        self.drop_size = sum(e.size for e in drop)
         self.read_ahead = ReadAhead(self.db, account.id)
         self.login_deadline.cancel()
         self.log.info("maildrop of {user} open: {n} messages", user=account.address, n=len(drop))

@@ -51,8 +51,6 @@ class TransactionCommands:
         return [(n, e) for n, e in enumerate(self.drop, 1) if n not in self.deleted]
 
     def trans_STAT(self, argument):
-        if not self.deleted:                # the common case: no list built per STAT
-            return self.ok(f"{len(self.drop)} {self.drop_size}")
         live = self._live()
         self.ok(f"{len(live)} {sum(e.size for _, e in live)}")
 
