@@ -71,8 +71,8 @@ declare -A args=(
 )
 declare -A anchor_port=([smtp4k]=10025 [smtp64k]=10025 [submission]=10587 [pop3c1]=10110
                         [pop3c10]=10110 [logins]=10110 [imapc1]=10143 [imapc10]=10143)
-declare -A our_port=([smtp4k]=2525 [smtp64k]=2525 [submission]=2587 [pop3c1]=1110
-                     [pop3c10]=1110 [logins]=1110 [imapc1]=1143 [imapc10]=1143)
+declare -A protocol_of=([smtp4k]=smtp [smtp64k]=smtp [submission]=submission [pop3c1]=pop3
+                        [pop3c10]=pop3 [logins]=pop3 [imapc1]=imap [imapc10]=imap)
 
 # record SIDE BACKEND SCENARIO ROUND: one loadgen JSON line from stdin, tagged, into $results
 record() {
@@ -96,7 +96,7 @@ run_anchor() {   # run_anchor SCENARIO ROUND BACKEND
 run_ours() {     # run_ours SCENARIO ROUND BACKEND
     local s=$1
     # shellcheck disable=SC2086
-    lg ${args[$s]} --port "${our_port[$s]}" --watch-pids "$server" | record mailstack "$3" "$s" "$2"
+    lg ${args[$s]} --port "${ports[${protocol_of[$s]}]}" --watch-pids "$server" | record mailstack "$3" "$s" "$2"
 }
 
 work= server=
@@ -112,7 +112,8 @@ for backend in $backends; do
     # One unrecorded session per reader on each side: Dovecot builds its indexes, mailstack
     # fills its credential cache; neither is what a polling client meets.
     lg pop3 --port 10110 --conc 10 --sessions 10 > /dev/null; lg imap --port 10143 --conc 10 --sessions 10 > /dev/null
-    lg pop3 --port 1110 --conc 10 --sessions 10 > /dev/null; lg imap --port 1143 --conc 10 --sessions 10 > /dev/null
+    lg pop3 --port "${ports[pop3]}" --conc 10 --sessions 10 > /dev/null
+    lg imap --port "${ports[imap]}" --conc 10 --sessions 10 > /dev/null
     for round in $(seq "$rounds"); do
         for s in $scenarios; do
             echo "== $backend round $round: $s" >&2

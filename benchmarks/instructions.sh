@@ -15,7 +15,7 @@ work= server=
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 . benchmarks/setup.sh
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p" \
-    .venv/bin/mailstack --config "$work/mailstack.toml" serve --log-level warn \
+    .venv/bin/mailstack --config "$work/mailstack.toml" serve \
     > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/$first) 2>/dev/null && break; sleep 1; done
@@ -30,19 +30,19 @@ count() {   # count UNITS LOADGEN-ARGS...: instructions per unit over one loadge
 }
 has() { [[ " $protocols " == *" $1 "* ]]; }
 # A first run is not counted: it pays for imports, threads and connections once.
-if has smtp; then count 50 smtp --port 2525 --conc 10 --count 50 --size 4096 --rcpt-users 90..99 >/dev/null; fi
-if has imap; then count 1 imap --port 1143 --conc 1 --sessions 1 --users 90..99 >/dev/null; fi
+if has smtp; then count 50 smtp --port ${ports[smtp]} --conc 10 --count 50 --size 4096 --rcpt-users 90..99 >/dev/null; fi
+if has imap; then count 1 imap --port ${ports[imap]} --conc 1 --sessions 1 --users 90..99 >/dev/null; fi
 if has pop3; then   # every reader logged in once: the sessions below hit the credential cache
-    count 10 pop3 --port 1110 --conc 1 --sessions 10 --users 90..99 --retr 0 >/dev/null
-    echo "## pop3 1 client, login only (USER, PASS, STAT, QUIT) on 200 messages"; count 10 pop3 --port 1110 --conc 1 --sessions 10 --users 90..99 --retr 0
-    echo "## pop3 1 client, RETR all of 200 x 10 KB per session"; count 3 pop3 --port 1110 --conc 1 --sessions 3 --users 90..99
+    count 10 pop3 --port ${ports[pop3]} --conc 1 --sessions 10 --users 90..99 --retr 0 >/dev/null
+    echo "## pop3 1 client, login only (USER, PASS, STAT, QUIT) on 200 messages"; count 10 pop3 --port ${ports[pop3]} --conc 1 --sessions 10 --users 90..99 --retr 0
+    echo "## pop3 1 client, RETR all of 200 x 10 KB per session"; count 3 pop3 --port ${ports[pop3]} --conc 1 --sessions 3 --users 90..99
 fi
 if has imap; then   # first, while user0..89 have empty INBOXes: a session is then its login
-    echo "## imap 1 client, empty INBOX (LOGIN, SELECT, FETCH, LOGOUT)"; count 10 imap --port 1143 --conc 1 --sessions 10 --users 0..9
-    echo "## imap 1 client, 200 x 10 KB per session"; count 3 imap --port 1143 --conc 1 --sessions 3 --users 90..99
+    echo "## imap 1 client, empty INBOX (LOGIN, SELECT, FETCH, LOGOUT)"; count 10 imap --port ${ports[imap]} --conc 1 --sessions 10 --users 0..9
+    echo "## imap 1 client, 200 x 10 KB per session"; count 3 imap --port ${ports[imap]} --conc 1 --sessions 3 --users 90..99
 fi
 if has smtp; then
-    echo "## smtp 10 senders, 4 KB, 1 msg/conn";   count 300 smtp --port 2525 --conc 10 --count 300 --size 4096
-    echo "## smtp 10 senders, 4 KB, 100 msg/conn"; count 300 smtp --port 2525 --conc 10 --count 300 --size 4096 --per-conn 100
-    echo "## smtp 10 senders, 64 KB, 1 msg/conn";  count 100 smtp --port 2525 --conc 10 --count 100 --size 65536
+    echo "## smtp 10 senders, 4 KB, 1 msg/conn";   count 300 smtp --port ${ports[smtp]} --conc 10 --count 300 --size 4096
+    echo "## smtp 10 senders, 4 KB, 100 msg/conn"; count 300 smtp --port ${ports[smtp]} --conc 10 --count 300 --size 4096 --per-conn 100
+    echo "## smtp 10 senders, 64 KB, 1 msg/conn";  count 100 smtp --port ${ports[smtp]} --conc 10 --count 100 --size 65536
 fi

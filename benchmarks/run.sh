@@ -24,21 +24,21 @@ run() {
 }
 has() { [[ " $protocols " == *" $1 "* ]]; }
 if has smtp; then
-    echo "## smtp 10 senders, 4 KB, 1 msg/conn";   run smtp --port 2525 --conc 10 --count 3000 --size 4096
-    echo "## smtp 10 senders, 4 KB, 100 msg/conn"; run smtp --port 2525 --conc 10 --count 3000 --size 4096 --per-conn 100
-    echo "## smtp 10 senders, 64 KB, 1 msg/conn";  run smtp --port 2525 --conc 10 --count 1000 --size 65536
+    echo "## smtp 10 senders, 4 KB, 1 msg/conn";   run smtp --port ${ports[smtp]} --conc 10 --count 3000 --size 4096
+    echo "## smtp 10 senders, 4 KB, 100 msg/conn"; run smtp --port ${ports[smtp]} --conc 10 --count 3000 --size 4096 --per-conn 100
+    echo "## smtp 10 senders, 64 KB, 1 msg/conn";  run smtp --port ${ports[smtp]} --conc 10 --count 1000 --size 65536
 fi
 if has submission; then
     echo "## submission 587, STARTTLS + AUTH PLAIN, 10 senders, 4 KB, 1 msg/conn"
-    run smtp --port 2587 --conc 10 --count 1000 --size 4096 --starttls --auth user1@example.test:pw-user1
+    run smtp --port ${ports[submission]} --conc 10 --count 1000 --size 4096 --starttls --auth user1@example.test:pw-user1
 fi
 if has pop3; then
-    echo "## pop3 1 client";   run pop3 --port 1110 --conc 1 --sessions 20 --users 90..99
-    echo "## pop3 10 clients"; run pop3 --port 1110 --conc 10 --sessions 50 --users 90..99
+    echo "## pop3 1 client";   run pop3 --port ${ports[pop3]} --conc 1 --sessions 20 --users 90..99
+    echo "## pop3 10 clients"; run pop3 --port ${ports[pop3]} --conc 10 --sessions 50 --users 90..99
 fi
 if has imap; then
-    echo "## imap 1 client";   run imap --port 1143 --conc 1 --sessions 20 --users 90..99
-    echo "## imap 10 clients"; run imap --port 1143 --conc 10 --sessions 50 --users 90..99
+    echo "## imap 1 client";   run imap --port ${ports[imap]} --conc 1 --sessions 20 --users 90..99
+    echo "## imap 10 clients"; run imap --port ${ports[imap]} --conc 10 --sessions 50 --users 90..99
 fi
 if [ "$backend" = postgresql ]; then
     psql -q -h 127.0.0.1 -U postgres -d test -c "DROP SCHEMA $schema CASCADE"

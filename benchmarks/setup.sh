@@ -1,7 +1,9 @@
 # Sourced by run.sh and instructions.sh: a fresh database (SQLite in a temporary
 # directory, or a PostgreSQL schema of its own), a configuration with one STARTTLS
 # listener per protocol, and the accounts the load generator expects (prepare.py).
-# In: $backend, $protocols.  Out: $work (remove it when done), $url, $first (a port).
+# In: $backend, $protocols, BENCH_PORT_OFFSET (default: one derived from the checkout's path,
+# so that two checkouts measuring at once never load each other's server).
+# Out: $work (remove it when done), $url, $ports (protocol -> port), $first (a port).
 # shellcheck shell=bash
 work=$(mktemp -d)
 if [ "$backend" = postgresql ]; then
@@ -22,7 +24,9 @@ generate_dev = true
 [submission]
 recipients_per_hour = 100000000   # the load generator is one account sending a lot
 TOML
-declare -A ports=([smtp]=2525 [submission]=2587 [pop3]=1110 [imap]=1143)
+offset=${BENCH_PORT_OFFSET:-$(( $(pwd | cksum | cut -d' ' -f1) % 60 * 10 ))}
+declare -A ports=([smtp]=$((2525 + offset)) [submission]=$((2587 + offset))
+                  [pop3]=$((1110 + offset)) [imap]=$((1143 + offset)))
 for p in $protocols; do
     printf '[[listeners]]\nprotocol = "%s"\nport = %s\ntls = "starttls"\n' "$p" "${ports[$p]}" >> "$work/mailstack.toml"
 done
