@@ -128,7 +128,7 @@ def serve(args):
     from mailstack import logs, service, systemd
 
     config = load_config(args)
-    logs.start_stdout_logging(args.log_level, getattr(args, "log_format", "text"))
+    logs.start_stdout_logging(args.log_level, getattr(args, "log_format", "text"), reactor)
     try:
         root, built = service.build(config, reactor)
     except service.SchemaNotCurrent as e:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from mailstack import replies
 from mailstack.policy.decision import DUNNO, Decision, Verdict
@@ -38,18 +39,39 @@ class Chain:
     def names(self) -> tuple[str, ...]:
         return tuple(check.name for check in self.checks)
 
-    @defer.inlineCallbacks
-    def run(self, request) -> Decision:
-        for check in self.checks:
+    def run(self, request) -> defer.Deferred:
+        """The chain's decision on ``request``, as a Deferred.  Checks that answer at once
+        (most: they read what is in memory) are run in a plain loop; only a check that
+        returns a Deferred makes the rest wait for it -- the chain runs for every command
+        of every session, so it must not cost a generator and a Deferred per check."""
+        return self._run_from(0, request)
+
+    def _run_from(self, index: int, request) -> defer.Deferred:
+        checks = self.checks
+        while index < len(checks):
+            check = checks[index]
             try:
-                decision = yield defer.maybeDeferred(check.check, request)
+                decision = check.check(request)
             except Exception:
-                log.failure("policy check {check} failed", check=check.name)
-                return Decision(Verdict.DEFER, check.name, "check failed",
-                                replies.STORE_UNAVAILABLE)
+                return defer.succeed(self._broken(Failure(), check))
+            if isinstance(decision, defer.Deferred):
+                return decision.addCallbacks(self._answered, self._broken,
+                                             callbackArgs=(index, request),
+                                             errbackArgs=(check,))
             if decision.verdict is not Verdict.DUNNO:
-                return decision
-        return self.default(request) if callable(self.default) else self.default
+                return defer.succeed(decision)
+            index += 1
+        return defer.succeed(self.default(request) if callable(self.default) else self.default)
+
+    def _answered(self, decision: Decision, index: int, request):
+        if decision.verdict is not Verdict.DUNNO:
+            return decision
+        return self._run_from(index + 1, request)
+
+    def _broken(self, failure: Failure, check) -> Decision:
+        """A check that raised: DEFER (4xx), never a permanent refusal."""
+        log.failure("policy check {check} failed", failure, check=check.name)
+        return Decision(Verdict.DEFER, check.name, "check failed", replies.STORE_UNAVAILABLE)
 
 
 @dataclass(frozen=True)

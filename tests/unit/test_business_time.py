@@ -35,6 +35,9 @@ ALLOWED = {
     ("metrics.py", "time.perf_counter"):
         "the duration of a database transaction or a password hash for the latency "
         "histograms: measured in the worker thread, never compared with business time",
+    ("logs.py", "time.time"):
+        "the time stamp of a log event, the wall clock as on every Twisted log event "
+        "(``Logger.emit`` reads it the same way); a log line is no business decision",
     ("store/watch.py", "time.monotonic"):
         "how long the LISTEN connection was down, for the log line when it is back: measured "
         "in the listener's own thread, a duration, never business time",

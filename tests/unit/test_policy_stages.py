@@ -24,6 +24,21 @@ class Says:
         return defer.succeed(self.decision)
 
 
+class SaysAtOnce(Says):
+    """A check that reads memory: its decision, not a Deferred."""
+
+    def check(self, request):
+        self.asked += 1
+        return self.decision
+
+
+class FailsLater:
+    name = "outage"
+
+    def check(self, request):
+        return defer.fail(RuntimeError("store down"))
+
+
 class Raises:
     name = "broken"
 
@@ -48,10 +63,35 @@ def test_the_first_decision_that_is_not_dunno_wins(decisions, winner):
     assert [c.asked for c in checks] == [1] * (stopped + 1) + [0] * (len(checks) - stopped - 1)
 
 
-def test_a_check_that_raises_defers_and_never_rejects():
-    decision = fired(Chain("t", [Raises(), Says("later", permit("later"))]).run(smtp_request()))
+@pytest.mark.parametrize("kinds", ["sdsd", "ddss", "ssss", "dddd", "sdds"])
+@pytest.mark.parametrize("decisions, winner", [
+    ([DUNNO, DUNNO, DUNNO, DUNNO], None),
+    ([DUNNO, DUNNO, permit("c2"), NO], "c2"),
+    ([DUNNO, NO, permit("c2"), NO], "no"),
+])
+def test_checks_answering_at_once_and_later_keep_the_order(kinds, decisions, winner):
+    checks = [(SaysAtOnce if kind == "s" else Says)(f"c{i}", d)
+              for i, (kind, d) in enumerate(zip(kinds, decisions))]
+    later = defer.Deferred()
+    checks.insert(1, Says("waits", DUNNO))
+    checks[1].check = lambda request: later          # answered only when ``later`` fires
+    answers = []
+    Chain("t", checks).run(smtp_request()).addBoth(answers.append)
+    assert answers == [] and [c.asked for c in checks[2:]] == [0, 0, 0]
+    later.callback(DUNNO)
+    [decision] = answers
+    assert decision.check == (winner or "")
+    asked = [c.asked for c in checks if c is not checks[1]]
+    stopped = next((i for i, d in enumerate(decisions) if d.verdict is not Verdict.DUNNO), 3)
+    assert asked == [1] * (stopped + 1) + [0] * (3 - stopped)
+
+
+@pytest.mark.parametrize("broken", [Raises(), FailsLater()])
+def test_a_check_that_raises_defers_and_never_rejects(broken):
+    decision = fired(Chain("t", [SaysAtOnce("first", DUNNO), broken,
+                                 Says("later", permit("later"))]).run(smtp_request()))
     assert (decision.verdict, decision.check, decision.reply) == (
-        Verdict.DEFER, "broken", replies.STORE_UNAVAILABLE)
+        Verdict.DEFER, broken.name, replies.STORE_UNAVAILABLE)
 
 
 def test_the_default_decides_when_every_check_says_dunno():
