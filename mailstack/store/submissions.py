@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.engine import Connection
 
 from mailstack.store.schema import submissions
@@ -31,14 +31,21 @@ class Submission:
     port: int | None = None
 
 
+# Built once: both run for every submitted message, and building a statement (its bind
+# parameters and cache key) costs more than running it (issue 16).
+_RECORD = insert(submissions)
+_RECIPIENTS_SINCE = (select(func.coalesce(func.sum(submissions.c.recipients), 0))
+                     .where(submissions.c.account_id == bindparam("account_id"),
+                            submissions.c.at >= bindparam("since")))
+
+
 def record(conn: Connection, entry: Submission) -> None:
-    conn.execute(insert(submissions).values(**entry.__dict__))
+    conn.execute(_RECORD, entry.__dict__)
 
 
 def recipients_since(conn: Connection, account_id: int, since: datetime) -> int:
-    c = submissions.c
-    return int(conn.execute(select(func.coalesce(func.sum(c.recipients), 0))
-                            .where(c.account_id == account_id, c.at >= since)).scalar())
+    return int(conn.execute(_RECIPIENTS_SINCE, {"account_id": account_id, "since": since})
+               .scalar())
 
 
 def by_method(conn: Connection, method: str, since: datetime | None = None,
