@@ -5,7 +5,8 @@ message cost several times its size for every session receiving one (issue 13, c
 Here each line goes to a ``SpooledTemporaryFile`` as DATA arrives: the first IN_MEMORY
 octets stay in memory (most mail is small), a larger message moves to an anonymous file
 on disk (unlinked at creation: nothing is left behind if the process dies).  Lines are
-gathered into FLUSH-sized writes, so a line costs a list append, not a write.
+gathered into FLUSH-sized writes, so a line costs a list append, not a write, and so does
+a read of DATA taken at once (``add_lines``, issue 16).
 
 The first RESERVED octets of the file are left free.  The store writes the Received
 header (RFC 5321 §4.4) there, just before the message, and reads header and message back
@@ -37,8 +38,9 @@ class Spool:
         directory (the CLI and tests)."""
         self._file = tempfile.SpooledTemporaryFile(max_size=IN_MEMORY, mode="w+b", dir=directory)
         self._file.seek(RESERVED)
-        self._lines: list[bytes] = []      # lines not yet written, without their CRLF
-        self._pending = 0                  # their octets, CRLFs included
+        self._pieces: list[bytes] = []     # CRLF-ended lines not yet written, joined
+        self._lines: list[bytes] = []      # lines not yet written after them, without CRLF
+        self._pending = 0                  # octets of both, CRLFs included
         self._written = 0
 
     @property
@@ -59,6 +61,17 @@ class Spool:
         if self._pending >= FLUSH:
             self._flush()
 
+    def add_lines(self, data: bytes) -> None:
+        """Append lines already joined, each CRLF-ended (a read of DATA at once, issue 16);
+        they are gathered into FLUSH-sized writes like single lines."""
+        if self._lines:
+            self._pieces.append(b"\r\n".join(self._lines) + b"\r\n")
+            self._lines = []
+        self._pieces.append(data)
+        self._pending += len(data)
+        if self._pending >= FLUSH:
+            self._flush()
+
     def write(self, data: bytes) -> None:
         """Append octets as they are (an IMAP literal as it arrives, or a message that is
         already whole)."""
@@ -66,7 +79,12 @@ class Spool:
         self._put(data)
 
     def _flush(self) -> None:
-        if self._lines:
+        if self._pieces:
+            if self._lines:
+                self._pieces.append(b"\r\n".join(self._lines) + b"\r\n")
+            pieces, self._pieces, self._lines, self._pending = self._pieces, [], [], 0
+            self._put(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        elif self._lines:
             lines, self._lines, self._pending = self._lines, [], 0
             self._put(b"\r\n".join(lines) + b"\r\n")
 
@@ -106,7 +124,7 @@ class Spool:
 
     def close(self) -> None:
         """Free the memory or the file at once; safe to call again."""
-        self._lines, self._pending = [], 0
+        self._pieces, self._lines, self._pending = [], [], 0
         self._file.close()
 
 

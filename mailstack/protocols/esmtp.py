@@ -37,13 +37,11 @@ from mailstack.protocols import starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import RateDeadline
 from mailstack.protocols.lines import OVERLONG, InOrderLineReceiver
-from mailstack.protocols.smtp_data import MessageReception
+from mailstack.protocols.smtp_data import BODY_LINE_LIMIT, HEADER_LINE_LIMIT, MessageReception
 from mailstack.protocols.smtp_envelope import Envelope, EnvelopeCommands
 from mailstack.replies import Reply
 
 COMMAND_LINE_LIMIT = 2048     # RFC 5321 §4.5.3.1.4 says 512; AUTH and parameters need more
-HEADER_LINE_LIMIT = 998       # RFC 5322 §2.1.1
-BODY_LINE_LIMIT = 65536       # lenient for bodies, still bounded
 MAX_ERRORS = 10
 JUNK = frozenset({"NOOP", "RSET", "VRFY", "HELP", "HELO", "EHLO"})   # they move no mail
 

@@ -12,6 +12,10 @@ DATA) ``bare_lf_ends_lines`` makes a bare LF end a line too, as a ``BareLine``: 
 written with LF line ends is then cut into lines, not read as one over-long line, and
 ``smtp_data`` normalises or refuses it; a ``.`` ended by a bare LF is still content.
 
+In a message, a read whose lines all end in CRLF is first offered whole to
+``message_lines`` (issue 16): SMTP takes the lines before the end of data at once while
+its queue is idle (``smtp_data``), and what it hands back goes line by line as above.
+
 Security: a line costs at most ``max_line_length()`` octets of memory, however long it is;
 an over-long line is answered once and skipped to its CRLF, never split into commands;
 no line read after STARTTLS/STLS in the same read is run (``starttls``); once
@@ -74,8 +78,11 @@ class BoundedLineReceiver(basic.LineOnlyReceiver):
         chunk = self._buffer + data
         lines = chunk.split(self.delimiter)
         self._buffer = lines.pop()
-        if self.bare_lf_ends_lines and (self._after_bare_lf or _has_bare_line_end(chunk)):
-            lines = self._with_bare_lines(lines)
+        if self.bare_lf_ends_lines:
+            if self._after_bare_lf or _has_bare_line_end(chunk, len(lines)):
+                lines = self._with_bare_lines(lines)
+            elif lines and not self._skipping_overlong:
+                lines = self.message_lines(lines)
         for line in lines:
             if self.transport.disconnecting or self.tls_started_mid_read:
                 return
@@ -91,6 +98,12 @@ class BoundedLineReceiver(basic.LineOnlyReceiver):
                 self.line_too_long(self._buffer[:128])
                 self._skipping_overlong = True
             self._buffer = b""
+
+    def message_lines(self, lines: list) -> list:
+        """Hook for a read of message lines, all CRLF-ended (no bare CR or LF, no over-long
+        line being skipped): take what can be taken at once and return the lines left
+        for ``lineReceived``, in order.  Here: none taken."""
+        return lines
 
     def _with_bare_lines(self, lines: list) -> list:
         """``lines`` with each bare LF inside one (or in the unfinished tail) ending a line.
@@ -118,11 +131,11 @@ class BoundedLineReceiver(basic.LineOnlyReceiver):
         return split
 
 
-def _has_bare_line_end(chunk: bytes) -> bool:
-    """Whether ``chunk`` holds a CR or LF outside a CRLF: three scans in C per read, so a
-    message with CRLF line ends pays nothing per line (a CR that ends the read may be the
-    first half of a CRLF split between reads)."""
-    pairs = chunk.count(b"\r\n")
+def _has_bare_line_end(chunk: bytes, pairs: int) -> bool:
+    """Whether ``chunk``, holding ``pairs`` CRLFs (its complete lines: the split counted
+    them), holds a CR or LF outside a CRLF: two scans in C per read, so a message with
+    CRLF line ends pays nothing per line (a CR that ends the read may be the first half of
+    a CRLF split between reads)."""
     return (chunk.count(b"\n") != pairs
             or chunk.count(b"\r") - chunk.endswith(b"\r") != pairs)
 
@@ -197,6 +210,12 @@ class InOrderLineReceiver(BoundedLineReceiver):
         elif waiting <= self.MAX_QUEUED // 2 and self._reading_paused:
             self._reading_paused = False
             self.transport.resumeProducing()
+
+    def queue_idle(self) -> bool:
+        """Nothing waits, runs or is held back: a line handed over now would run at once,
+        so a whole read of them may be taken in one go (``smtp_data.message_lines``)."""
+        return not (self._pending or self._busy or self._writes_paused
+                    or self._reading_paused or self.transport.disconnecting)
 
     def lineReceived(self, line: bytes) -> None:
         self.resetTimeout()
