@@ -17,6 +17,9 @@ Each server has its own ``CollectorRegistry`` (not the library's global one), so
 build several and nothing registers twice.  Code that is given no metrics gets
 ``NO_METRICS``, which does nothing: unit tests and the CLI need no registry.
 
+``prometheus_client`` is imported only when a ``Metrics`` is made: a server without a
+``metrics`` listener does not load it (its 30 modules, issue 16).
+
 Durations are measured with ``time.perf_counter``, only here: a duration on a clock that
 never jumps, never business time (ARCHITECTURE C5; tests/unit/test_business_time.py).
 """
@@ -25,11 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from prometheus_client import (CollectorRegistry, Counter, GCCollector, Gauge, Histogram,
-                               ProcessCollector, generate_latest)
-from prometheus_client.core import GaugeMetricFamily
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A database transaction: most take a millisecond; SQLite's writer lock and a slow disk
@@ -77,6 +79,9 @@ class Metrics(NoMetrics):
     """The server's counters, gauges and histograms, in a registry of its own."""
 
     def __init__(self, registry: CollectorRegistry | None = None):
+        from prometheus_client import (CollectorRegistry, Counter, GCCollector, Gauge,
+                                       Histogram, ProcessCollector)
+
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)        # open file descriptors, memory, CPU
@@ -142,6 +147,8 @@ class Metrics(NoMetrics):
 
     def exposition(self) -> bytes:
         """Everything, in the Prometheus text format (``CONTENT_TYPE``)."""
+        from prometheus_client import generate_latest
+
         return generate_latest(self.registry)
 
 
@@ -165,6 +172,8 @@ class _Sessions:
         return []
 
     def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
         family = GaugeMetricFamily("mailstack_sessions_open", "Client connections open now, "
                                    "per protocol", labels=["protocol"])
         for protocol, count in sorted(dict(self.source()).items()):

@@ -35,7 +35,7 @@ from mailstack.delivery.routing import MessageRouter
 from mailstack.metrics import NO_METRICS, Metrics
 from mailstack.policy import mx, notices, submission
 from mailstack.policy.tls_required import TLSRequirement
-from mailstack.protocols import http, imap, metrics_http, pop3, smtp
+from mailstack.protocols import imap, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.live_sessions import LiveSessions
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
@@ -272,12 +272,13 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
             listener, settings=config.imap, db=db, clock=clock, portal=portal,
             tls_options=tls_options, tls_requirement=tls_requirement, watch=watch,
             spool_dir=spool_dir, limits=limits),
-        "http": lambda listener: http.build_factory(config, db, clock, portal),
+        "http": lambda listener: _http().build_factory(config, db, clock, portal),
         "smtp": lambda listener: smtp_factory(listener, mx),
         "submission": lambda listener: smtp_factory(listener, submission),
-        "metrics": lambda listener: metrics_http.build_factory(metrics, queue.measure, reactor),
+        "metrics": lambda listener: _metrics_http().build_factory(metrics, queue.measure,
+                                                                  reactor),
     }
-    _register_avatars(realm, db, clock)
+    _register_avatars(realm, db, clock, config)
     listeners = [_listen(root, reactor, listener, factories[listener.protocol](listener),
                          tls_options) for listener in config.listeners]
     reloader = Reloader(config, listeners, tls_options, limits, db=db, clock=clock,
@@ -285,11 +286,25 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
 
 
-def _register_avatars(realm, db, clock) -> None:
+def _http():
+    """``protocols/http.py``, imported only for a configuration with an http listener: it
+    brings ``twisted.web``, ``xml`` and ``plistlib``, 3 MB of the process (issue 16)."""
+    from mailstack.protocols import http
+    return http
+
+
+def _metrics_http():
+    """``protocols/metrics_http.py``, imported only for a metrics listener (as ``_http``)."""
+    from mailstack.protocols import metrics_http
+    return metrics_http
+
+
+def _register_avatars(realm, db, clock, config: Config) -> None:
     """What a login of each protocol yields (the realm knows no protocol code)."""
     pop3.register_avatars(realm)
     imap.register_avatars(realm, db, clock)
-    http.register_avatars(realm)
+    if any(l.protocol == "http" for l in config.listeners):
+        _http().register_avatars(realm)
     smtp.register_avatars(realm)            # port 25's and submission's
 
 

@@ -12,6 +12,9 @@ class Options(usage.Options):
 
 
 def makeService(options):
+    from mailstack import memory
+    memory.limit_heaps()        # before any thread exists (mailstack/memory.py)
+
     from twisted.internet import reactor
 
     from mailstack import service
@@ -21,4 +24,5 @@ def makeService(options):
     except configs.ConfigError as e:
         raise SystemExit(f"mailstack: error: {e}")
     root, _built = service.build(config, reactor)
+    memory.ReturnFreeMemory(reactor).setServiceParent(root)
     return root

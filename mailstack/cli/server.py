@@ -123,6 +123,9 @@ def db_upgrade(args):
 def serve(args):
     """Run every listener; exit 3 with one line if any cannot bind (a busy port 25 must not
     leave a server without its MX running), and tell systemd READY=1 only when all are up."""
+    from mailstack import memory
+    memory.limit_heaps()        # before any thread exists (mailstack/memory.py)
+
     from twisted.internet import defer, reactor
 
     from mailstack import logs, service, systemd
@@ -147,6 +150,7 @@ def serve(args):
 
     _reload_on_sighup(reactor, config_path(args), built.reloader)
     pid_file = _write_pid_file(config)
+    memory.ReturnFreeMemory(reactor).setServiceParent(root)
     reactor.addSystemEventTrigger("after", "shutdown", pid_file.unlink, missing_ok=True)
     root.privilegedStartService()
     root.startService()

@@ -12,7 +12,11 @@ threshold changed malloc for every allocation and cost IMAP FETCH 10-25 % of its
 (benchmarks/run.sh, paired runs); ``malloc_trim`` costs a millisecond or so, and only
 when a message of ``store/budget.py``'s SMALL size or more has been stored.
 
-Other C libraries (musl) have no ``malloc_trim``; there this does nothing.
+``mailstack serve`` also limits the heaps to a few for the whole process and gives the
+free memory back every second (``mailstack/memory.py``, issue 16): then a heap per database
+thread no longer keeps what each RETR, FETCH or DATA freed.
+
+Other C libraries (musl) have no ``malloc_trim`` or ``mallopt``; there this does nothing.
 """
 
 from __future__ import annotations
@@ -20,18 +24,30 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
+M_ARENA_MAX = -8      # mallopt's parameter number for the most heaps (glibc's malloc.h)
+
 _trim = None
+_mallopt = None
 
 
 def _load():
-    global _trim
+    global _trim, _mallopt
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        _trim = libc.malloc_trim
+        _trim, _mallopt = libc.malloc_trim, libc.mallopt
     except (OSError, AttributeError):
-        _trim = False
+        _trim = _mallopt = False
         return
     _trim.argtypes, _trim.restype = (ctypes.c_size_t,), ctypes.c_int
+    _mallopt.argtypes, _mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+
+
+def limit_heaps(heaps: int) -> bool:
+    """At most ``heaps`` heaps (arenas) for all threads; False where not possible.  Only
+    effective before a second thread has allocated (glibc fixes the limit then)."""
+    if _mallopt is None:
+        _load()
+    return bool(_mallopt) and _mallopt(M_ARENA_MAX, heaps) == 1
 
 
 def return_free_memory() -> bool:
