@@ -92,6 +92,6 @@ class Warner:
 
     def after_login(self, credentials, account):
         """The realm's hook: a password that crossed without TLS during the warning period."""
-        if credentials.tls:
-            return defer.succeed(False)
+        if credentials.tls or not self.in_warning("cutover", clocks.now(self.clock)):
+            return defer.succeed(False)    # every login asks: answered without a coroutine
         return self.warn(account, "cutover", credentials.client_ip, credentials.protocol)

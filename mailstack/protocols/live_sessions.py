@@ -9,8 +9,10 @@ so the command works whichever node the user is on (Dovecot's ``doveadm who``/``
 
 A node clears its own rows when it starts (a crash leaves them behind) and when it stops,
 as it does its POP3 locks (``pop3_lease``): the node name is the same.  So a row lost in
-a power cut harms nothing, and rows are written without waiting for the disk
-(``Database.run_volatile``): two flushes per login session fewer (issue 16).
+a power cut harms nothing, and rows are written without waiting for the disk, nor in
+transactions of their own: they ride with the next write of any session, or go within
+half a second (``GroupCommit.later``; a POP3 login's row shares the transaction of its
+maildrop lock, a closed session's that of the next login's event; issue 16).
 
 Security: only an operator's command sets a kick; the poll reads the rows of this node
 only, so one node can never close another's sessions by mistake.
@@ -45,8 +47,8 @@ class LiveSessions(service.Service):
 
     def opened(self, ticket, user: str) -> None:
         """``ticket``'s connection logged in as ``user`` (recorded in the background)."""
-        d = self.db.run_volatile(live_sessions.open_session, self.node, ticket.protocol,
-                                 user, ticket.host, clocks.now(self.clock))
+        d = self.db.group.later(live_sessions.open_session, self.node, ticket.protocol,
+                                user, ticket.host, clocks.now(self.clock))
         d.addCallbacks(self._recorded, self._not_recorded, callbackArgs=(ticket,))
 
     def _recorded(self, row_id: int, ticket) -> None:
@@ -68,7 +70,7 @@ class LiveSessions(service.Service):
             ticket.row = None
 
     def _forget(self, row_id: int) -> None:
-        self.db.run_volatile(live_sessions.close_session, row_id).addErrback(self._not_recorded)
+        self.db.group.later(live_sessions.close_session, row_id).addErrback(self._not_recorded)
 
     def startService(self):
         super().startService()

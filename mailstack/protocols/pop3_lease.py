@@ -9,7 +9,10 @@ Why the lease's writes are volatile (``Database.run_volatile``: committed, not w
 the disk for): a lock row lost in a power cut harms nothing -- the session that held it
 died with the server, and the restarting node frees what it held anyway.  QUIT's
 deletions are durable as ever (``close`` with messages to delete).  Issue 16: on SQLite,
-whose writers take turns, every flush of a login session held up every other writer.
+whose writers take turns, every flush of a login session held up every other writer.  They
+go through the database's group commit (``store/group_commit.py``): a lock shares its
+transaction with the session's who-row and with other sessions' writes of the moment,
+and is still committed before the reply that depends on it.
 
 Why a node name on each lock: the expiry alone left every user who was mid-poll at a crash
 (or even a SIGTERM, whose releases were queued after the database pool had stopped) with
@@ -139,7 +142,7 @@ class MaildropLease:
         self.holder, self.log = holder, log
         self.revoked = revoked      # called when shutdown takes the lock away
         self.account_id = None
-        self._renewed = None
+        self._renew_at = None       # clock seconds from which a command renews the lease
 
     def take(self, account_id: int):
         """Deferred list of maildrop entries; fails with InUse/Conflict while another holds it."""
@@ -150,21 +153,28 @@ class MaildropLease:
         def taken(drop):
             if self.locks.stopping:   # shutdown began meanwhile: the next start frees the row
                 raise StoreUnavailable("shutting down")
-            self.account_id, self._renewed = account_id, now
+            self.account_id = account_id
+            self._renew_at = clocks.to_seconds(now) + self.idle.total_seconds() / 2
             self.locks.live.add(self)
             return drop
-        return self.db.run_volatile(maildrop.open_maildrop, account_id, self.holder, now,
-                                    now + 2 * self.idle, self.locks.node.name
-                                    ).addCallback(taken)
+        return self.db.group.run_volatile(maildrop.open_maildrop, account_id, self.holder, now,
+                                          now + 2 * self.idle, self.locks.node.name
+                                          ).addCallback(taken)
 
     def renew(self):
-        """A Deferred when the lease was due for renewal (at most every half idle timeout)."""
-        now = clocks.now(self.clock)
-        if self.account_id is None or now - self._renewed <= self.idle / 2:
+        """A Deferred when the lease was due for renewal (at most every half idle timeout).
+
+        Called for every command (each RETR): the common answer, None, costs no datetime.
+        """
+        if self.account_id is None:
             return None
-        self._renewed = now
-        return self.db.run_volatile(maildrop.refresh, self.account_id, self.holder,
-                                    now + 2 * self.idle).addCallbacks(self._renewed_as, (
+        seconds = self.clock.seconds()
+        if seconds <= self._renew_at:
+            return None
+        self._renew_at = seconds + self.idle.total_seconds() / 2
+        now = clocks.to_datetime(seconds)
+        return self.db.group.run_volatile(maildrop.refresh, self.account_id, self.holder,
+                                          now + 2 * self.idle).addCallbacks(self._renewed_as, (
             lambda f: self.log.warn("could not renew the maildrop lock: {e}", e=f.value)))
 
     def _renewed_as(self, held: bool) -> None:
@@ -181,7 +191,7 @@ class MaildropLease:
             return removed
         delete_ids = list(delete_ids)
         # Nothing to delete: the release alone, whose loss harms nothing (above).
-        run = self.db.run if delete_ids else self.db.run_volatile
+        run = self.db.group.run if delete_ids else self.db.group.run_volatile
         return run(maildrop.close_maildrop, self.account_id, self.holder,
                    delete_ids).addCallback(closed)
 
@@ -189,7 +199,7 @@ class MaildropLease:
         """Without QUIT nothing is deleted (RFC 1939 §6); an unreleased lock simply expires."""
         account_id = self._forget()
         if account_id is not None:
-            self.db.run_volatile(maildrop.release, account_id, self.holder).addErrback(
+            self.db.group.run_volatile(maildrop.release, account_id, self.holder).addErrback(
                 lambda f: self.log.warn("could not release the maildrop lock (it will expire)"))
 
     def revoke(self) -> None:

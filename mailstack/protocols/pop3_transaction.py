@@ -20,6 +20,8 @@ large message is written no faster than the client reads it.
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from twisted.internet import defer
 
 from mailstack import replies
@@ -28,6 +30,8 @@ from mailstack.protocols.streaming import CHUNK, stored_ranges, write_paced
 from mailstack.store import maildrop
 from mailstack.store.body_ranges import STREAM_OVER
 from mailstack.store.errors import StoreUnavailable
+
+_SIZE = attrgetter("size")
 
 
 class TransactionCommands:
@@ -51,8 +55,9 @@ class TransactionCommands:
         return [(n, e) for n, e in enumerate(self.drop, 1) if n not in self.deleted]
 
     def trans_STAT(self, argument):
-        live = self._live()
-        self.ok(f"{len(live)} {sum(e.size for _, e in live)}")
+        # Summed in C over the snapshot, less what is marked (``deleted`` holds valid numbers).
+        size = sum(map(_SIZE, self.drop)) - sum(self.drop[n - 1].size for n in self.deleted)
+        self.ok(f"{len(self.drop) - len(self.deleted)} {size}")
 
     def trans_LIST(self, argument):
         if argument:

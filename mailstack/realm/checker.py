@@ -9,7 +9,10 @@ protocol may answer.
 
 Verified credentials are cached briefly, keyed by an HMAC of the password and bound to the
 stored hash (a password change invalidates the entry): POP clients polling every minute
-would otherwise cost a full argon2 verification per poll.
+would otherwise cost a full argon2 verification per poll.  Such a login is looked up and
+recorded in one transaction (issue 16: a thread round trip and a transaction fewer per
+login), carried by the database's group commit with other sessions' writes of the moment:
+the cache is asked from the store's thread there (``vouches``, which only reads it).
 
 Security: the password and its hash are never logged; a store outage is a temporary
 failure (``TemporaryAuthFailure``), never "wrong password".
@@ -17,6 +20,7 @@ failure (``TemporaryAuthFailure``), never "wrong password".
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -48,6 +52,15 @@ class VerifiedCache:
 
     def _mac(self, password: str) -> bytes:
         return hmac.new(self._key, password.encode("utf-8"), hashlib.sha256).digest()
+
+    def vouches(self, account_id: int, password: str, stored_hash: str) -> bool:
+        """``hit`` without forgetting a stale entry: asked from a store thread."""
+        entry = self._entries.get(account_id)
+        if entry is None or self.ttl <= 0:
+            return False
+        mac, hash_then, expires = entry
+        return (expires >= self.clock.seconds() and hash_then == stored_hash
+                and hmac.compare_digest(mac, self._mac(password)))
 
     def hit(self, account_id: int, password: str, stored_hash: str) -> bool:
         entry = self._entries.get(account_id)
@@ -97,11 +110,16 @@ class AccountChecker:
             raise TemporaryAuthFailure("too many failures")
         if gate.delay:
             yield task.deferLater(self.reactor, gate.delay, lambda: None)
+        # The common login (the password verified recently: the cache vouches for it) is
+        # looked up and recorded in one transaction, shared with other sessions' writes
+        # (store/group_commit.py); any other is looked up there and decided below.
+        success = self._event(credentials, address, None, True, "")
         try:
-            account = yield self.db.read(directory.get_account, address)
+            account, recorded = yield self.db.group.run(_cached_login, address, password,
+                                                        self.cache, success)
         except StoreUnavailable:
             raise TemporaryAuthFailure("store unavailable")
-        ok = yield self._verify(account, password)
+        ok = recorded or (yield self._verify(account, password))
         if not ok:
             reason = "unknown-account" if account is None else (
                 "disabled" if not account.enabled else "bad-password")
@@ -111,7 +129,10 @@ class AccountChecker:
                 yield task.deferLater(self.reactor, delay, lambda: None)
             raise UnauthorizedLogin(reason)
         self.throttle.succeeded(credentials.client_ip, address)
-        yield self._record(credentials, address, account.id, True, "")
+        if recorded:
+            self._announce(success)
+        else:
+            yield self._record(credentials, address, account.id, True, "")
         ref = AccountRef(account.id, account.address)
         if self.after_login is not None:
             try:
@@ -120,12 +141,16 @@ class AccountChecker:
                 log.failure("after-login hook failed for {user}", user=account.address)
         return ref
 
-    @defer.inlineCallbacks
     def _verify(self, account, password: str):
+        """True or False now (the cache's answer, most logins), else a Deferred of it."""
         if account is None or not account.enabled or not password:
             return False
         if self.cache.hit(account.id, password, account.password_hash):
             return True
+        return self._verify_hash(account, password)
+
+    @defer.inlineCallbacks
+    def _verify_hash(self, account, password: str):
         ok, new_hash = yield self.hasher.verify_async(password, account.password_hash)
         if not ok:
             return False
@@ -142,22 +167,44 @@ class AccountChecker:
         self.cache.remember(account.id, password, stored)
         return True
 
-    @defer.inlineCallbacks
-    def _record(self, c: SessionCredentials, username: str, account_id, success: bool, reason: str):
-        event = logins.LoginEvent(
+    def _event(self, c: SessionCredentials, username: str, account_id, success: bool,
+               reason: str) -> logins.LoginEvent:
+        return logins.LoginEvent(
             at=clocks.now(self.clock), username=username[:320], protocol=c.protocol,
             client_ip=c.client_ip, tls=c.tls, mechanism=c.mechanism, success=success,
             account_id=account_id, reason=reason, client_name=c.client_name,
             port=getattr(c, "port", None))
+
+    def _announce(self, e: logins.LoginEvent) -> None:
+        """The log line and the metric of a login attempt."""
         log.info("login {outcome} user={user} protocol={protocol} ip={ip} tls={tls} "
-                 "mechanism={mechanism}{why}", outcome="ok" if success else "failed",
-                 user=username, protocol=c.protocol, ip=c.client_ip, tls=c.tls,
-                 mechanism=c.mechanism, why=f" reason={reason}" if reason else "")
-        self.metrics.login(c.protocol, "ok" if success else reason)
+                 "mechanism={mechanism}{why}", outcome="ok" if e.success else "failed",
+                 user=e.username, protocol=e.protocol, ip=e.client_ip, tls=e.tls,
+                 mechanism=e.mechanism, why=f" reason={e.reason}" if e.reason else "")
+        self.metrics.login(e.protocol, "ok" if e.success else e.reason)
+
+    @defer.inlineCallbacks
+    def _record(self, c: SessionCredentials, username: str, account_id, success: bool, reason: str):
+        event = self._event(c, username, account_id, success, reason)
+        self._announce(event)
         try:
-            yield self.db.run(logins.record, event)
+            # With the other sessions' writes of the moment: one flush for them all
+            # (store/group_commit.py); still committed before the protocol answers.
+            yield self.db.group.run(logins.record, event)
         except StoreUnavailable:
             if success:
                 # An unrecorded login would open no POP-before-SMTP window and skew the
                 # migration reports: refuse for now rather than lose the record.
                 raise TemporaryAuthFailure("store unavailable")
+
+
+def _cached_login(conn, address: str, password: str, cache: VerifiedCache,
+                  success: logins.LoginEvent):
+    """(account or None, recorded): the account, and its login recorded as ``success``
+    when the cache vouches for the password (no hashing needed); a unit of work."""
+    account = directory.get_account(conn, address)
+    if (account is None or not account.enabled or not password
+            or not cache.vouches(account.id, password, account.password_hash)):
+        return account, False
+    logins.record(conn, dataclasses.replace(success, account_id=account.id))
+    return account, True

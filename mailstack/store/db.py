@@ -46,6 +46,7 @@ from mailstack.metrics import NO_METRICS
 from mailstack.store.budget import BUDGET, ByteBudget
 from mailstack.store.changes import TOUCHED
 from mailstack.store.errors import Conflict, StoreUnavailable
+from mailstack.store.group_commit import GroupCommit
 from mailstack.threads import WorkerPool
 
 T = TypeVar("T")
@@ -141,6 +142,8 @@ class Database:
         self._writer = threading.Lock() if sqlite else contextlib.nullcontext()
         # Octets of message bodies being stored at once, for every listener (budget.py).
         self.body_budget = ByteBudget(body_budget)
+        # Small writes of many sessions in one transaction (group_commit.py, issue 16).
+        self.group = GroupCommit(self, reactor, parallel=1 if sqlite else threads)
 
     def start(self) -> None:
         self.pool.start()

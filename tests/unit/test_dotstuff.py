@@ -77,3 +77,16 @@ def test_a_crlf_split_between_chunks_stays_one_line_end_and_the_dot_after_it_is_
     s = DotStuffer()
     assert s.feed(b"one\r") + s.feed(b"\n.two\r") + s.feed(b"\n") + s.finish() == \
         b"one\r\n..two\r\n.\r\n"
+
+
+def test_the_whole_message_stuffer_makes_what_the_stateful_one_makes():
+    """``stuff`` cuts lines its own way (issue 16); every mix of CR, LF and dots agrees."""
+    import itertools
+    import random
+    for combo in itertools.product([b"a", b".", b"\r", b"\n", b"\r\n"], repeat=5):
+        message = b"".join(combo)
+        assert stuff(message) == chunked(message, 16384), message
+    rng = random.Random(16)
+    for _ in range(2000):
+        message = bytes(rng.choice(b"a.\r\n\x0b\x0c\x1c") for _ in range(rng.randrange(40)))
+        assert stuff(message) == chunked(message, 7), message

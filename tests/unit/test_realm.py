@@ -114,6 +114,27 @@ def test_repeated_login_is_served_from_the_cache_until_the_password_changes(real
     realm.login(b"ann@example.test", b"new")
 
 
+def test_a_cached_login_is_looked_up_and_recorded_in_one_transaction(realm):
+    realm.login(b"ann@example.test", b"right", ip="127.0.0.7")
+    transactions = []
+    real_run, real_read = realm.db.run, realm.db.read
+    realm.db.run = lambda fn, *a: (transactions.append(fn.__name__), real_run(fn, *a))[1]
+    realm.db.read = lambda fn, *a: (transactions.append(fn.__name__), real_read(fn, *a))[1]
+    ref = realm.login(b"ann@example.test", b"right", ip="127.0.0.8")
+    assert transactions == ["_cached_login"]     # not a read, then a write
+    assert ref.address == "ann@example.test" and realm.verifications == 1
+    newest = realm.events()[0]
+    assert (newest.success, newest.client_ip, newest.account_id) == (True, "127.0.0.8", ref.id)
+
+
+def test_a_cached_password_does_not_open_a_disabled_account(realm):
+    realm.login(b"ann@example.test", b"right")
+    realm.db.run_sync(directory.set_enabled, "ann@example.test", False)
+    with pytest.raises(UnauthorizedLogin):
+        realm.login(b"ann@example.test", b"right")
+    assert realm.events()[0].reason == "disabled"
+
+
 def test_store_outage_is_a_temporary_failure(tmp_path):
     r = Realm(f"sqlite:///{tmp_path}/x.db")  # tables never created: every query fails
     try:
