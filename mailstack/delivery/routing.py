@@ -9,6 +9,9 @@ thread: a large message then exists in memory once, and only while it is being s
 How many bytes are being stored at once is bounded by the store's ``body_budget``
 (store/budget.py): ten 25 MB messages finishing DATA together are stored one or two at a
 time, not all at once (issue 13, case 5).  The 250 still comes only after the COMMIT.
+The message is read and analysed in that thread before it takes SQLite's writer lock
+(``Database.run_prepared``): the analysis needs no database, so the lock is held for the
+SQL alone and other writers do not wait for it (issue 16).
 
 Standards: RFC 5321 §4.4 (the Received trace header; Return-Path on local copies only),
 §6.1 (reliable delivery).
@@ -93,14 +96,26 @@ def _clean(name: str) -> str:
     return text or "unknown"
 
 
+def local_copy(sender: str, accepted, spool, received: bytes, dialect: str):
+    """(what to store, its ``MessageFacts``) of the copy for local INBOXes, or None.
+
+    The message is read from ``spool`` here, in the store's thread but before the writer
+    lock (``Database.run_prepared``), behind ``return_path`` and ``received``: whole once,
+    for the search facts and structure of local copies (``mailboxes.prepared_facts``)."""
+    if not any(r.account_ids for r in accepted):
+        return None
+    # Final delivery: Return-Path first (a relayed copy must not carry one).
+    return mailboxes.prepared_facts(
+        spool.with_prefix(return_path(sender) + received), dialect)
+
+
 def store_message(conn, sender: str, accepted, spool, received: bytes, at: datetime, *,
                   account_id=None, client_ip=None, queue_id=None, submission=None,
-                  undeliverable=(), hostname: str) -> int:
+                  undeliverable=(), hostname: str, prepared=None) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
-    The message is read from ``spool`` here, in the store's thread, behind ``received``
-    (its Received header): whole once, for the search facts and structure of local
-    copies (``mailboxes.spooled_facts``).
+    ``prepared`` is ``local_copy(...)``, computed before the transaction; without it, it
+    is computed here.
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
     cannot take the message after all (a mailbox filled meanwhile); their bounce is filed
     in the same transaction, so the 250 covers both the copies and the notice."""
@@ -109,9 +124,10 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     quoting = submission is not None or undeliverable    # User-Agent, bounce: the header
     head = spool.head(HEAD_LIMIT) if quoting else b""
     stored = []
-    if local:   # final delivery: Return-Path first (a relayed copy must not carry one)
-        body, facts = mailboxes.spooled_facts(
-            conn, spool.with_prefix(return_path(sender) + received))
+    if local:
+        if prepared is None:
+            prepared = local_copy(sender, accepted, spool, received, conn.dialect.name)
+        body, facts = prepared
         stored = mailboxes.deliver(conn, local, body, at, facts)
     if submission is not None:
         submissions.record(conn, replace(submission, user_agent=mail_program(head)))
@@ -122,6 +138,10 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
         bounce.return_to_sender(conn, hostname, sender, undeliverable, received + head, at,
                                 queue_id)
     return len(stored)
+
+
+def _store_prepared(conn, prepared, *args, **kwargs) -> int:
+    return store_message(conn, *args, prepared=prepared, **kwargs)
 
 
 class MessageRouter:
@@ -148,9 +168,12 @@ class MessageRouter:
                 client_ip=trace.client_ip, method=trace.method or "auth", tls=tls,
                 recipients=len(accepted), queue_id=trace.queue_id, helo=trace.helo[:255],
                 user_agent=None, port=trace.port)
+        received = received_header(trace, at)
+        dialect = self.db.engine.dialect.name
         d = self.db.body_budget.run(
-            spool.size, self.db.run, store_message, sender, accepted, spool,
-            received_header(trace, at), at,
+            spool.size, self.db.run_prepared,
+            lambda: local_copy(sender, accepted, spool, received, dialect),
+            _store_prepared, sender, accepted, spool, received, at,
             account_id=account.id if account is not None else None,
             client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
             undeliverable=undeliverable, hostname=trace.hostname)

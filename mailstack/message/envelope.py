@@ -40,10 +40,10 @@ class Envelope:
     def to_dict(self) -> dict:
         """JSON-ready: bytes become str via UTF-8 with surrogateescape (lossless)."""
         out = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
             if value is not None:
-                out[field.name] = _text(value) if isinstance(value, bytes) else [
+                out[name] = _text(value) if isinstance(value, bytes) else [
                     [_text(item) if item is not None else None for item in address]
                     for address in value]
         return out
@@ -60,6 +60,9 @@ class Envelope:
         return cls(**values)
 
 
+_FIELD_NAMES = tuple(field.name for field in fields(Envelope))   # once, not per message
+
+
 def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
@@ -68,23 +71,26 @@ def _bytes(value: str) -> bytes:
     return value.encode("utf-8", "surrogateescape")
 
 
-def _addresses(value: bytes | None) -> Addresses | None:
+def _addresses(value: bytes | None, parse=parse_addresses) -> Addresses | None:
     if value is None:
         return None
     if len(value) > MAX_ADDRESS_FIELD:
         value = value[:value.rfind(b",", 0, MAX_ADDRESS_FIELD) + 1 or MAX_ADDRESS_FIELD]
-    return parse_addresses(value) or None
+    return parse(value) or None
 
 
-def envelope_of(found: Mapping[str, bytes]) -> Envelope:
-    """The envelope from a message's fields (lower-case name -> unfolded value)."""
-    authors = _addresses(found.get("from"))
+def envelope_of(found: Mapping[str, bytes], parse=parse_addresses) -> Envelope:
+    """The envelope from a message's fields (lower-case name -> unfolded value).
+
+    ``parse`` is ``parse_addresses`` or one that remembers its answers for the message
+    (``message/head.py``: the search headers parse the same From and To)."""
+    authors = _addresses(found.get("from"), parse)
     return Envelope(
         date=found.get("date"), subject=found.get("subject"), from_=authors,
-        sender=_addresses(found.get("sender")) or authors,
-        reply_to=_addresses(found.get("reply-to")) or authors,
-        to=_addresses(found.get("to")), cc=_addresses(found.get("cc")),
-        bcc=_addresses(found.get("bcc")), in_reply_to=found.get("in-reply-to"),
+        sender=_addresses(found.get("sender"), parse) or authors,
+        reply_to=_addresses(found.get("reply-to"), parse) or authors,
+        to=_addresses(found.get("to"), parse), cc=_addresses(found.get("cc"), parse),
+        bcc=_addresses(found.get("bcc"), parse), in_reply_to=found.get("in-reply-to"),
         message_id=found.get("message-id"))
 
 

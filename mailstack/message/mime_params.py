@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 Params = tuple[tuple[str, str], ...]
 MAX_PARAMS = 64
-_TSPECIALS = set('()<>@,;:\\"/[]?=')
+_NOT_TOKEN = re.compile(r'[\x00- ()<>@,;:\\"/\[\]?=]')   # a control, space or tspecial
 _SECTION = re.compile(r"(.+?)\*([0-9]{1,3})(\*?)\Z")
 _ATTRIBUTE_CHARS = "!#$&+-.^_`|~"    # RFC 2231 attribute-char, besides letters and digits
 
@@ -34,6 +34,8 @@ def text_of(value: bytes) -> str:
 
 def without_comments(text: str) -> str:
     """The text with each RFC 5322 comment (nested, with quoted-pairs) made a space."""
+    if "(" not in text:        # no comment: the loop below would copy every character
+        return text
     out, depth, quoted, i = [], 0, False, 0
     while i < len(text):
         char = text[i]
@@ -52,7 +54,7 @@ def without_comments(text: str) -> str:
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and not any(c <= " " or c in _TSPECIALS for c in text)
+    return bool(text) and _NOT_TOKEN.search(text) is None
 
 
 def _quoted_string(text: str, i: int) -> tuple[str, int]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from mailstack.message.envelope import Envelope, envelope_of
+from mailstack.message.head import Head
 from mailstack.message.header_fields import ENVELOPE_FIELDS, MIME_FIELDS, first_fields
 from mailstack.message.mime_params import (content_type, disposition, languages,
                                            param_value, text_of, token)
@@ -88,8 +89,9 @@ def _boundary(params) -> bytes:
 
 
 class _Scan:
-    def __init__(self, raw: bytes):
+    def __init__(self, raw: bytes, head: Head | None = None):
         self.raw, self.size = raw, len(raw)
+        self.head = head                            # the top-level header, read already
         self.chain: list[Node] = []                 # the open parts, outermost first
         self.active: dict[bytes, list[Node]] = {}   # boundary -> multiparts awaiting it
         self.parts = 0
@@ -127,9 +129,13 @@ class _Scan:
         node.body_start = self._header_end(node.header_start)
         node.body_lf = self._lf(node.body_start)
         wanted = _MESSAGE_FIELDS if node.is_message else MIME_FIELDS
-        found = first_fields(self.raw[node.header_start:node.body_start], wanted)
+        if node.header_start == 0 and node.depth == 0 and self.head is not None:
+            found = self.head.first(wanted)       # the same fields (message/head.py)
+            node.envelope = envelope_of(found, self.head.addresses)
+        else:
+            found = first_fields(self.raw[node.header_start:node.body_start], wanted)
+            node.envelope = envelope_of(found) if node.is_message else None
         node.mime = mime_fields(found, node.in_digest)
-        node.envelope = envelope_of(found) if node.is_message else None
 
     def _header_end(self, start: int) -> int:
         """Where the body starts: after the blank line, or at a boundary that cuts it."""
@@ -238,6 +244,9 @@ class _Scan:
         return self.lf_count
 
 
-def scan(raw: bytes) -> Node:
-    """The part tree of ``raw``; never raises, linear in ``len(raw)``."""
-    return _Scan(raw).run()
+def scan(raw: bytes, head: Head | None = None) -> Node:
+    """The part tree of ``raw``; never raises, linear in ``len(raw)``.
+
+    ``head`` is ``read_head(raw)`` when the caller has it: the top-level header is then
+    not read again."""
+    return _Scan(raw, head).run()

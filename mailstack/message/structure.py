@@ -29,6 +29,7 @@ import json
 from dataclasses import MISSING, dataclass, fields
 
 from mailstack.message.envelope import Envelope
+from mailstack.message.head import Head
 from mailstack.message.header_fields import selected_lines
 from mailstack.message.mime_params import Params, param_value
 from mailstack.message.mime_tree import Node, scan
@@ -130,15 +131,15 @@ class Part:
 
     def to_dict(self) -> dict:
         out = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.default is not MISSING and value == field.default:
+        for name, default in _FIELDS:
+            value = getattr(self, name)
+            if default is not MISSING and value == default:
                 continue
-            if field.name == "children":
+            if name == "children":
                 value = [child.to_dict() for child in value]
-            elif field.name in ("message", "envelope"):
+            elif name in ("message", "envelope"):
                 value = value.to_dict()
-            out[field.name] = value
+            out[name] = value
         return out
 
     @classmethod
@@ -165,6 +166,9 @@ class Part:
         return cls.from_dict(json.loads(text))
 
 
+_FIELDS = tuple((field.name, field.default) for field in fields(Part))   # once, not per part
+
+
 def _frozen(node: Node) -> Part:
     return Part(node.header_start, node.body_start, node.end, node.lines, **node.mime,
                 children=tuple(_frozen(child) for child in node.children),
@@ -172,6 +176,8 @@ def _frozen(node: Node) -> Part:
                 envelope=node.envelope)
 
 
-def analyse(raw: bytes) -> Part:
-    """The MIME structure of a stored message; never raises, linear in its size."""
-    return _frozen(scan(raw))
+def analyse(raw: bytes, head: Head | None = None) -> Part:
+    """The MIME structure of a stored message; never raises, linear in its size.
+
+    ``head``: ``message/head.py``'s reading of its header, when the caller has one."""
+    return _frozen(scan(raw, head))

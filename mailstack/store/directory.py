@@ -53,12 +53,27 @@ _ACCOUNT_STATE = select(accounts.c.id, accounts.c.enabled).where(
 _QUOTA = select(accounts.c.quota_bytes).where(accounts.c.id == bindparam("account_id"))
 
 
+# The hosted-domain test, the account and its quota in one statement: an RCPT to an
+# account (the common case) costs one query, not three (issue 16).
+_ROUTE = (select(domains.c.id, accounts.c.id, accounts.c.enabled, accounts.c.quota_bytes)
+          .select_from(domains.outerjoin(accounts, accounts.c.address == bindparam("address")))
+          .where(domains.c.name == bindparam("domain")))
+
+
 def route(conn: Connection, address: str) -> Route:
     """One read for an RCPT: the hosted-domain test and the recipient lookup together."""
-    if not is_hosted(conn, address.rpartition("@")[2]):
+    row = conn.execute(_ROUTE, {"address": address,
+                                "domain": address.rpartition("@")[2]}).first()
+    if row is None:
         return Route(False)
-    recipients = resolve(conn, address)
-    return Route(True, recipients, room_left(conn, recipients.account_ids))
+    _domain, account_id, enabled, quota = row
+    if account_id is None:                  # an alias, or nobody
+        recipients = resolve(conn, address)
+        return Route(True, recipients, room_left(conn, recipients.account_ids))
+    if not enabled:
+        return Route(True, Recipients(()))
+    room = None if quota is None else quota - mailbox_usage(conn, account_id)[1]
+    return Route(True, Recipients((account_id,)), room)
 
 
 def room_left(conn: Connection, account_ids) -> int | None:

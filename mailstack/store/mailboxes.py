@@ -21,9 +21,10 @@ from sqlalchemy import and_, bindparam, case, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import blobs, changes
-from mailstack.store.db import large_body
+from mailstack.store.db import LARGE_BODY, large_body
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.search_facts import body_text, search_facts
+from mailstack.message.head import read_head
 from mailstack.message.structure import analyse
 from mailstack.store.schema import (
     SYSTEM_FLAGS, accounts, folders, message_headers, message_structure, message_text, messages,
@@ -81,22 +82,33 @@ class MessageFacts:
 
 
 def facts_of(body: bytes) -> MessageFacts:
-    structure = analyse(body)
-    headers, sent_at = search_facts(body)
+    """The facts of a message, its header read once (message/head.py) for all of them."""
+    head = read_head(body)
+    structure = analyse(body, head)
+    headers, sent_at = search_facts(body, head)
     return MessageFacts(headers, sent_at, body_text(body, structure), structure.to_json())
 
 
 def spooled_facts(conn: Connection, body) -> tuple[object, MessageFacts]:
-    """The facts of a message still in its spool (a ``SpooledMessage``), and what to store.
+    """The facts of a message still in its spool (a ``SpooledMessage``), and what to store
+    (``prepared_facts``)."""
+    return prepared_facts(body, conn.dialect.name)
 
-    The message is read whole once, for its facts.  On SQLite the spool is then stored
-    (blobs.py writes it in pieces), so the message and SQLite's record of it are not in
-    memory together; elsewhere the driver needs the whole message as a parameter, so the
-    octets just read are stored, not read a second time (two reads left two 25 MB
-    buffers behind on PostgreSQL)."""
+
+def prepared_facts(body, dialect: str) -> tuple[object, MessageFacts]:
+    """``spooled_facts`` without a connection: SMTP delivery computes the facts before it
+    takes the writer lock (routing.py), since they need no database.
+
+    The message is read whole once, for its facts.  On SQLite a large one is then stored
+    from the spool (blobs.py writes it in pieces), so the message and SQLite's record of
+    it are not in memory together; a small one, and any elsewhere (the driver needs the
+    whole message as a parameter), is stored from the octets just read, not read a
+    second time (two reads left two 25 MB buffers behind on PostgreSQL)."""
     message = body.read()
     facts = facts_of(message)
-    return (body if conn.dialect.name == "sqlite" else message), facts
+    if dialect == "sqlite" and len(message) >= LARGE_BODY:
+        return body, facts
+    return message, facts
 
 
 _CANONICAL = {flag.lower(): flag for flag in SYSTEM_FLAGS}
@@ -157,6 +169,12 @@ _ALLOCATE_UIDS = (update(folders).where(folders.c.id == bindparam("folder_id"))
                   .values(uidnext=folders.c.uidnext + bindparam("count"),
                           modseq=folders.c.modseq + 1)
                   .returning(folders.c.uidnext, folders.c.modseq))
+# Delivery's UIDs in one statement, the INBOX found by name as it is updated: a SELECT
+# for the folder and then an UPDATE by its id cost two (issue 16).
+_ALLOCATE_INBOX_UID = (update(folders).where(folders.c.account_id == bindparam("owner"),
+                                             folders.c.name == INBOX)
+                       .values(uidnext=folders.c.uidnext + 1, modseq=folders.c.modseq + 1)
+                       .returning(folders.c.id, folders.c.uidnext, folders.c.modseq))
 _INSERT_MESSAGE = insert(messages)
 _INSERT_HEADERS = insert(message_headers)
 _INSERT_TEXT = insert(message_text)
@@ -203,6 +221,13 @@ def append(conn: Connection, folder_id: int, body, internal_date: datetime,
     """Store a message in a folder.  ``body`` is its ``bytes``, or with ``facts`` given, a
     ``SpooledMessage`` (message/spool.py) written from its spool (blobs.py)."""
     uid, modseq = allocate_uids(conn, folder_id)
+    return _insert(conn, folder_id, uid, modseq, body, internal_date, flags, facts)
+
+
+def _insert(conn: Connection, folder_id: int, uid: int, modseq: int, body,
+            internal_date: datetime, flags=(), facts: MessageFacts | None = None
+            ) -> MessageInfo:
+    """The rows of one message whose UID and modseq are allocated already."""
     guid = uuid.uuid4().hex
     text = flags_text(flags)
     facts = facts if facts is not None else facts_of(body)
@@ -221,9 +246,14 @@ def deliver(conn: Connection, account_ids, body, at: datetime,
     """Store one copy of ``body`` in the INBOX of each account, all or nothing."""
     stored = []
     for account_id in account_ids:
-        inbox = require_folder(conn, account_id, INBOX)
+        row = conn.execute(_ALLOCATE_INBOX_UID, {"owner": account_id}).first()
+        if row is None:
+            raise NotFound(f"no folder {INBOX}")
+        folder_id, uidnext, modseq = row
+        changes.notice(conn, [folder_id])
         facts = facts if facts is not None else facts_of(body)
-        stored.append(append(conn, inbox.id, body, at, facts=facts))
+        stored.append(_insert(conn, folder_id, int(uidnext) - 1, int(modseq), body, at,
+                              facts=facts))
     return stored
 
 

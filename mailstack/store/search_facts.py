@@ -27,17 +27,18 @@ import html
 import quopri
 import re
 from datetime import datetime, timezone
+from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 
 from mailstack.message.address_list import parse_addresses
+from mailstack.message.head import HEADER_LIMIT, Head   # octets of header read at most
 from mailstack.message.structure import Part, analyse
 
 TEXT_LIMIT = 1 << 20     # characters of body text kept per message (a search reads them all)
 TEXT_INPUT = 4 << 20     # octets of (encoded) text parts read per message at most
-HEADER_LIMIT = 1 << 20   # octets of the header block read for the search headers
 _WINDOW = 64 * 1024      # characters split into words at a time
 _NOT_BASE64 = bytes(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                           b"0123456789+/="))
@@ -64,17 +65,43 @@ def header_block(body: bytes, limit: int = HEADER_LIMIT) -> bytes:
 
 
 def _decoded(value: str) -> str:
+    """RFC 2047 decoded, as the email package decodes it.  Without ``=?`` there is no
+    encoded word, and the email package returns the text as it is: it is not asked."""
+    if "=?" not in value:
+        return value
     try:
         return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        return value
+    except (ValueError, LookupError, UnicodeError, HeaderParseError):
+        return value        # a bad encoded word (HeaderParseError: its base64) as written
 
 
 ADDRESS_FIELDS = frozenset({"from", "sender", "reply-to", "to", "cc", "bcc"})
 
 
-def search_facts(body: bytes) -> tuple[str, datetime | None]:
-    """(search_headers, sent_at) of an RFC 5322 message."""
+def search_facts(body: bytes, head: Head | None = None) -> tuple[str, datetime | None]:
+    """(search_headers, sent_at) of an RFC 5322 message.
+
+    ``head`` is ``read_head(body)`` when the caller has it (message/head.py): the fields
+    are then taken from it, as the email package would have read them; without it (or
+    when the header is not plain) the email package reads the header."""
+    if head is None:
+        return _parsed_facts(body)
+    lines, date = [], None
+    for name, raw in head.fields:
+        # What compat32 gives for the field: the octets as ASCII, each other octet
+        # U+FFFD (a str with surrogates becomes a Header of charset unknown-8bit).
+        value = raw.decode("ascii") if raw.isascii() else raw.decode("ascii", "replace")
+        if date is None and name.lower() == "date":
+            date = value.lstrip(" \t")
+        name = name.lower()
+        value = " ".join(value.split())
+        if name in ADDRESS_FIELDS:
+            value = addresses_text(value, head.addresses)
+        lines.append(f"{name}: {_decoded(value).lower()}")
+    return "\n".join(lines) + "\n", sent_on(date)
+
+
+def _parsed_facts(body: bytes) -> tuple[str, datetime | None]:
     parsed = BytesHeaderParser(policy=compat32).parsebytes(header_block(body))
     lines = []
     for name, value in parsed.items():
@@ -86,12 +113,14 @@ def search_facts(body: bytes) -> tuple[str, datetime | None]:
     return "\n".join(lines) + "\n", sent_on(parsed.get("Date"))
 
 
-def addresses_text(value: str) -> str:
+def addresses_text(value: str, parse=parse_addresses) -> str:
     """An address field as a search sees it: ``Name <mailbox@host>`` for each address,
     group names kept, comments dropped but one standing in for a missing name (imaptest's
-    search-addresses; RFC 3501 §6.4.4 searches the field, not its comments)."""
+    search-addresses; RFC 3501 §6.4.4 searches the field, not its comments).
+
+    ``parse`` is ``parse_addresses``, or ``Head.addresses`` that remembers its answers."""
     out = []
-    for name, _route, mailbox, host in parse_addresses(value.encode("utf-8", "surrogateescape")):
+    for name, _route, mailbox, host in parse(value.encode("utf-8", "surrogateescape")):
         if mailbox is not None and host is None and name is None:
             out.append(mailbox.decode("utf-8", "replace") + ":")        # a group starts
             continue
