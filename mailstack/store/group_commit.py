@@ -45,16 +45,28 @@ MOST = 64             # units per transaction at most (bounds its time and the r
 
 
 class _Unit:
-    __slots__ = ("fn", "args", "durable", "eager", "done")
+    __slots__ = ("fn", "args", "durable", "eager", "prepare", "done")
 
-    def __init__(self, fn, args, durable: bool, eager: bool):
+    def __init__(self, fn, args, durable: bool, eager: bool, prepare=None):
         self.fn, self.args, self.durable, self.eager = fn, args, durable, eager
+        self.prepare = prepare      # work before the transaction, its result fn's first
         self.done = defer.Deferred()
+
+    def call(self) -> tuple:
+        """(fn, args) with what ``prepare()`` gave in front of the args."""
+        if self.prepare is None:
+            return self.fn, self.args
+        return self.fn, (self.prepare(), *self.args)
 
 
 def _together(conn, units) -> list:
     """One transaction, every unit in order; the list of their results."""
     return [fn(conn, *args) for fn, args in units]
+
+
+def _prepared_together(conn, calls) -> list:
+    """``_together`` for the calls the units' ``prepare`` made (``Database.run_prepared``)."""
+    return _together(conn, calls)
 
 
 class GroupCommit:
@@ -75,6 +87,13 @@ class GroupCommit:
     def run(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
         """``fn(conn, *args)`` in a durable transaction; its result after the COMMIT."""
         return self._queue(_Unit(fn, args, True, True))
+
+    def run_prepared(self, prepare: Callable[[], Any], fn: Callable[..., Any],
+                     *args: Any) -> defer.Deferred:
+        """Like ``run`` for ``fn(conn, prepare(), *args)``: ``prepare()``, work that needs
+        no database (the analysis of a delivered message), runs in the store's thread
+        before the transaction, outside SQLite's writer lock (``Database.run_prepared``)."""
+        return self._queue(_Unit(fn, args, True, True, prepare))
 
     def run_volatile(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred:
         """Like ``run`` for a write whose loss in a power cut harms nothing
@@ -113,8 +132,11 @@ class GroupCommit:
         self._running += 1
         durable = any(u.durable for u in units)
         run = self.db.run if durable else self.db.run_volatile
-        if len(units) == 1:
+        if any(u.prepare is not None for u in units):      # durable: only ``run_prepared``
+            d = self.db.run_prepared(lambda: [u.call() for u in units], _prepared_together)
+        elif len(units) == 1:
             d = run(units[0].fn, *units[0].args)
+            d.addCallback(lambda value: [value])
         else:
             d = run(_together, [(u.fn, u.args) for u in units])
         d.addBoth(self._ended, units)
@@ -129,13 +151,17 @@ class GroupCommit:
             alone.addCallback(self._finished)
             return
         for unit, value in zip(units, [result] * len(units) if isinstance(result, Failure)
-                               or len(units) == 1 else result):
+                               else result):
             _answer(value, unit)
         self._finished(None)
 
     def _alone(self, _ignored, unit: _Unit) -> defer.Deferred:
-        run = self.db.run if unit.durable else self.db.run_volatile
-        return run(unit.fn, *unit.args).addBoth(_answer, unit)
+        if unit.prepare is not None:
+            d = self.db.run_prepared(unit.prepare, unit.fn, *unit.args)
+        else:
+            run = self.db.run if unit.durable else self.db.run_volatile
+            d = run(unit.fn, *unit.args)
+        return d.addBoth(_answer, unit)
 
     def _finished(self, _ignored) -> None:
         self._running -= 1

@@ -23,6 +23,10 @@ class Db:
     def run_volatile(self, fn, *args):
         return self._begin("volatile", fn, args)
 
+    def run_prepared(self, prepare, fn, *args):
+        """``Database.run_prepared``: ``prepare()`` before the transaction, in its thread."""
+        return self._begin("prepared", lambda conn, *a: fn(conn, prepare(), *a), args)
+
     def _begin(self, kind, fn, args):
         d = defer.Deferred()
         self.transactions.append([kind, fn, args, d])
@@ -228,3 +232,57 @@ def test_on_a_real_database_each_unit_gets_its_own_result(tmp_path):
     assert got[2][1].check(Conflict)
     assert database.read_sync(lambda conn: [r[0] for r in conn.execute(
         text("SELECT k FROM t ORDER BY k"))]) == [1, 2, 3]
+
+
+def prepared(name, log):
+    """A prepare step that records when it ran and what it made."""
+    def prepare():
+        log.append(f"prepare {name}")
+        return f"facts of {name}"
+    return prepare
+
+
+def test_prepared_units_share_one_transaction_each_with_its_own_prepared_result(db, clock):
+    group, log = GroupCommit(db, clock), []
+    first = group.run_prepared(prepared("m1", log), unit("store"), 1)
+    second = group.run_prepared(prepared("m2", log), unit("store"), 2)
+    third = group.run(unit("login"), 3)
+    assert len(db.transactions) == 1                # m1 alone: nothing was queued before it
+    db.commit()
+    assert results(first) == [("store", ("facts of m1", 1))]
+    assert [t[0] for t in db.transactions] == ["prepared"]   # m2 and the login, together
+    db.commit()
+    assert results(second, third) == [("store", ("facts of m2", 2)), ("login", (3,))]
+    assert log == ["prepare m1", "prepare m2"]
+
+
+def test_a_failing_prepared_unit_is_run_again_alone_and_prepared_again(db, clock):
+    group, log = GroupCommit(db, clock), []
+    blocker = group.run(unit("first"))
+    bad = group.run_prepared(prepared("bad", log), failing(Conflict("full")))
+    good = group.run_prepared(prepared("good", log), unit("store"), 7)
+    db.commit()                                     # "first"; then bad and good together
+    db.commit()                                     # fails: each again alone
+    assert log == ["prepare bad", "prepare good"]
+    db.commit()
+    db.commit()
+    assert log == ["prepare bad", "prepare good", "prepare bad", "prepare good"]
+    got = results(blocker, bad, good)
+    assert got[0] == ("first", ())
+    assert got[1].check(Conflict) and got[2] == ("store", ("facts of good", 7))
+
+
+def test_a_prepare_that_raises_fails_its_own_unit_only(db, clock):
+    group, log = GroupCommit(db, clock), []
+
+    def broken():
+        raise ValueError("unreadable spool")
+    blocker = group.run(unit("first"))
+    bad = group.run_prepared(broken, unit("store"))
+    good = group.run_prepared(prepared("good", log), unit("store"), 1)
+    db.commit()
+    db.commit()                                     # together: the prepare raises
+    db.commit()
+    db.commit()                                     # each alone
+    got = results(blocker, bad, good)
+    assert got[1].check(ValueError) and got[2] == ("store", ("facts of good", 1))
