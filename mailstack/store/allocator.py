@@ -13,8 +13,8 @@ threshold changed malloc for every allocation and cost IMAP FETCH 10-25 % of its
 when a message of ``store/budget.py``'s SMALL size or more has been stored.
 
 ``mailstack serve`` also limits the heaps to a few for the whole process and gives the
-free memory back every second (``mailstack/memory.py``, issue 16): then a heap per database
-thread no longer keeps what each RETR, FETCH or DATA freed.
+free memory back four times a second (``mailstack/memory.py``, issue 16): then a heap per
+database thread no longer keeps what each RETR, FETCH or DATA freed.
 
 Other C libraries (musl) have no ``malloc_trim`` or ``mallopt``; there this does nothing.
 """
