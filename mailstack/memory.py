@@ -30,9 +30,7 @@ reactor thread: about 0.2 % of it at four a second.  Where the C library is not 
 
 from __future__ import annotations
 
-from twisted.application import service
-from twisted.internet import task
-
+from mailstack.repeating import Repeating
 from mailstack.store import allocator
 
 HEAPS = 2
@@ -50,21 +48,11 @@ def limit_heaps() -> bool:
     return _limited
 
 
-class ReturnFreeMemory(service.Service):
+class ReturnFreeMemory(Repeating):
     """Gives the heaps' free memory back to the system every ``interval`` seconds."""
 
     def __init__(self, clock, interval: float = TRIM_INTERVAL):
-        self.clock, self.interval = clock, interval
-        self._call = None
+        self.timer, self.interval = clock, interval
 
-    def startService(self):
-        super().startService()
-        self._call = task.LoopingCall(allocator.return_free_memory)
-        self._call.clock = self.clock
-        self._call.start(self.interval, now=False)
-
-    def stopService(self):
-        super().stopService()
-        if self._call is not None and self._call.running:
-            self._call.stop()
-        self._call = None
+    def tick(self):
+        allocator.return_free_memory()

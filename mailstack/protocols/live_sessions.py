@@ -20,18 +20,18 @@ only, so one node can never close another's sessions by mistake.
 
 from __future__ import annotations
 
-from twisted.application import service
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import clock as clocks
+from mailstack.repeating import Repeating
 from mailstack.store import live_sessions
 from mailstack.store.errors import StoreUnavailable
 
 log = Logger(namespace="mailstack.sessions")
 
 
-class LiveSessions(service.Service):
+class LiveSessions(Repeating):
     """This node's logged-in connections, recorded for ``who`` and closed on a kick."""
 
     POLL_SECONDS = 2.0
@@ -39,7 +39,7 @@ class LiveSessions(service.Service):
     def __init__(self, db, clock, reactor, node: str):
         self.db, self.clock, self.reactor, self.node = db, clock, reactor, node
         self._tickets = {}          # row id -> connection_limits.Ticket
-        self._loop = None
+        self.timer, self.interval = reactor, self.POLL_SECONDS      # Repeating
 
     def clear_left_over(self) -> int:
         """At start, before any listener: the rows a crashed predecessor left."""
@@ -72,24 +72,13 @@ class LiveSessions(service.Service):
     def _forget(self, row_id: int) -> None:
         self.db.group.later(live_sessions.close_session, row_id).addErrback(self._not_recorded)
 
-    def startService(self):
-        super().startService()
-        self._loop = task.LoopingCall(self._poll)
-        self._loop.clock = self.reactor
-        self._loop.start(self.POLL_SECONDS, now=False).addErrback(
-            lambda f: log.failure("session poll stopped", f))
-
-    def stopService(self):
-        super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-
     def release_all(self) -> defer.Deferred:
         """At stop, before the database pool: this node's rows go."""
         return self.db.run(live_sessions.clear_node, self.node)
 
     @defer.inlineCallbacks
-    def _poll(self):
+    def tick(self):
+        """Close this node's sessions an operator kicked."""
         try:
             ids = yield self.db.read(live_sessions.kicked, self.node)
         except StoreUnavailable:

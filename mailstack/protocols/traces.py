@@ -35,14 +35,14 @@ import ipaddress
 import os
 from pathlib import Path
 
-from twisted.application import service
-from twisted.internet import defer, task
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import clock as clocks
 from mailstack.protocols.trace_files import TraceFile
 from mailstack.protocols.trace_imap import IMAPDialect
 from mailstack.protocols.trace_masking import POP3Dialect, SMTPDialect
+from mailstack.repeating import Repeating
 from mailstack.store import traces as stored
 from mailstack.store.errors import StoreUnavailable
 
@@ -52,7 +52,7 @@ DIALECTS = {"smtp": SMTPDialect, "submission": SMTPDialect, "pop3": POP3Dialect,
             "imap": IMAPDialect}
 
 
-class Traces(service.Service):
+class Traces(Repeating):
     """The traces active now, as last read from the store, and the connections tapped."""
 
     POLL_SECONDS = 2.0
@@ -64,7 +64,7 @@ class Traces(service.Service):
         self.addresses: dict[str, object] = {}     # address -> until
         self.networks: dict[str, tuple] = {}       # target -> (network, until)
         self.taps: set[Tap] = set()
-        self._loop = None
+        self.timer, self.interval, self.tick_at_start = reactor, self.POLL_SECONDS, True
 
     # --- admission (connection_limits) -------------------------------------------------
     def admitted(self, ticket, session) -> None:
@@ -139,17 +139,11 @@ class Traces(service.Service):
         return until is not None and until > now
 
     # --- the poll ----------------------------------------------------------------------
-    def startService(self):
-        super().startService()
-        self._loop = task.LoopingCall(self.poll)
-        self._loop.clock = self.reactor
-        self._loop.start(self.POLL_SECONDS, now=True).addErrback(
-            lambda f: log.failure("trace poll stopped", f))
+    def tick(self):
+        return self.poll()
 
     def stopService(self):
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
         for tap in list(self.taps):
             tap.end("server stopping")
             self._forget(tap)

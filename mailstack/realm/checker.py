@@ -63,14 +63,12 @@ class VerifiedCache:
                 and hmac.compare_digest(mac, self._mac(password)))
 
     def hit(self, account_id: int, password: str, stored_hash: str) -> bool:
+        """``vouches``, forgetting an entry that expired or whose hash was replaced."""
         entry = self._entries.get(account_id)
-        if entry is None or self.ttl <= 0:
-            return False
-        mac, hash_then, expires = entry
-        if expires < self.clock.seconds() or hash_then != stored_hash:
+        if entry is not None and (entry[2] < self.clock.seconds() or entry[1] != stored_hash):
             self._entries.pop(account_id, None)
             return False
-        return hmac.compare_digest(mac, self._mac(password))
+        return self.vouches(account_id, password, stored_hash)
 
     def remember(self, account_id: int, password: str, stored_hash: str) -> None:
         if self.ttl > 0:

@@ -64,11 +64,6 @@ def _together(conn, units) -> list:
     return [fn(conn, *args) for fn, args in units]
 
 
-def _prepared_together(conn, calls) -> list:
-    """``_together`` for the calls the units' ``prepare`` made (``Database.run_prepared``)."""
-    return _together(conn, calls)
-
-
 class GroupCommit:
     """The write units of one ``Database``, carried by as few transactions as can be.
 
@@ -133,7 +128,7 @@ class GroupCommit:
         durable = any(u.durable for u in units)
         run = self.db.run if durable else self.db.run_volatile
         if any(u.prepare is not None for u in units):      # durable: only ``run_prepared``
-            d = self.db.run_prepared(lambda: [u.call() for u in units], _prepared_together)
+            d = self.db.run_prepared(lambda: [u.call() for u in units], _together)
         elif len(units) == 1:
             d = run(units[0].fn, *units[0].args)
             d.addCallback(lambda value: [value])
