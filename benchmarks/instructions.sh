@@ -5,7 +5,7 @@
 # from run to run within a fraction of a percent (docs/benchmarks.md).  SQLite only: its
 # work is in the server's process, PostgreSQL's is not.  The count covers the load alone
 # (callgrind_control zeroes it before each section and dumps it after), all threads.
-# Usage: benchmarks/instructions.sh [smtp] [imap] [pop3]   (PYTHONPATH may name another tree)
+# Usage: benchmarks/instructions.sh [smtp] [imap] [pop3] [submission]   (PYTHONPATH may name another tree)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=sqlite
@@ -45,4 +45,10 @@ if has smtp; then
     echo "## smtp 10 senders, 4 KB, 1 msg/conn";   count 300 smtp --port ${ports[smtp]} --conc 10 --count 300 --size 4096
     echo "## smtp 10 senders, 4 KB, 100 msg/conn"; count 300 smtp --port ${ports[smtp]} --conc 10 --count 300 --size 4096 --per-conn 100
     echo "## smtp 10 senders, 64 KB, 1 msg/conn";  count 100 smtp --port ${ports[smtp]} --conc 10 --count 100 --size 65536
+fi
+if has submission; then   # a first run fills the credential cache, as in the benchmark
+    auth=(--starttls --auth user1@example.test:pw-user1)
+    count 50 smtp --port ${ports[submission]} --conc 10 --count 50 --size 4096 "${auth[@]}" >/dev/null
+    echo "## submission, STARTTLS + AUTH PLAIN, 10 senders, 4 KB, 1 msg/conn"
+    count 200 smtp --port ${ports[submission]} --conc 10 --count 200 --size 4096 "${auth[@]}"
 fi

@@ -20,12 +20,11 @@ must be inside it).  ``protocols/pop3_lease.py`` says what a node is.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from twisted.application import service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import clock as clocks, dns, tls
@@ -35,6 +34,7 @@ from mailstack.delivery.routing import MessageRouter
 from mailstack.metrics import NO_METRICS, Metrics
 from mailstack.policy import mx, notices, submission
 from mailstack.policy.tls_required import TLSRequirement
+from mailstack.prompt_tcp import PromptEndpoint
 from mailstack.protocols import imap, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.live_sessions import LiveSessions
@@ -117,12 +117,9 @@ class ListenerService(service.Service):
 
 
 def _endpoint(reactor, listener: ListenerConfig, tls_options):
-    v6 = ipaddress.ip_address(listener.address).version == 6
-    if listener.tls == "implicit":
-        return endpoints.SSL4ServerEndpoint(reactor, listener.port, tls_options,
-                                            interface=listener.address)
-    cls = endpoints.TCP6ServerEndpoint if v6 else endpoints.TCP4ServerEndpoint
-    return cls(reactor, listener.port, interface=listener.address)
+    """Replies leave with the read that asked for them (``prompt_tcp``)."""
+    return PromptEndpoint(reactor, listener.port, listener.address,
+                          tls_options if listener.tls == "implicit" else None)
 
 
 def dev_certificate_names(config: Config) -> list[str]:

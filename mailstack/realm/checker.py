@@ -131,7 +131,7 @@ class AccountChecker:
             self._announce(success)
         else:
             yield self._record(credentials, address, account.id, True, "")
-        ref = AccountRef(account.id, account.address)
+        ref = AccountRef(account.id, account.address, account.sends_as_any)
         if self.after_login is not None:
             try:
                 yield self.after_login(credentials, ref)

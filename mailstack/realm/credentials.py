@@ -49,7 +49,12 @@ class SessionCredentials:
 
 @dataclass(frozen=True)
 class AccountRef:
-    """The avatar id the checker hands the realm: who logged in."""
+    """The avatar id the checker hands the realm: who logged in.
+
+    ``sends_as_any``: the account's sender rule "any" as it stood at this login, so that
+    submission need not read it again for every message (issue 16); a rule withdrawn
+    meanwhile applies from the next login (``policy/sender_rules.py``)."""
 
     id: int
     address: str
+    sends_as_any: bool = False

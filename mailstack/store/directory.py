@@ -20,6 +20,7 @@ class AccountInfo:
     enabled: bool
     password_hash: str
     created_at: datetime
+    sends_as_any: bool = False      # the sender rule "any" (``sends_as_any``)
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,8 @@ def add_account(conn: Connection, address: str, password_hash: str, at: datetime
 
 # Built once: every login of every protocol looks its account up (issue 16).
 _ACCOUNT_BY_ADDRESS = select(accounts.c.id, accounts.c.address, accounts.c.enabled,
-                             accounts.c.password_hash, accounts.c.created_at
-                             ).where(accounts.c.address == bindparam("address"))
+                             accounts.c.password_hash, accounts.c.created_at,
+                             accounts.c.may_send_as_any).where(accounts.c.address == bindparam("address"))
 
 
 def get_account(conn: Connection, address: str) -> AccountInfo | None:

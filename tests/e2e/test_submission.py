@@ -188,6 +188,22 @@ def test_operator_may_let_an_account_send_as_any_address(sub):
         assert c.mail("someone@customer-server.test")[0] == 250
 
 
+def test_a_withdrawn_send_as_any_rule_applies_from_the_next_login(sub):
+    """The rule is read with the login (no read per message): a session that began under
+    it keeps it, the next login does not."""
+    sub.db(directory.set_send_as_any, "alice@example.test", True)
+    with client(sub, "submission") as c:
+        c.login("alice@example.test", PASSWORD)
+        sub.db(directory.set_send_as_any, "alice@example.test", False)
+        assert c.mail("someone@customer-server.test")[0] == 250
+        c.rset()
+    with client(sub, "submission") as c:
+        c.login("alice@example.test", PASSWORD)
+        assert c.mail("someone@customer-server.test")[0] == 553
+        c.rset()
+        assert c.mail("alice@example.test")[0] == 250
+
+
 def test_recipients_per_hour_limit_defers_with_451_471_and_resets_after_an_hour(make_server):
     server = start(make_server, submission={"recipients_per_hour": 3})
     with client(server, "submission") as c:

@@ -10,6 +10,7 @@ import pytest
 from mailstack import replies
 from mailstack.policy import auth_window, sender_rules
 from mailstack.policy.decision import Verdict
+from mailstack.realm.credentials import AccountRef
 
 from tests.support.policy_doubles import START, FakeStore, clock_at, fired, settings, smtp_request
 
@@ -97,6 +98,18 @@ def test_an_authenticated_sender_uses_its_own_addresses(sender, sends_as, verdic
     assert decision.verdict is verdict
     if verdict is Verdict.REJECT:
         assert decision.reply.code == 553
+
+
+def test_own_address_and_the_rule_any_read_at_login_need_no_store_read():
+    store = FakeStore()
+    ann = store.add_account("ann@example.test", 1)
+    check = sender_rules.OwnAddressesOnly(store)
+    assert fired(check.check(smtp_request("mail", sender="ann@example.test",
+                                          authenticated_as=ann))).verdict is Verdict.DUNNO
+    anyone = AccountRef(ann.id, ann.address, sends_as_any=True)
+    assert fired(check.check(smtp_request("mail", sender="boss@bank.test",
+                                          authenticated_as=anyone))).verdict is Verdict.DUNNO
+    assert store.calls == []
 
 
 def test_an_unauthenticated_sender_is_not_asked_about():
