@@ -53,6 +53,18 @@ def one_of(*choices):
     return check
 
 
+def mailto_uri(value):
+    """Empty, or a ``mailto:`` URI for a DNS record's report address (RFC 7489, RFC 8460)."""
+    if value and (not value.startswith("mailto:") or any(c in value for c in ' ";,\\')):
+        raise ValueError("must be a mailto: URI without spaces, quotes, commas or semicolons")
+
+
+def spf_term(value):
+    """One SPF mechanism or modifier (RFC 7208 §4.6.1): no spaces, quotes or backslashes."""
+    if not value or any(c in value for c in ' "\\') or not value.isascii():
+        raise ValueError("must be one SPF term such as ip4:192.0.2.0/24 or include:example.net")
+
+
 def nameserver(value):
     """``ip:port`` (``[ip]:port`` for IPv6), or an IPv4 ``ip`` meaning port 53."""
     host, _, port = value.rpartition(":")

@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from mailstack.config_checks import (database_url, dnsbl_codes, host_and_port, ip_address,
-                                     ip_network, nameserver, not_negative, one_of, port_number,
-                                     positive, setting)
+                                     ip_network, mailto_uri, nameserver, not_negative, one_of,
+                                     port_number, positive, setting, spf_term)
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,29 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class DKIMConfig:
+    """DKIM keys (dkim/schedule.py): a rotation's new keys sign ``rotation_delay`` seconds
+    after ``dkim rotate``; a retired key stays in DNS ``keep_retired`` seconds more."""
+
+    rotation_delay: int = setting(3 * 86400, not_negative)
+    keep_retired: int = setting(7 * 86400, not_negative)
+    reload_interval: float = setting(60.0, positive)   # the server's reads of the keys
+
+
+@dataclass(frozen=True)
+class DNSRecordsConfig:
+    """What ``mailstack dns records`` prints beside MX, SRV and DKIM (policy/sender_records.py)."""
+
+    ttl: int = setting(3600, positive)
+    spf_extra: tuple[str, ...] = setting(factory=tuple, each=spf_term)   # more mechanisms
+    dmarc_policy: str = setting("none", one_of("none", "quarantine", "reject"))
+    dmarc_rua: str = setting("", mailto_uri)
+    mta_sts_mode: str = setting("testing", one_of("none", "testing", "enforce"))
+    mta_sts_max_age: int = setting(7 * 86400, positive)
+    tls_rpt_rua: str = setting("mailto:postmaster@{domain}", mailto_uri)
+
+
+@dataclass(frozen=True)
 class DNSBLConfig:
     zone: str = setting(dataclasses.MISSING)
     # Answers that mean "listed"; empty: 127.0.0.2-127.0.0.255 (127.255.255.x are list errors).
@@ -274,6 +297,8 @@ class Config:
     dns: DNSConfig = setting(factory=DNSConfig)
     domains: DomainsConfig = setting(factory=DomainsConfig)
     delivery: DeliveryConfig = setting(factory=DeliveryConfig)
+    dkim: DKIMConfig = setting(factory=DKIMConfig)
+    dns_records: DNSRecordsConfig = setting(factory=DNSRecordsConfig)
     antispam: AntispamConfig = setting(factory=AntispamConfig)
     client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)
     migration: MigrationConfig = setting(factory=MigrationConfig)

@@ -31,6 +31,7 @@ from mailstack import clock as clocks, dns, tls
 from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery.outbound import OutboundQueue
 from mailstack.delivery.routing import MessageRouter
+from mailstack.dkim.signer import Signer
 from mailstack.metrics import NO_METRICS, Metrics
 from mailstack.policy import mx, notices, submission
 from mailstack.policy.tls_required import TLSRequirement
@@ -244,12 +245,13 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     PoolService(db, hasher, locks, sessions).setServiceParent(root)
     sessions.setServiceParent(root)
     traces.setServiceParent(root)
+    signer = Signer(db, clock, config.dkim.reload_interval)
     queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname,
-                          metrics)
+                          metrics, signer)
     queue.setServiceParent(root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
-    router = MessageRouter(db, clock, on_queued=queue.kick)
+    router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer)
 
     def smtp_factory(listener, tables):
         return smtp.build_factory(

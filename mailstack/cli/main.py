@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from mailstack.cli import (
-    antispam, auth, common, config_cmd, directory, dns_records, legacy, mailbox, op25b, policy,
-    queue, quota, server, sessions, support, traces,
+    antispam, auth, common, config_cmd, directory, dkim, dns_records, legacy, mailbox, op25b,
+    policy, queue, quota, server, sessions, support, traces,
 )
 
 
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     antispam.register(groups)
     support.register(groups)
     dns_records.register(groups)
+    dkim.register(groups)
     queue.register(groups)
     legacy.register(groups)
     op25b.register(groups)

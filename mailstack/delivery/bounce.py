@@ -6,7 +6,11 @@ from the null sender, as ``multipart/report`` with the original headers only (no
 send spam back around the world).  ``original`` may be the whole message or only its
 start: only the header is read, at most HEADER_LIMIT octets of it, never a copy of the body.
 
-Standards: RFC 3464 (DSN format), RFC 3462/6522 (multipart/report), RFC 3463 (status codes).
+A DSN that leaves is DKIM-signed by the domain of its ``From:`` (our host name) when that
+has keys (``dkim/signer.py``), in the transaction that queues it: it is header-sized.
+
+Standards: RFC 3464 (DSN format), RFC 3462/6522 (multipart/report), RFC 3463 (status codes),
+RFC 6376 (DKIM).
 Security: a message from the null sender never gets a DSN (no bounce loops, RFC 5321
 §4.5.5); a DSN quotes only the original's header, at most HEADER_LIMIT octets, so it sends
 no body back and costs no read of a large one.  It goes to the envelope sender as given,
@@ -77,8 +81,11 @@ def header_of(original: bytes) -> bytes:
 
 
 def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes, at: datetime,
-                     queue_id: str) -> str | None:
+                     queue_id: str, sign=None) -> str | None:
     """File the DSN in the caller's transaction: a hosted sender's INBOX, else the queue.
+
+    ``sign(message, at)``: the DKIM-Signature fields of a DSN that leaves (the signer's
+    ``signatures``: by the domain of its ``From:``, our host name, when it has keys).
 
     Returns the remote address it was queued for (None when delivered locally or when the
     sender is the null path, which never gets a bounce)."""
@@ -89,5 +96,7 @@ def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes
     if route.hosted:   # final delivery of a null-sender message (RFC 5321 §4.4)
         mailboxes.deliver(conn, route.recipients.account_ids, b"Return-Path: <>\r\n" + dsn, at)
         return None
+    if sign is not None:
+        dsn = sign(dsn, at) + dsn
     queue.enqueue(conn, "", [sender], dsn, at, queue_id=f"{queue_id}-dsn")
     return sender

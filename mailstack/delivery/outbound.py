@@ -39,6 +39,7 @@ from twisted.logger import Logger
 from mailstack import clock as clocks, dns
 from mailstack.delivery import bounce, retry
 from mailstack.delivery.smtp_client import ClientFactory, Job, Outcome
+from mailstack.dkim.signer import NO_SIGNER
 from mailstack.metrics import NO_METRICS
 from mailstack.store import queue, queue_size
 
@@ -58,13 +59,14 @@ class OutboundQueue(service.Service):
     name = "outbound-queue"
 
     def __init__(self, db, clock, reactor, resolver: dns.Resolver, settings, hostname: str,
-                 metrics=NO_METRICS):
+                 metrics=NO_METRICS, signer=NO_SIGNER):
         """``settings`` is the ``[delivery]`` section; ``hostname`` our HELO and bounces'.
 
         ``clock`` is business time (due times, retries, expiry); ``reactor`` network time
         (connections and their timeouts); ``metrics`` counts each recipient's outcome and
-        holds the queue's size (``measure``)."""
+        holds the queue's size (``measure``); ``signer`` DKIM-signs the bounces that leave."""
         self.db, self.clock, self.reactor, self.metrics = db, clock, reactor, metrics
+        self.signer = signer
         self.resolver, self.settings, self.hostname = resolver, settings, hostname
         self.loop = task.LoopingCall(self.run_once)
         self.loop.clock = clock
@@ -145,6 +147,7 @@ class OutboundQueue(service.Service):
             if outcome is None:                           # removed meanwhile (queue CLI)
                 return
         results = []              # counted once the transaction that records them commits
+        yield self.signer.ready()         # a bounce that leaves is signed in the transaction
         bounce_to = yield self.db.run(self._record, items, message_id, stored, outcome,
                                       clocks.now(self.clock), results)
         for result in results:
@@ -246,5 +249,6 @@ class OutboundQueue(service.Service):
                          reply=reply)
         if failures:
             return bounce.return_to_sender(conn, self.hostname, stored.sender, failures,
-                                           quoted, now, stored.queue_id)
+                                           quoted, now, stored.queue_id,
+                                           sign=self.signer.signatures)
         return None

@@ -13,13 +13,19 @@ The message is read and analysed in that thread before it takes SQLite's writer 
 (``Database.run_prepared``): the analysis needs no database, so the lock is held for the
 SQL alone and other writers do not wait for it (issue 16).
 
+Mail that leaves for remote recipients is DKIM-signed here, once, as it is queued
+(``dkim/signer.py``): in the same preparation, off the reactor and before the writer lock;
+a delivery with local recipients only costs nothing more.
+
 Standards: RFC 5321 §4.4 (the Received trace header; Return-Path on local copies only),
-§6.1 (reliable delivery).
+§6.1 (reliable delivery), RFC 6376 (DKIM).
 Security: the Received header is built from our own facts; what the client or its DNS
 chose (the HELO argument, the PTR name) is made printable and cut to 255 characters, so it
 cannot add header lines.  Every copy and queue entry commits in one transaction, so a 451
 never leaves half a delivery and a retry makes no duplicates; bodies are stored under the
-process's byte budget.  Not here: who may send to whom -- relay, recipient and quota
+process's byte budget.  A queued copy is DKIM-signed only by its envelope sender's own
+domain (the policy proved it theirs), so a customer cannot borrow another hosted domain's
+signature by writing it in ``From:``.  Not here: who may send to whom -- relay, recipient and quota
 checks are the policy's, made before DATA (``policy/``).
 """
 
@@ -33,6 +39,8 @@ from email.utils import format_datetime
 
 from mailstack import clock as clocks
 from mailstack.delivery import bounce
+from mailstack.dkim import body_hash
+from mailstack.dkim.signer import HEAD_LIMIT as signer_head_limit, NO_SIGNER
 from mailstack.store import mailboxes, queue, submissions
 
 
@@ -111,13 +119,37 @@ def local_copy(sender: str, accepted, spool, received: bytes, dialect: str):
         spool.with_prefix(return_path(sender) + received), dialect)
 
 
+def signatures(signer, sender: str, accepted, spool, at: datetime) -> bytes:
+    """The DKIM-Signature fields of the copy queued for remote recipients (b"" for none).
+
+    In the store's thread: the header is looked at, and only a message the signer signs
+    (``From:`` the envelope sender's domain, which has keys: ``dkim/signer.py``) is read
+    further, a piece at a time, for its body hash."""
+    if not any(r.remote for r in accepted):
+        return b""
+    head = spool.head(signer_head_limit)
+    end = head.find(b"\r\n\r\n")
+    return signer.sign(head, lambda: _body_pieces(spool, end + 4), at, sender.rpartition("@")[2])
+
+
+def _body_pieces(spool, start: int):
+    """The spool's octets from ``start`` (the body's first), in pieces."""
+    offset = 0
+    for piece in spool.pieces(body_hash.PIECE):
+        if offset + len(piece) > start:
+            yield piece[max(0, start - offset):]
+        offset += len(piece)
+
+
 def store_message(conn, sender: str, accepted, spool, received: bytes, at: datetime, *,
                   account_id=None, client_ip=None, queue_id=None, submission=None,
-                  undeliverable=(), hostname: str, prepared=None) -> int:
+                  undeliverable=(), hostname: str, prepared=None, signed: bytes = b"",
+                  sign=None) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
     ``prepared`` is ``local_copy(...)``, computed before the transaction; without it, it
-    is computed here.
+    is computed here.  ``signed``: the DKIM-Signature fields put on top of the queued copy;
+    ``sign``: the signer's ``signatures``, for the bounce of ``undeliverable`` if it leaves.
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
     cannot take the message after all (a mailbox filled meanwhile); their bounce is filed
     in the same transaction, so the 250 covers both the copies and the notice."""
@@ -134,16 +166,17 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     if submission is not None:
         submissions.record(conn, replace(submission, user_agent=mail_program(head)))
     if remote:
-        queue.enqueue(conn, sender, remote, spool.with_prefix(received), at,
+        queue.enqueue(conn, sender, remote, spool.with_prefix(signed + received), at,
                       account_id=account_id, client_ip=client_ip, queue_id=queue_id)
     if undeliverable:
         bounce.return_to_sender(conn, hostname, sender, undeliverable, received + head, at,
-                                queue_id)
+                                queue_id, sign=sign)
     return len(stored)
 
 
 def _store_prepared(conn, prepared, *args, **kwargs) -> int:
-    return store_message(conn, *args, prepared=prepared, **kwargs)
+    local, signed = prepared
+    return store_message(conn, *args, prepared=local, signed=signed, **kwargs)
 
 
 class MessageRouter:
@@ -151,17 +184,27 @@ class MessageRouter:
 
     ``on_queued`` is how the outbound queue learns of new work at once (its ``kick``)
     without the router knowing the queue: ``service.py`` builds the queue first.
+    ``signer`` DKIM-signs what leaves (``dkim/signer.py``; ``NO_SIGNER``: nothing).
     """
 
-    def __init__(self, db, clock, on_queued=None):
+    def __init__(self, db, clock, on_queued=None, signer=NO_SIGNER):
         self.db, self.clock = db, clock
         self.on_queued = on_queued
+        self.signer = signer
 
     def store(self, sender: str, accepted, spool, trace: TraceFacts, *, account=None,
               tls: bool = False, undeliverable=()):
         """Deferred that fires only after the COMMIT of every copy and queue entry.
 
         ``spool`` holds the message as received; the caller closes it when this fires."""
+        if any(r.remote for r in accepted) or (undeliverable and sender):
+            d = self.signer.ready()      # the keys in memory before the store's thread signs
+            d.addCallback(lambda _: self._store(sender, accepted, spool, trace, account, tls,
+                                                undeliverable))
+            return d
+        return self._store(sender, accepted, spool, trace, account, tls, undeliverable)
+
+    def _store(self, sender, accepted, spool, trace, account, tls, undeliverable):
         at = clocks.now(self.clock)
         submission = None
         if account is not None:
@@ -176,11 +219,13 @@ class MessageRouter:
         # commit): one COMMIT, one flush, for several messages, each 250 after it.
         d = self.db.body_budget.run(
             spool.size, self.db.group.run_prepared,
-            lambda: local_copy(sender, accepted, spool, received, dialect),
+            lambda: (local_copy(sender, accepted, spool, received, dialect),
+                     signatures(self.signer, sender, accepted, spool, at)),
             functools.partial(
                 _store_prepared, account_id=account.id if account is not None else None,
                 client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
-                undeliverable=undeliverable, hostname=trace.hostname),
+                undeliverable=undeliverable, hostname=trace.hostname,
+                sign=self.signer.signatures),
             sender, accepted, spool, received, at)
         queued = any(r.remote for r in accepted) or (undeliverable and sender)
         if queued and self.on_queued is not None:

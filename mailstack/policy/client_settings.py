@@ -8,6 +8,9 @@ The outgoing server's authentication follows the SMTP AUTH flag: telling a clien
 in where the server offers no AUTH would break its sending, so while only POP-before-SMTP
 is on we say so (Thunderbird's ``smtp-after-pop``, Outlook's ``SMTPLast``).
 
+The sender-authentication records (DKIM, SPF, DMARC, MTA-STS, TLS-RPT) are
+``sender_records``'.
+
 Standards: RFC 6186 and RFC 8314 (SRV names), Thunderbird autoconfig 1.1, Outlook POX
 Autodiscover.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailstack.policy import sender_records
 from mailstack.policy.phases import in_force
 
 
@@ -64,8 +68,10 @@ def hostname(config) -> str:
     return config.client_setup.hostname or config.server.hostname
 
 
-def zone_records(config, domain: str, at: datetime, mx_host: str | None = None) -> list[str]:
-    """The zone-file lines an operator publishes for ``domain``."""
+def zone_records(config, domain: str, at: datetime, mx_host: str | None = None,
+                 dkim_keys=()) -> list[str]:
+    """The zone-file lines an operator publishes for ``domain``; ``dkim_keys``, the
+    domain's keys as listed by the store, for the DKIM records published at ``at``."""
     host = hostname(config) + "."
     mx = (mx_host or hostname(config)) + "."
     lines = [f"{domain}.\t3600\tIN\tMX\t10 {mx}"]
@@ -75,4 +81,4 @@ def zone_records(config, domain: str, at: datetime, mx_host: str | None = None) 
     lines += [f"autoconfig.{domain}.\t3600\tIN\tCNAME\t{host}",
               f"autodiscover.{domain}.\t3600\tIN\tCNAME\t{host}",
               f"_autodiscover._tcp.{domain}.\t3600\tIN\tSRV\t0 0 {config.client_setup.https_port} {host}"]
-    return lines
+    return lines + sender_records.records(config, domain, mx[:-1], dkim_keys, at)

@@ -26,6 +26,8 @@ OURS = {
     "outbound_messages.queue_id", "outbound_messages.client_ip", "outbound_recipients.domain",
     "outbound_recipients.status", "submissions.client_ip", "submissions.method",
     "submissions.queue_id", "live_sessions.protocol", "live_sessions.client_ip",
+    "dkim_keys.domain", "dkim_keys.selector", "dkim_keys.algorithm", "dkim_keys.private_key",
+    "dkim_keys.public_key",
 }
 
 
