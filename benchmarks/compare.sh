@@ -99,8 +99,8 @@ run_ours() {     # run_ours SCENARIO ROUND BACKEND
     lg ${args[$s]} --port "${ports[${protocol_of[$s]}]}" --watch-pids "$server" | record mailstack "$3" "$s" "$2"
 }
 
-work= server=
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; [ -z "$work" ] || rm -rf "$work"' EXIT
+work= server= dns_server=
+trap 'kill $server $dns_server 2>/dev/null || true; wait $server 2>/dev/null || true; [ -z "$work" ] || rm -rf "$work"' EXIT
 protocols="smtp submission pop3 imap"
 for backend in $backends; do
     . benchmarks/setup.sh      # $work, $url, $first: a fresh database with the accounts

@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 backend=sqlite
 protocols=${*:-smtp imap}
 loadgen=${LOADGEN:-../shared/bench/loadgen.py}
-work= server=
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+work= server= dns_server=
+trap 'kill $server $dns_server 2>/dev/null || true; rm -rf "$work"' EXIT
 . benchmarks/setup.sh
 valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.%p" \
     .venv/bin/mailstack --config "$work/mailstack.toml" serve \

@@ -8,8 +8,8 @@ backend=${1:-sqlite}
 shift || true
 protocols=${*:-smtp submission pop3 imap}
 loadgen=${LOADGEN:-../shared/bench/loadgen.py}
-work= server=
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+work= server= dns_server=
+trap 'kill $server $dns_server 2>/dev/null || true; rm -rf "$work"' EXIT
 . benchmarks/setup.sh
 taskset -c 1 .venv/bin/mailstack --config "$work/mailstack.toml" serve --log-level warn > "$work/server.log" 2>&1 &
 server=$!

@@ -3,7 +3,9 @@
 # listener per protocol, and the accounts the load generator expects (prepare.py).
 # In: $backend, $protocols, BENCH_PORT_OFFSET (default: one derived from the checkout's path,
 # so that two checkouts measuring at once never load each other's server).
-# Out: $work (remove it when done), $url, $ports (protocol -> port), $first (a port).
+# Out: $work (remove it when done), $url, $ports (protocol -> port), $first (a port),
+# $dns_server (the loopback DNS server's pid: benchmarks/dns_records.py; the caller's EXIT
+# trap kills it; sourcing this again replaces it).
 # shellcheck shell=bash
 work=$(mktemp -d)
 if [ "$backend" = postgresql ]; then
@@ -25,6 +27,15 @@ generate_dev = true
 recipients_per_hour = 100000000   # the load generator is one account sending a lot
 TOML
 offset=${BENCH_PORT_OFFSET:-$(( $(pwd | cksum | cut -d' ' -f1) % 60 * 10 ))}
+# Port 25 authenticates every message (SPF, DKIM, DMARC): DNS from a server on loopback.
+dns_port=$((5300 + offset))
+if [ -n "${dns_server:-}" ]; then kill "$dns_server" 2>/dev/null || true; wait "$dns_server" 2>/dev/null || true; fi
+.venv/bin/python benchmarks/dns_records.py "$dns_port" &
+dns_server=$!
+printf '[dns]\nnameservers = ["127.0.0.1:%s"]\ntimeout = 2\n' "$dns_port" >> "$work/mailstack.toml"
+if [ -n "${BENCH_AUTHENTICATION:-}" ]; then      # "false": port 25 without verification
+    printf '[authentication]\nenabled = %s\n' "$BENCH_AUTHENTICATION" >> "$work/mailstack.toml"
+fi
 declare -A ports=([smtp]=$((2525 + offset)) [submission]=$((2587 + offset))
                   [pop3]=$((1110 + offset)) [imap]=$((1143 + offset)))
 for p in $protocols; do

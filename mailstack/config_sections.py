@@ -236,6 +236,28 @@ class AntispamConfig:
 
 
 @dataclass(frozen=True)
+class AuthenticationConfig:
+    """Message authentication on port 25 (policy/authentication.py): SPF, DKIM, ARC,
+    DMARC, one Authentication-Results header.  Never on submission."""
+
+    enabled: bool = True
+    # A DNS failure during the checks: "accept" (recorded as temperror in the header) or
+    # "defer" (451 4.7.5, the sender retries).  Never a 5xx.
+    dns_failure: str = setting("accept", one_of("accept", "defer"))
+    # ARC sealers (the d= of the newest ARC-Seal) whose forwards are exempt from a DMARC
+    # p=reject when their chain validates: mailing lists, forwarding services.
+    trusted_forwarders: tuple[str, ...] = setting(factory=tuple)
+    # The public suffix list for DMARC's organizational domains; "" = the one shipped
+    # with the publicsuffixlist package.
+    public_suffix_list: str = ""
+    # Worker threads that run the checks (they wait on DNS; the GIL serialises the rest).
+    threads: int = setting(4, positive)
+    # Messages larger than this get SPF only: DKIM needs the whole message in memory.
+    # 0 = verify every message.
+    max_message_size: int = setting(10 * 1024 * 1024, not_negative)
+
+
+@dataclass(frozen=True)
 class MigrationConfig:
     """Moving legacy customers: warnings before the dates, the reflector, OP25B."""
 
@@ -300,6 +322,7 @@ class Config:
     dkim: DKIMConfig = setting(factory=DKIMConfig)
     dns_records: DNSRecordsConfig = setting(factory=DNSRecordsConfig)
     antispam: AntispamConfig = setting(factory=AntispamConfig)
+    authentication: AuthenticationConfig = setting(factory=AuthenticationConfig)
     client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)
     migration: MigrationConfig = setting(factory=MigrationConfig)
     limits: LimitsConfig = setting(factory=LimitsConfig)

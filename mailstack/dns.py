@@ -7,7 +7,9 @@ must tell "no such name" (a permanent fact: 5xx) from "could not ask" (never a 5
 every lookup here returns one of three values and never raises.
 
 Standards: RFC 5321 §5.1 (MX, implicit MX only on NODATA), RFC 7505 (null MX),
-RFC 5782 §2 (DNSBL queries and the 127.0.0.0/8 answer convention), RFC 1035.
+RFC 5782 §2 (DNSBL queries and the 127.0.0.0/8 answer convention), RFC 1035,
+RFC 7208 §4.6.4 / RFC 6376 §3.6.2.2 / RFC 7489 §6.6.3 (the TXT and plain lookups that SPF,
+DKIM and DMARC make: ``txt`` and ``records``, answers kept for their TTL, at most an hour).
 Security: answers are not authenticated -- no DNSSEC validation here, so use a validating
 resolver on a path you trust -- and a forged answer can change a DNSBL result, a PTR name
 or an MX; twisted.names sends each query from a random source port with a random ID
@@ -76,6 +78,12 @@ def parse_nameserver(spec: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+KINDS = {"A": dns.A, "AAAA": dns.AAAA, "MX": dns.MX, "PTR": dns.PTR, "TXT": dns.TXT}
+CACHE_ENTRIES = 20000       # answers kept for the message checks; the cache is emptied when full
+MAX_TTL = 3600              # an answer is kept at most this long, whatever its TTL
+NEGATIVE_TTL = 300          # "no such record" is kept this long (RFC 2308 caps it at 3 hours)
+
+
 class Resolver:
     def __init__(self, nameservers, *, timeout: float, reactor):
         servers = [parse_nameserver(s) for s in nameservers] or None
@@ -84,6 +92,7 @@ class Resolver:
                           else client.createResolver())
         self.timeout = timeout
         self.reactor = reactor
+        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
 
     @defer.inlineCallbacks
     def _query(self, name: str, type_: int):
@@ -107,6 +116,65 @@ class Resolver:
             return TempFail(type(e).__name__)
         records = [a.payload for a in answers if a.type == type_]
         return Found(records) if records else NotFound(nxdomain=False)
+
+    # --- what SPF, DKIM and DMARC ask (policy/authentication.py), cached ---------------------
+
+    def cached(self, name: str, kind: str):
+        """The kept answer for ``records(name, kind)``, or None.  A dict read and the
+        reactor's clock: safe from the verification threads, which then skip the trip
+        to the reactor (``policy/dns_bridge.py``)."""
+        entry = self._cache.get((name.lower().rstrip("."), kind))
+        if entry is None or entry[0] <= self.reactor.seconds():
+            return None
+        return entry[1]
+
+    def txt(self, name: str):
+        """TXT records of ``name``: ``Found([bytes, …])``, each record's strings joined
+        (RFC 7208 §3.3, RFC 6376 §3.6.2.2).  Cached like ``records``."""
+        return self.records(name, "TXT")
+
+    @defer.inlineCallbacks
+    def records(self, name: str, kind: str):
+        """Plain answers of ``kind`` (A, AAAA, MX, PTR, TXT) as an Outcome: addresses as
+        text, MX as ``(preference, host)``, PTR as a host, TXT as bytes -- no implicit MX,
+        no null-MX reading (what SPF's mechanisms want: RFC 7208 §5).  Found and NotFound
+        are kept for their TTL (at most an hour; NotFound five minutes), a TempFail never."""
+        key = (name.lower().rstrip("."), kind)
+        hit = self.cached(*key)
+        if hit is not None:
+            return hit
+        type_ = KINDS[kind]
+        outcome, ttl = yield self._answers(key[0], type_)
+        if isinstance(outcome, Found):
+            outcome = Found([_plain(kind, r.payload) for r in outcome.value])
+        if not isinstance(outcome, TempFail):
+            if len(self._cache) >= CACHE_ENTRIES:
+                self._cache.clear()
+            keep = min(ttl, MAX_TTL) if isinstance(outcome, Found) else NEGATIVE_TTL
+            self._cache[key] = (self.reactor.seconds() + keep, outcome)
+        return outcome
+
+    @defer.inlineCallbacks
+    def _answers(self, name: str, type_: int):
+        """(Outcome of the answer records themselves, their smallest TTL)."""
+        try:
+            qname = name.encode("ascii") if name.isascii() else name.encode("idna")
+        except UnicodeError:
+            return NotFound(nxdomain=True), 0
+        d = self._resolver.query(dns.Query(qname, type_, dns.IN), timeout=(self.timeout,))
+        d.addTimeout(self.timeout * 1.5, self.reactor)
+        try:
+            answers, _authority, _additional = yield d
+        except error.DNSNameError:
+            return NotFound(nxdomain=True), 0
+        except (defer.TimeoutError, defer.CancelledError, error.DNSQueryTimeoutError):
+            return TempFail("timeout"), 0
+        except Exception as e:  # SERVFAIL, REFUSED, network errors: temporary by nature
+            return TempFail(type(e).__name__), 0
+        records = [a for a in answers if a.type == type_]
+        if not records:
+            return NotFound(nxdomain=False), 0
+        return Found(records), min(a.ttl for a in records)
 
     @defer.inlineCallbacks
     def ptr(self, ip: str):
@@ -175,3 +243,15 @@ class Resolver:
         if isinstance(txt, Found):
             text = " ".join(b"".join(r.data).decode("utf-8", "replace") for r in txt.value)
         return Found((codes, text))
+
+
+def _plain(kind: str, payload):
+    if kind == "A":
+        return payload.dottedQuad()
+    if kind == "AAAA":
+        return ipaddress.ip_address(payload.address).compressed
+    if kind == "MX":
+        return (payload.preference, host_name(payload.name.name))
+    if kind == "PTR":
+        return host_name(payload.name.name)
+    return b"".join(payload.data)

@@ -93,6 +93,9 @@ DNSBL_TEMPFAIL = Reply(450, "4.7.1", "Service unavailable; Client host [{ip}] co
 NO_PTR = Reply(550, "5.7.25", "Client host rejected: cannot find your hostname, [{ip}]")
 NO_PTR_TEMPORARY = Reply(450, "4.7.25", "Client host rejected: cannot find your hostname, [{ip}]")
 LOCALLY_BLOCKED = Reply(554, "5.7.1", "Service unavailable; Client host [{ip}] blocked by local policy; {reason}")
+# Message authentication at the end of DATA (policy/dmarc.py, RFC 7489 §6.7, RFC 7372 §3.3).
+DMARC_REJECT = Reply(550, "5.7.1", "Message rejected: it fails the DMARC policy of {domain} (p={policy})")
+AUTHENTICATION_TEMPFAIL = Reply(451, "4.7.5", "Message authentication (SPF/DKIM/DMARC) could not be checked; try again later")
 
 # --- SMTP: authentication -----------------------------------------------------------------
 AUTH_OK = Reply(235, "2.7.0", "Authentication successful")

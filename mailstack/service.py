@@ -28,12 +28,14 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import clock as clocks, dns, tls
+from mailstack.threads import WorkerPool
 from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery.outbound import OutboundQueue
 from mailstack.delivery.routing import MessageRouter
 from mailstack.dkim.signer import Signer
 from mailstack.metrics import NO_METRICS, Metrics
 from mailstack.policy import mx, notices, submission
+from mailstack.policy.authentication import Authenticator
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.prompt_tcp import PromptEndpoint
 from mailstack.protocols import imap, pop3, smtp
@@ -63,12 +65,15 @@ class PoolService(service.Service):
     """
 
     def __init__(self, db: Database, hasher: hashing.PasswordHasher, locks=None,
-                 sessions=None):
+                 sessions=None, pools=()):
         self.db, self.hasher, self.locks, self.sessions = db, hasher, locks, sessions
+        self.pools = tuple(pools)       # other worker pools (message authentication)
 
     def startService(self):
         self.db.start()
         self.hasher.start()
+        for pool in self.pools:
+            pool.start()
         super().startService()
 
     @defer.inlineCallbacks
@@ -78,6 +83,8 @@ class PoolService(service.Service):
             yield self.locks.release_all()
         if self.sessions is not None:
             yield self.sessions.release_all()
+        for pool in self.pools:
+            pool.stop()
         self.hasher.stop()
         self.db.stop()
 
@@ -242,7 +249,9 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     sessions, traces, limits = _admission(config, db, clock, reactor, locks.node.name)
     metrics.sessions_from(lambda: limits.by_protocol)
     root = service.MultiService()
-    PoolService(db, hasher, locks, sessions).setServiceParent(root)
+    authenticator = _authenticator(config, resolver, reactor)
+    PoolService(db, hasher, locks, sessions,
+                [authenticator.pool] if authenticator else []).setServiceParent(root)
     sessions.setServiceParent(root)
     traces.setServiceParent(root)
     signer = Signer(db, clock, config.dkim.reload_interval)
@@ -255,7 +264,8 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
 
     def smtp_factory(listener, tables):
         return smtp.build_factory(
-            listener, tables.port_policy(db, clock, resolver, config, warner, metrics),
+            listener, tables.port_policy(db, clock, resolver, config, warner, metrics,
+                                         authenticator=authenticator),
             router=router,
             db=db, clock=clock, portal=portal, tls_requirement=tls_requirement,
             settings=config.smtp, reflector_local_part=config.migration.reflector_local_part,
@@ -281,8 +291,22 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     listeners = [_listen(root, reactor, listener, factories[listener.protocol](listener),
                          tls_options) for listener in config.listeners]
     reloader = Reloader(config, listeners, tls_options, limits, db=db, clock=clock,
-                        resolver=resolver, warner=warner, metrics=metrics)
+                        resolver=resolver, warner=warner, metrics=metrics,
+                        authenticator=authenticator)
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
+
+
+def _authenticator(config: Config, resolver, reactor) -> Authenticator | None:
+    """Port 25's message checks (``[authentication]``; a change needs a restart); its
+    pool starts no thread before the first message."""
+    settings = config.authentication
+    if not settings.enabled:
+        return None
+    pool = WorkerPool("authentication", settings.threads, reactor)
+    return Authenticator(resolver, reactor, pool, authserv_id=config.server.hostname,
+                         public_suffix_list=str(config.path(settings.public_suffix_list))
+                         if settings.public_suffix_list else "",
+                         max_message_size=settings.max_message_size)
 
 
 def _http():

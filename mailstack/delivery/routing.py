@@ -106,17 +106,20 @@ def _clean(name: str) -> str:
     return text or "unknown"
 
 
-def local_copy(sender: str, accepted, spool, received: bytes, dialect: str):
+def local_copy(sender: str, accepted, spool, received: bytes, dialect: str,
+               auth_header: bytes = b""):
     """(what to store, its ``MessageFacts``) of the copy for local INBOXes, or None.
 
     The message is read from ``spool`` here, in the store's thread but before the writer
-    lock (``Database.run_prepared``), behind ``return_path`` and ``received``: whole once,
+    lock (``Database.run_prepared``), behind ``return_path``, ``received`` and
+    ``auth_header`` (port 25's Authentication-Results of this hop, RFC 8601: local copies
+    only): whole once,
     for the search facts and structure of local copies (``mailboxes.prepared_facts``)."""
     if not any(r.account_ids for r in accepted):
         return None
     # Final delivery: Return-Path first (a relayed copy must not carry one).
     return mailboxes.prepared_facts(
-        spool.with_prefix(return_path(sender) + received), dialect)
+        spool.with_prefix(return_path(sender) + received + auth_header), dialect)
 
 
 def signatures(signer, sender: str, accepted, spool, at: datetime) -> bytes:
@@ -144,7 +147,7 @@ def _body_pieces(spool, start: int):
 def store_message(conn, sender: str, accepted, spool, received: bytes, at: datetime, *,
                   account_id=None, client_ip=None, queue_id=None, submission=None,
                   undeliverable=(), hostname: str, prepared=None, signed: bytes = b"",
-                  sign=None) -> int:
+                  sign=None, junk: bool = False) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
     ``prepared`` is ``local_copy(...)``, computed before the transaction; without it, it
@@ -152,7 +155,8 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     ``sign``: the signer's ``signatures``, for the bounce of ``undeliverable`` if it leaves.
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
     cannot take the message after all (a mailbox filled meanwhile); their bounce is filed
-    in the same transaction, so the 250 covers both the copies and the notice."""
+    in the same transaction, so the 250 covers both the copies and the notice.
+    ``junk``: the local copies go to each account's Junk folder (a DMARC quarantine)."""
     local = sorted({i for r in accepted for i in r.account_ids})
     remote = [r.address for r in accepted if r.remote]
     quoting = submission is not None or undeliverable    # User-Agent, bounce: the header
@@ -162,7 +166,7 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
         if prepared is None:
             prepared = local_copy(sender, accepted, spool, received, conn.dialect.name)
         body, facts = prepared
-        stored = mailboxes.deliver(conn, local, body, at, facts)
+        stored = mailboxes.deliver(conn, local, body, at, facts, junk=junk)
     if submission is not None:
         submissions.record(conn, replace(submission, user_agent=mail_program(head)))
     if remote:
@@ -193,18 +197,22 @@ class MessageRouter:
         self.signer = signer
 
     def store(self, sender: str, accepted, spool, trace: TraceFacts, *, account=None,
-              tls: bool = False, undeliverable=()):
+              tls: bool = False, undeliverable=(), auth_header: bytes = b"", junk: bool = False):
         """Deferred that fires only after the COMMIT of every copy and queue entry.
 
-        ``spool`` holds the message as received; the caller closes it when this fires."""
+        ``spool`` holds the message as received; the caller closes it when this fires.
+        ``auth_header`` and ``junk``: what port 25's authentication decided (the header
+        in front of local copies, and their folder)."""
         if any(r.remote for r in accepted) or (undeliverable and sender):
             d = self.signer.ready()      # the keys in memory before the store's thread signs
             d.addCallback(lambda _: self._store(sender, accepted, spool, trace, account, tls,
-                                                undeliverable))
+                                                undeliverable, auth_header, junk))
             return d
-        return self._store(sender, accepted, spool, trace, account, tls, undeliverable)
+        return self._store(sender, accepted, spool, trace, account, tls, undeliverable,
+                           auth_header, junk)
 
-    def _store(self, sender, accepted, spool, trace, account, tls, undeliverable):
+    def _store(self, sender, accepted, spool, trace, account, tls, undeliverable,
+               auth_header, junk):
         at = clocks.now(self.clock)
         submission = None
         if account is not None:
@@ -219,13 +227,13 @@ class MessageRouter:
         # commit): one COMMIT, one flush, for several messages, each 250 after it.
         d = self.db.body_budget.run(
             spool.size, self.db.group.run_prepared,
-            lambda: (local_copy(sender, accepted, spool, received, dialect),
+            lambda: (local_copy(sender, accepted, spool, received, dialect, auth_header),
                      signatures(self.signer, sender, accepted, spool, at)),
             functools.partial(
                 _store_prepared, account_id=account.id if account is not None else None,
                 client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
                 undeliverable=undeliverable, hostname=trace.hostname,
-                sign=self.signer.signatures),
+                sign=self.signer.signatures, junk=junk),
             sender, accepted, spool, received, at)
         queued = any(r.remote for r in accepted) or (undeliverable and sender)
         if queued and self.on_queued is not None:

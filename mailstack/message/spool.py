@@ -105,6 +105,14 @@ class Spool:
         self._file.seek(start)
         return self._file.read(len(prefix) + self.size)
 
+    def replace(self, message: bytes) -> None:
+        """Make ``message`` the spool's whole content (a header field removed before the
+        message is stored: policy/authentication.py)."""
+        self._pieces, self._lines, self._pending, self._written = [], [], 0, 0
+        self._file.seek(RESERVED)
+        self._file.truncate()
+        self._put(message)
+
     def with_prefix(self, prefix: bytes) -> SpooledMessage:
         """The message as it will be stored, ``prefix`` in front, read piece by piece."""
         return SpooledMessage(self, prefix)

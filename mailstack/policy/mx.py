@@ -15,11 +15,17 @@ Read top to bottom, the tables answer the questions an operator and the support 
   ``[migration] customer_networks`` with a live POP-before-SMTP window (``auth_window``
   says when it closes) -- what a legacy ISP may want until OP25B; ``op25b`` is first in
   ``relay`` so a customer network's phase still blocks it.
+- *What happens to a message that fails DMARC?*  With ``[authentication] enabled`` (the
+  default) each message is checked after DATA (``authentication.py``: SPF, DKIM, ARC,
+  DMARC), then ``data`` runs: ``dmarc`` refuses a ``p=reject`` failure with 550 5.7.1 and a
+  ref, unless the client was whitelisted (its client verdict is a PERMIT), is a trusted
+  network, or the message was ARC-sealed by a trusted forwarder; ``p=quarantine`` is
+  delivered to Junk; a DNS failure is never a 5xx.
 - *When is a refusal at connect sent?*  Only the firewall acts before the banner; what
   ``client`` decides is delivered at the first RCPT, after ``relay``, so the rejection log
   carries From and To (ARCHITECTURE C3).
 
-Standards: RFC 5321 (MX role), RFC 5598 §4.3.1, RFC 2505.
+Standards: RFC 5321 (MX role), RFC 5598 §4.3.1, RFC 2505, RFC 7489 §6.7 (DMARC policy).
 Security: default REJECT on relay; the whitelist is in no relay table; port-25 relaying is
 an explicit setting, default off.
 """
@@ -27,7 +33,7 @@ an explicit setting, default off.
 from __future__ import annotations
 
 from mailstack.policy import (
-    auth_window, blocklist, containment, dnsbl, harvest, op25b, quota, rdns, recipients,
+    auth_window, blocklist, containment, dmarc, dnsbl, harvest, op25b, quota, rdns, recipients,
     reflector, relay, reports, sender_rules, spamtrap, whitelist,
 )
 from mailstack.metrics import NO_METRICS
@@ -52,7 +58,8 @@ def offers_auth(mx_relay: str, smtp_auth: bool) -> bool:
 
 
 def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_url: str,
-           recipients_per_hour: int, mx_relay: str, metrics=NO_METRICS) -> Tables:
+           recipients_per_hour: int, mx_relay: str, metrics=NO_METRICS,
+           authentication=None) -> Tables:
     listed = whitelist.Whitelisted(db, antispam.trusted_networks)
     blocker = blocklist.Blocker(antispam)
     client = [listed,
@@ -80,8 +87,16 @@ def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_ur
         rcpt=Chain("rcpt", [containment.RecipientsPerHour(db, clock, recipients_per_hour),
                             reflector.Reflector(migration.reflector_local_part),
                             recipients.LocalRecipientExists()]),
-        data=Chain("data", [quota.FitsMailbox()]),
+        data=Chain("data", [quota.FitsMailbox(), *_enforced(authentication)]),
     )
+
+
+def _enforced(authentication) -> list:
+    """The DMARC check of the data table, when ``[authentication]`` is on."""
+    if authentication is None or not authentication.enabled:
+        return []
+    return [dmarc.Enforced(authentication.dns_failure == "defer",
+                           authentication.trusted_forwarders)]
 
 
 def postmaster_domain(config) -> str:
@@ -89,17 +104,24 @@ def postmaster_domain(config) -> str:
     return hosted[0] if hosted else config.server.hostname
 
 
-def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS) -> PortPolicy:
-    """Port 25's policy: these tables, run by ``PortPolicy`` with what it needs."""
+def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
+                authenticator=None) -> PortPolicy:
+    """Port 25's policy: these tables, run by ``PortPolicy`` with what it needs;
+    ``authenticator`` (``authentication.Authenticator``) verifies each message when
+    ``[authentication] enabled``."""
     antispam, hostname = config.antispam, config.server.hostname
+    if not config.authentication.enabled:
+        authenticator = None
     blocker = blocklist.Blocker(antispam)
     return PortPolicy(
         tables(db, clock, resolver, antispam=antispam, migration=config.migration,
                pop_before_smtp=config.pop_before_smtp, help_url=config.submission.help_url,
                recipients_per_hour=config.submission.recipients_per_hour,
-               mx_relay=config.smtp.mx_relay, metrics=metrics),
+               mx_relay=config.smtp.mx_relay, metrics=metrics,
+               authentication=config.authentication),
         db=db, resolver=resolver, rejections=RejectionLog(db, clock, metrics),
         harvest_watch=harvest.HarvestWatch(db, clock, antispam, blocker),
         reports=reports.ReportAddress(db, clock, antispam, blocker, hostname),
         warner=warner, hostname=hostname, postmaster_domain=postmaster_domain(config),
-        auth_enabled=offers_auth(config.smtp.mx_relay, config.submission.smtp_auth))
+        auth_enabled=offers_auth(config.smtp.mx_relay, config.submission.smtp_auth),
+        authenticator=authenticator)

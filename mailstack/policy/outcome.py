@@ -49,6 +49,7 @@ class Outcome:
     sender: Sender | None = None    # MAIL: who sends (AUTH or a login window)
     accepted: Accepted | None = None   # RCPT: the recipient as accepted
     undeliverable: tuple = ()       # DATA: accepted recipients the message does not fit
+    authentication: object = None   # DATA: authentication.Stamp (port 25): header, Junk
 
     @property
     def refused(self) -> bool:

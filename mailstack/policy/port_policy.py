@@ -6,7 +6,9 @@ RCPT; the client chain runs at connect and its verdict is delivered at RCPT, aft
 unless the sender proved who it is; a PERMIT from it skips the traps; a trap hit condemns
 the client for the rest of the session (``ClientState``); an unknown user feeds the
 directory-harvest watch; every refusal goes through the rejection log (with a ref) --
-except the quota refusal after DATA, which is about the mailbox, not the client.
+except the quota refusal after DATA, which is about the mailbox, not the client; on port
+25 the message is authenticated (``authentication.py``) before the data table runs, and
+the Stamp travels to delivery (our Authentication-Results header, the Junk folder).
 
 Standards: RFC 5321 §3.3, §4.2; RFC 4954 (the sender an AUTH login proves).
 Security: relay is decided before anything else at RCPT and defaults to REJECT (``stages``);
@@ -23,11 +25,12 @@ from twisted.logger import Logger
 from mailstack import replies
 from mailstack.policy import harvest
 from mailstack.policy.auth_window import WindowLogin
+from mailstack.policy.authentication import delivered
 from mailstack.policy.client_facts import ClientFacts
 from mailstack.policy.client_state import ClientState
 from mailstack.policy.decision import Decision, Verdict, reject
 from mailstack.policy.outcome import Accepted, Outcome, Sender, refused
-from mailstack.policy.quota import without_room
+from mailstack.policy.quota import FitsMailbox, without_room
 from mailstack.policy.reflector import Reflector
 from mailstack.store import directory
 from mailstack.store.errors import StoreUnavailable
@@ -39,8 +42,10 @@ class PortPolicy:
     """Implements ``contract.SMTPPolicy`` for one listener."""
 
     def __init__(self, tables, *, db, resolver, rejections, harvest_watch=None, reports=None,
-                 warner=None, hostname: str, postmaster_domain: str, auth_enabled: bool):
+                 warner=None, hostname: str, postmaster_domain: str, auth_enabled: bool,
+                 authenticator=None):
         self.tables, self.db, self.resolver = tables, db, resolver
+        self.authenticator = authenticator     # port 25 only: SPF/DKIM/ARC/DMARC
         self.rejections, self.harvest, self.reports = rejections, harvest_watch, reports
         self.warner, self.hostname = warner, hostname
         self._postmaster_domain = postmaster_domain
@@ -147,16 +152,56 @@ class PortPolicy:
 
     @defer.inlineCallbacks
     def data(self, request):
+        stamp = yield self._authenticated(request)
+        request = replace(request, authentication=stamp)
         decision = yield self.tables.data.run(request)
         if not decision.accepts:
-            return refused(decision.reply, decision)
-        return Outcome(decision=decision,
+            if decision.check == FitsMailbox.name:     # the mailbox's, not the sender's
+                return refused(decision.reply, decision)
+            first = next((r.address for r in request.recipients), None)
+            reply = yield self.rejections.refuse(replace(request, recipient=first), decision,
+                                                 "data")
+            return refused(reply, decision)
+        if stamp is not None:
+            stamp = delivered(stamp, self.authenticator.authserv_id)
+            log.info("{session}: {results}", session=request.session,
+                     results=_summary(stamp, decision))
+        return Outcome(decision=decision, authentication=stamp,
                        undeliverable=tuple(without_room(request.recipients, request.size or 0)))
+
+    def _authenticated(self, request):
+        """The message's authentication Stamp (port 25, senders that did not log in), or
+        None; a failure of the checks themselves is logged and the message goes on
+        unstamped (a bug must not refuse mail)."""
+        if (self.authenticator is None or request.message is None
+                or request.authenticated_as is not None):
+            return defer.succeed(None)
+        d = self.authenticator.verify(request)
+        d.addErrback(_verification_failed, request)
+        return d
 
     def after_delivery(self, request, spool):
         if self.reports is None:
             return defer.succeed(None)
         return self.reports.take(request, spool)
+
+
+def _verification_failed(failure, request):
+    log.failure("{session}: message authentication failed", failure, session=request.session)
+    return None
+
+
+def _summary(stamp, decision) -> str:
+    dkim = ",".join(d.result for d in stamp.dkim)
+    text = (f"spf={stamp.spf.result} helo={stamp.spf_helo.result} dkim={dkim} "
+            f"arc={stamp.arc.result} dmarc={stamp.dmarc.result}")
+    if stamp.dmarc.result == "fail":
+        text += f" ({stamp.dmarc.domain} p={stamp.dmarc.policy}, done: {stamp.dmarc.applied})"
+    if stamp.junk:
+        text += ": to Junk"
+    if stamp.stripped:
+        text += f"; {stamp.stripped} forged Authentication-Results removed"
+    return text
 
 
 def _checks_failed(failure, request):

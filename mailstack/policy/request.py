@@ -28,6 +28,8 @@ class SMTPRequest:
     declared_size: int | None = None  # MAIL FROM SIZE=, when the client declared one
     recipients: tuple = ()            # the Accepted recipients of the transaction so far
     size: int | None = None           # data: the message's size in octets
+    message: object = None            # data: the message's spool (message/spool.py)
+    authentication: object = None     # data: the authentication.Stamp, once verified
 
     def at(self, stage: str, **changes) -> "SMTPRequest":
         return replace(self, stage=stage, **changes)

@@ -197,7 +197,8 @@ class MessageReception:
         queue_id = f"{self.session_id}{self.messages:03d}"
         request = self.request("data", sender=envelope.sender,
                                authenticated_as=envelope.account,
-                               recipients=tuple(envelope.recipients), size=spool.size)
+                               recipients=tuple(envelope.recipients), size=spool.size,
+                               message=spool)
         d = defer.maybeDeferred(self.policy.data, request)
         d.addCallback(self._deliver, request, envelope, spool, queue_id)
         d.addBoth(_closing, spool)
@@ -211,7 +212,8 @@ class MessageReception:
         if outcome.reply is not None:
             return outcome
         intake = self.factory.intake
-        yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable)
+        yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable,
+                           outcome.authentication)
         yield self.policy.after_delivery(request, spool)
         yield intake.reflect(self, envelope)
         return outcome

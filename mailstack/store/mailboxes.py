@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, case, delete, insert, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import blobs, changes
@@ -175,6 +175,12 @@ _ALLOCATE_INBOX_UID = (update(folders).where(folders.c.account_id == bindparam("
                                              folders.c.name == INBOX)
                        .values(uidnext=folders.c.uidnext + 1, modseq=folders.c.modseq + 1)
                        .returning(folders.c.id, folders.c.uidnext, folders.c.modseq))
+# A quarantined delivery's UIDs: the account's first folder marked \Junk (RFC 6154).
+_ALLOCATE_JUNK_UID = (update(folders).where(folders.c.id == select(func.min(folders.c.id)).where(
+    folders.c.account_id == bindparam("owner"),
+    folders.c.special_use == "\\Junk").scalar_subquery())
+                      .values(uidnext=folders.c.uidnext + 1, modseq=folders.c.modseq + 1)
+                      .returning(folders.c.id, folders.c.uidnext, folders.c.modseq))
 _INSERT_MESSAGE = insert(messages)
 _INSERT_HEADERS = insert(message_headers)
 _INSERT_TEXT = insert(message_text)
@@ -242,11 +248,16 @@ def _insert(conn: Connection, folder_id: int, uid: int, modseq: int, body,
 
 
 def deliver(conn: Connection, account_ids, body, at: datetime,
-            facts: MessageFacts | None = None) -> list[MessageInfo]:
-    """Store one copy of ``body`` in the INBOX of each account, all or nothing."""
+            facts: MessageFacts | None = None, junk: bool = False) -> list[MessageInfo]:
+    """Store one copy of ``body`` in the INBOX of each account, all or nothing; with
+    ``junk``, in its \\Junk folder (the INBOX for an account that has none)."""
     stored = []
     for account_id in account_ids:
-        row = conn.execute(_ALLOCATE_INBOX_UID, {"owner": account_id}).first()
+        row = None
+        if junk:
+            row = conn.execute(_ALLOCATE_JUNK_UID, {"owner": account_id}).first()
+        if row is None:
+            row = conn.execute(_ALLOCATE_INBOX_UID, {"owner": account_id}).first()
         if row is None:
             raise NotFound(f"no folder {INBOX}")
         folder_id, uidnext, modseq = row

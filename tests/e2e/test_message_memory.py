@@ -66,12 +66,16 @@ def stored_bodies(server, account_id):
 
 def digest_without_received(stored: bytes) -> str:
     """The digest of a stored message without the trace fields we put in front: the
-    Return-Path of a local copy (a queued copy has none) and the Received header."""
+    Return-Path of a local copy (a queued copy has none), the Received header and port
+    25's Authentication-Results (local copies)."""
     pos = stored.index(b"\r\n") + 2 if stored.startswith(b"Return-Path: <") else 0
     assert stored.startswith(b"Received: from ", pos)
-    pos = stored.index(b"\r\n", pos) + 2
-    while stored[pos:pos + 1] in (b" ", b"\t"):         # its folded lines
+    for field in (b"Received: ", b"Authentication-Results: mx.example.test;"):
+        if not stored.startswith(field, pos):
+            continue
         pos = stored.index(b"\r\n", pos) + 2
+        while stored[pos:pos + 1] in (b" ", b"\t"):         # its folded lines
+            pos = stored.index(b"\r\n", pos) + 2
     return hashlib.sha256(memoryview(stored)[pos:]).hexdigest()
 
 

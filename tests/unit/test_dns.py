@@ -66,3 +66,21 @@ def test_a_name_in_an_answer_holding_any_octet_is_text_not_an_exception(nameserv
     assert call(resolver.ptr, "127.0.0.10") == dns.Found(["h\ufffdst.example.test"])
     assert call(resolver.forward_confirmed_ptr, "127.0.0.10") == dns.NotFound(nxdomain=False)
     assert call(resolver.mx, "odd.test") == dns.Found([(10, "m\ufffdx.odd.test")])
+
+
+def test_records_are_kept_for_their_ttl_and_a_failure_is_never_kept(nameserver, resolver):
+    nameserver.add("spf.example.test", "TXT", "v=spf1 ", "-all")      # two strings, one record
+    nameserver.add("mx.example.test", "MX", 10, "in.example.test")
+    assert call(resolver.txt, "spf.example.test") == dns.Found([b"v=spf1 -all"])
+    assert call(resolver.records, "mx.example.test", "MX") == dns.Found([(10, "in.example.test")])
+    nameserver.resolver.records.clear()          # the zone changes; the answers' TTL is 60 s
+    assert resolver.cached("SPF.example.test.", "TXT") == dns.Found([b"v=spf1 -all"])
+    assert call(resolver.txt, "spf.example.test") == dns.Found([b"v=spf1 -all"])
+    nameserver.fail("down.example.test")
+    assert isinstance(call(resolver.txt, "down.example.test"), dns.TempFail)
+    assert resolver.cached("down.example.test", "TXT") is None
+    nameserver.resolver.servfail.clear()
+    nameserver.add("down.example.test", "TXT", "back")
+    assert call(resolver.txt, "down.example.test") == dns.Found([b"back"])
+    assert call(resolver.txt, "nothing.example.test") == dns.NotFound(nxdomain=True)
+    assert resolver.cached("nothing.example.test", "TXT") == dns.NotFound(nxdomain=True)

@@ -32,7 +32,7 @@ class Intake:
     def __init__(self, fail=None):
         self.stored, self.fail = [], fail
 
-    def store(self, session, envelope, spool, queue_id, undeliverable=()):
+    def store(self, session, envelope, spool, queue_id, undeliverable=(), authentication=None):
         if self.fail is not None:
             return defer.fail(self.fail)
         self.stored.append((envelope.sender, list(envelope.addresses), spool.read(b""),

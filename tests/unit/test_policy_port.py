@@ -305,3 +305,15 @@ def test_a_forwarded_spam_becomes_a_complaint():
     other = smtp_request("data", recipients=(Accepted("bob@example.test", (2,)),))
     assert fired(port.policy.after_delivery(other, Spool(spam))) is None
     assert len(port.store.complaints) == 1
+
+
+def test_only_port_25_authenticates_messages_and_only_when_enabled():
+    checks = object()       # port_policy only keeps it: what it is does not matter here
+
+    def build(port_policy):
+        return lambda *args: port_policy(*args, authenticator=checks)
+    assert Port(build=build(mx.port_policy)).policy.authenticator is checks
+    assert "dmarc" in Port(build=build(mx.port_policy)).policy.tables.data.names
+    assert Port(build=build(submission.port_policy)).policy.authenticator is None
+    off = Port(build=build(mx.port_policy), authentication={"enabled": False}).policy
+    assert off.authenticator is None and off.tables.data.names == ("quota",)

@@ -120,7 +120,7 @@ def test_the_mx_tables_read_as_the_docs_say(mx_relay, relay_row):
                             else "sender-ownership")
     assert rows["trap"] == "spamtrap"
     assert rows["rcpt"] == "recipients-per-hour → reflector → recipients"
-    assert rows["data"] == "quota"
+    assert rows["data"] == "quota → dmarc"       # [authentication] enabled: the default
 
 
 def test_the_submission_tables_have_no_antispam_and_a_default_reject_relay():
