@@ -32,6 +32,9 @@ PATHS = {
                "sessions_s", 4.0),
     "imapc1": ("IMAP UID FETCH 1:* 200 × 10 KB, 1 client", "MB/s", "MB_s", "MB_s", 1.5),
     "imapc10": ("IMAP UID FETCH 1:* 200 × 10 KB, 10 clients", "MB/s", "MB_s", "MB_s", 1.5),
+    # Issue 17: mailstack verifies SPF, DKIM and DMARC (the anchors do not), yet stays 2x.
+    "smtp4ksigned": ("port 25, 4 KB DKIM-signed, 10 senders, 1 msg/conn", "msg/s",
+                     "e2e_msgs_s", "msgs_s", 2.0),
 }
 MEMORY_TARGET_MB = 60
 

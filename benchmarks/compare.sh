@@ -19,7 +19,10 @@
 # when they are missing):
 #     benchmarks/compare.sh [sqlite] [postgresql]        (default: both)
 # Environment: ROUNDS (3), OUT (var/bench/compare-DATE), SCENARIOS (all: smtp4k smtp64k
-# submission pop3c1 pop3c10 logins imapc1 imapc10), LOADGEN, BENCH (../shared/bench).
+# submission pop3c1 pop3c10 logins imapc1 imapc10 smtp4ksigned), LOADGEN, BENCH
+# (../shared/bench), BENCH_AUTHENTICATION (false: port 25 without SPF/DKIM/DMARC, as the
+# anchors run; default: on, as mailstack ships).  smtp4ksigned sends the same load with
+# every message DKIM-signed by Mail::DKIM (benchmarks/signed_load.py) to both sides.
 # Output: $OUT/results.jsonl (one JSON line per run, tagged), $OUT/report.md (the table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,12 +30,17 @@ backends=${*:-sqlite postgresql}
 bench=${BENCH:-$(cd ../shared/bench && pwd)}
 loadgen=${LOADGEN:-$bench/loadgen.py}
 rounds=${ROUNDS:-3}
-scenarios=${SCENARIOS:-smtp4k smtp64k submission pop3c1 pop3c10 logins imapc1 imapc10}
+scenarios=${SCENARIOS:-smtp4k smtp64k submission pop3c1 pop3c10 logins imapc1 imapc10 smtp4ksigned}
 OUT=${OUT:-$PWD/var/bench/compare-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 results=$OUT/results.jsonl
 vmail=/var/vmail/example.test
 lg() { taskset -c 0 python3 "$loadgen" "$@"; }
+lg_signed() {   # the same load generator, every message signed with $work/dkim.pem first
+    taskset -c 0 env PYTHONPATH=. .venv/bin/python benchmarks/signed_load.py "$work/dkim.pem" \
+        bench remote.test "$loadgen" "$@"
+}
+load() { if [ "$1" = smtp4ksigned ]; then shift; lg_signed "$@"; else shift; lg "$@"; fi; }
 
 # ---- the anchors: Postfix 3 + Dovecot 2.3 from Debian, as ../shared/PERFORMANCE.md set them up
 if ! ss -ltn | grep -q '127.0.0.1:10025 ' || [ ! -s /etc/dovecot/users ]; then
@@ -68,11 +76,14 @@ declare -A args=(
     [logins]="pop3 --conc 10 --sessions 1000 --retr 0 --max-secs 60"
     [imapc1]="imap --conc 1 --sessions 10 --max-secs 60"
     [imapc10]="imap --conc 10 --sessions 50 --max-secs 60"
+    [smtp4ksigned]="smtp --count 3000 --conc 10 --size 4096 --max-secs 90"
 )
 declare -A anchor_port=([smtp4k]=10025 [smtp64k]=10025 [submission]=10587 [pop3c1]=10110
-                        [pop3c10]=10110 [logins]=10110 [imapc1]=10143 [imapc10]=10143)
+                        [pop3c10]=10110 [logins]=10110 [imapc1]=10143 [imapc10]=10143
+                        [smtp4ksigned]=10025)
 declare -A protocol_of=([smtp4k]=smtp [smtp64k]=smtp [submission]=submission [pop3c1]=pop3
-                        [pop3c10]=pop3 [logins]=pop3 [imapc1]=imap [imapc10]=imap)
+                        [pop3c10]=pop3 [logins]=pop3 [imapc1]=imap [imapc10]=imap
+                        [smtp4ksigned]=smtp)
 
 # record SIDE BACKEND SCENARIO ROUND: one loadgen JSON line from stdin, tagged, into $results
 record() {
@@ -90,13 +101,13 @@ run_anchor() {   # run_anchor SCENARIO ROUND BACKEND
     local s=$1 extra=()
     case $s in smtp*|submission) clean_inbound; extra=(--wait-maildir "$vmail");; esac
     # shellcheck disable=SC2086
-    lg ${args[$s]} --port "${anchor_port[$s]}" "${extra[@]}" --watch-pids "$(anchor_pids)" \
+    load "$s" ${args[$s]} --port "${anchor_port[$s]}" "${extra[@]}" --watch-pids "$(anchor_pids)" \
         | record postfix+dovecot "$3" "$s" "$2"
 }
 run_ours() {     # run_ours SCENARIO ROUND BACKEND
     local s=$1
     # shellcheck disable=SC2086
-    lg ${args[$s]} --port "${ports[${protocol_of[$s]}]}" --watch-pids "$server" | record mailstack "$3" "$s" "$2"
+    load "$s" ${args[$s]} --port "${ports[${protocol_of[$s]}]}" --watch-pids "$server" | record mailstack "$3" "$s" "$2"
 }
 
 work= server= dns_server=

@@ -3,7 +3,8 @@
 # listener per protocol, and the accounts the load generator expects (prepare.py).
 # In: $backend, $protocols, BENCH_PORT_OFFSET (default: one derived from the checkout's path,
 # so that two checkouts measuring at once never load each other's server).
-# Out: $work (remove it when done), $url, $ports (protocol -> port), $first (a port),
+# Out: $work (remove it when done; $work/dkim.pem: remote.test's DKIM key, selector bench),
+# $url, $ports (protocol -> port), $first (a port),
 # $dns_server (the loopback DNS server's pid: benchmarks/dns_records.py; the caller's EXIT
 # trap kills it; sourcing this again replaces it).
 # shellcheck shell=bash
@@ -30,7 +31,10 @@ offset=${BENCH_PORT_OFFSET:-$(( $(pwd | cksum | cut -d' ' -f1) % 60 * 10 ))}
 # Port 25 authenticates every message (SPF, DKIM, DMARC): DNS from a server on loopback.
 dns_port=$((5300 + offset))
 if [ -n "${dns_server:-}" ]; then kill "$dns_server" 2>/dev/null || true; wait "$dns_server" 2>/dev/null || true; fi
-.venv/bin/python benchmarks/dns_records.py "$dns_port" &
+# remote.test's DKIM key, for compare.sh's signed scenario (benchmarks/signed_load.py).
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/dkim.pem" 2>/dev/null
+dkim_txt="v=DKIM1; k=rsa; p=$(openssl pkey -in "$work/dkim.pem" -pubout -outform DER | base64 -w0)"
+.venv/bin/python benchmarks/dns_records.py "$dns_port" "bench._domainkey.remote.test=$dkim_txt" &
 dns_server=$!
 printf '[dns]\nnameservers = ["127.0.0.1:%s"]\ntimeout = 2\n' "$dns_port" >> "$work/mailstack.toml"
 if [ -n "${BENCH_AUTHENTICATION:-}" ]; then      # "false": port 25 without verification

@@ -100,3 +100,17 @@ class DNSServer:
 
 def reverse_name(ip: str) -> str:
     return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
+
+
+_EMPTY: DNSServer | None = None
+
+
+def empty_nameserver() -> str:
+    """The address of a DNS server on loopback that knows no name (every lookup NXDOMAIN at
+    once), started once per test process: the default ``[dns] nameservers`` of the test
+    servers.  Why a real server: port 25 checks SPF and DMARC for every message, and a
+    nameserver that never answers would hold each delivery for the resolver's timeout."""
+    global _EMPTY
+    if _EMPTY is None:
+        _EMPTY = DNSServer().start()
+    return _EMPTY.address

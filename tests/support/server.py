@@ -20,6 +20,7 @@ from mailstack.store import directory, watch
 watch.STOP_WAIT = 0.05
 
 from tests.support import reactor as reactor_thread
+from tests.support.dns_server import empty_nameserver
 
 DOMAIN = "example.test"
 HOSTNAME = "mx.example.test"
@@ -44,8 +45,9 @@ def base_config(db_url: str, certs, state_dir) -> dict:
         # No DNS leaves the machine: anti-spam tests start their own DNS server and turn
         # the reverse-DNS requirement back on.
         "antispam": {"require_ptr": False},
-        # Nothing answers on the discard port: lookups fail fast, and never leave the machine.
-        "dns": {"nameservers": ["127.0.0.1:9"], "timeout": 1},
+        # No DNS leaves the machine: a loopback server that knows no name (port 25 checks
+        # SPF and DMARC for every message; tests that need records start their own).
+        "dns": {"nameservers": [empty_nameserver()], "timeout": 1},
         "listeners": copy.deepcopy(LISTENERS),
     }
 
