@@ -59,6 +59,15 @@ def mailto_uri(value):
         raise ValueError("must be a mailto: URI without spaces, quotes, commas or semicolons")
 
 
+def mx_pattern(value):
+    """An MTA-STS ``mx:`` pattern (RFC 8461 §3.2): a host name in A-labels, or ``*.`` and one."""
+    host = value.removeprefix("*.")
+    labels = host.split(".")
+    if not value.isascii() or len(labels) < 2 or any(
+            not l or len(l) > 63 or not l.replace("-", "").isalnum() for l in labels):
+        raise ValueError("must be a host name such as mx.example.net or *.example.net")
+
+
 def spf_term(value):
     """One SPF mechanism or modifier (RFC 7208 §4.6.1): no spaces, quotes or backslashes."""
     if not value or any(c in value for c in ' "\\') or not value.isascii():

@@ -14,8 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 from mailstack.config_checks import (database_url, dnsbl_codes, host_and_port, ip_address,
-                                     ip_network, mailto_uri, nameserver, not_negative, one_of,
-                                     port_number, positive, setting, spf_term)
+                                     ip_network, mailto_uri, mx_pattern, nameserver,
+                                     not_negative, one_of, port_number, positive, setting,
+                                     spf_term)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,21 @@ class DKIMConfig:
 
 
 @dataclass(frozen=True)
+class MTASTSConfig:
+    """Outbound MTA-STS (RFC 8461, delivery/mta_sts.py) and TLS reports (RFC 8460,
+    delivery/tls_reports.py): what the queue asks of the domains it delivers to."""
+
+    enabled: bool = True
+    # PEM file of the CAs that MX and policy-host certificates must chain to; "" = the
+    # system's store (PKIX, as RFC 8461 §4.2 asks).  Tests name their own CA.
+    ca_file: str = ""
+    https_port: int = setting(443, port_number)    # of mta-sts.<domain> (tests: loopback)
+    fetch_timeout: float = setting(60.0, positive)   # RFC 8461 §3.3 suggests one minute
+    reports: bool = True                 # send TLS-RPT reports to the published mailto: rua
+    report_interval: int = setting(3600, positive)   # how often finished days are looked for
+
+
+@dataclass(frozen=True)
 class DNSRecordsConfig:
     """What ``mailstack dns records`` prints beside MX, SRV and DKIM (policy/sender_records.py)."""
 
@@ -197,6 +213,10 @@ class DNSRecordsConfig:
     mta_sts_mode: str = setting("testing", one_of("none", "testing", "enforce"))
     mta_sts_max_age: int = setting(7 * 86400, positive)
     tls_rpt_rua: str = setting("mailto:postmaster@{domain}", mailto_uri)
+    # The MX host names the MTA-STS policy names (RFC 8461 §3.2 ``mx:``, ``*.`` wildcards
+    # allowed); empty: client_setup.hostname or server.hostname.  The HTTPS listener
+    # serves this policy and its hash is the _mta-sts record's id=.
+    mta_sts_mx: tuple[str, ...] = setting(factory=tuple, each=mx_pattern)
 
 
 @dataclass(frozen=True)
@@ -321,6 +341,7 @@ class Config:
     delivery: DeliveryConfig = setting(factory=DeliveryConfig)
     dkim: DKIMConfig = setting(factory=DKIMConfig)
     dns_records: DNSRecordsConfig = setting(factory=DNSRecordsConfig)
+    mta_sts: MTASTSConfig = setting(factory=MTASTSConfig)
     antispam: AntispamConfig = setting(factory=AntispamConfig)
     authentication: AuthenticationConfig = setting(factory=AuthenticationConfig)
     client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)

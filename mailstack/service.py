@@ -32,6 +32,9 @@ from mailstack.threads import WorkerPool
 from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery.outbound import OutboundQueue
 from mailstack.delivery.routing import MessageRouter
+from mailstack.delivery.sts_policies import StsPolicies
+from mailstack.delivery.tls_check import TrustAnchors
+from mailstack.delivery.tls_report_sender import TLSReportSender
 from mailstack.dkim.signer import Signer
 from mailstack.metrics import NO_METRICS, Metrics
 from mailstack.policy import mx, notices, submission
@@ -133,10 +136,10 @@ def _endpoint(reactor, listener: ListenerConfig, tls_options):
 def dev_certificate_names(config: Config) -> list[str]:
     """Every name a client of the demo or a test system reaches us by: the server and
     client-setup host names, and each hosted domain's autoconfig and autodiscover hosts
-    (where AutodiscoverV1 redirects)."""
+    (where AutodiscoverV1 redirects) and its MTA-STS policy host."""
     names = [config.server.hostname, config.client_setup.hostname]
     for domain in config.domains.hosted:
-        names += [f"autoconfig.{domain}", f"autodiscover.{domain}"]
+        names += [f"autoconfig.{domain}", f"autodiscover.{domain}", f"mta-sts.{domain}"]
     return [n for n in dict.fromkeys(names) if n]
 
 
@@ -255,9 +258,13 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     sessions.setServiceParent(root)
     traces.setServiceParent(root)
     signer = Signer(db, clock, config.dkim.reload_interval)
+    sts = _sts_policies(config, db, clock, reactor, resolver)
     queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname,
-                          metrics, signer)
+                          metrics, signer, sts)
     queue.setServiceParent(root)
+    if sts is not None and config.mta_sts.reports:
+        TLSReportSender(db, clock, resolver, signer, config.server.hostname,
+                        config.mta_sts.report_interval, queue.kick).setServiceParent(root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
     router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer)
@@ -294,6 +301,16 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
                         resolver=resolver, warner=warner, metrics=metrics,
                         authenticator=authenticator)
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
+
+
+def _sts_policies(config: Config, db, clock, reactor, resolver) -> StsPolicies | None:
+    """Outbound MTA-STS (``[mta_sts]``): the destinations' policies and the CAs their
+    hosts must chain to; None when it is off."""
+    settings = config.mta_sts
+    if not settings.enabled:
+        return None
+    anchors = TrustAnchors(str(config.path(settings.ca_file)) if settings.ca_file else "", clock)
+    return StsPolicies(db, clock, reactor, resolver, settings, anchors)
 
 
 def _authenticator(config: Config, resolver, reactor) -> Authenticator | None:

@@ -9,15 +9,23 @@ RCPT and streams the body through our one stateful dot-stuffer.
 Line ends: a customer's message may carry a bare CR or a bare LF, which must not be sent
 (RFC 5321 §2.3.8); the dot-stuffer makes each a CRLF (``dotstuff.py`` says why).
 
+MTA-STS: before MAIL FROM the session's TLS is judged by the destination's policy
+(``tls_check.TLSCheck``: nothing for a domain without one); the result is kept on the
+``Outcome`` for TLS-RPT, and in ``enforce`` mode a failure ends the session with a
+temporary error instead of sending the mail.
+
 Standards: RFC 5321 §2.3.8, §3-4, §4.5.2, RFC 3207 (STARTTLS), RFC 7435 (opportunistic TLS:
-no certificate check, TLS 1.2 floor), RFC 1870 (SIZE).
-Security: opportunistic TLS only (RFC 3207 §4, RFC 7435): STARTTLS is used when the remote
-MX offers it, with a TLS 1.2 floor, but its certificate is not verified and a missing or
-refused STARTTLS continues in the clear.  That protects against passive eavesdropping,
-not against an active attacker on the path, who can strip STARTTLS or present any
-certificate and read or change the mail; there is no DANE (RFC 7672) and no MTA-STS
-(RFC 8461).  Replies that arrive in the same read as the 220 to STARTTLS are not discarded
-(moot while the certificate is not checked; it would matter once it is).  The body goes
+no certificate check, TLS 1.2 floor), RFC 1870 (SIZE), RFC 8461 §5 (MTA-STS enforce:
+STARTTLS and a valid certificate, else a temporary failure).
+Security: for a domain without an MTA-STS policy in force, opportunistic TLS only (RFC
+3207 §4, RFC 7435): STARTTLS is used when the remote MX offers it, with a TLS 1.2 floor,
+but its certificate is not verified and a missing or refused STARTTLS continues in the
+clear.  That protects against passive eavesdropping, not against an active attacker on
+the path, who can strip STARTTLS or present any certificate and read or change the mail;
+there is no DANE (RFC 7672).  With an ``enforce`` policy no command after EHLO is sent
+before TLS is up and the certificate is valid for the MX host; replies that arrive in the
+same read as the 220 to STARTTLS are dropped with the buffer (Twisted's line receiver
+keeps them: a man in the middle could inject them before the handshake).  The body goes
 through the one stateful dot-stuffer, so a crafted message cannot end DATA early
 (SMTP smuggling) and bare CR or LF become CRLF; a reply line is at most MAX_LENGTH octets
 and a silent server is dropped after the timeout, but the number of lines in a multi-line
@@ -33,6 +41,7 @@ from twisted.protocols import basic
 from twisted.protocols.policies import TimeoutMixin
 
 from mailstack import dotstuff, tls
+from mailstack.delivery.tls_check import NO_CHECK
 
 CHUNK = 64 * 1024        # octets of the body written at a time
 
@@ -45,6 +54,8 @@ class Outcome:
     error: str | None = None
     temporary: bool = True
     tls: bool = False
+    judged: bool = False          # the session reached the MTA-STS check (a TLS-RPT session)
+    tls_failure: str | None = None     # its RFC 8460 result-type when it failed
 
 
 class ClientProtocol(basic.LineOnlyReceiver, TimeoutMixin):
@@ -52,8 +63,8 @@ class ClientProtocol(basic.LineOnlyReceiver, TimeoutMixin):
     delimiter = b"\r\n"
     MAX_LENGTH = 8192
 
-    def __init__(self, job, done: defer.Deferred, timeout: float, reactor):
-        self.job, self.done, self.outcome = job, done, Outcome()
+    def __init__(self, job, done: defer.Deferred, timeout: float, reactor, check=NO_CHECK):
+        self.job, self.done, self.outcome, self.check = job, done, Outcome(), check
         self.callLater = reactor.callLater
         self._timeout = timeout
         self._lines = []
@@ -63,7 +74,17 @@ class ClientProtocol(basic.LineOnlyReceiver, TimeoutMixin):
     def connectionMade(self):
         self.setTimeout(self._timeout)
 
+    # LineOnlyReceiver hands on every line of a read, even those that followed the 220 to
+    # STARTTLS in the clear (where an attacker could have put them): those are dropped.
+    _cleartext_tail = False
+
+    def dataReceived(self, data):
+        self._cleartext_tail = False
+        super().dataReceived(data)
+
     def lineReceived(self, line):
+        if self._cleartext_tail:
+            return
         self.resetTimeout()
         self._lines.append(line)
         if line[3:4] == b"-":
@@ -107,12 +128,28 @@ class ClientProtocol(basic.LineOnlyReceiver, TimeoutMixin):
 
     def _starttls(self, code, text):
         if code != 220:
-            return self._mail(set())   # opportunistic: carry on in the clear
+            return self._mail(set())   # opportunistic: carry on in the clear (if allowed)
+        self._cleartext_tail, self._buffer = True, b""   # nothing sent before TLS is believed
         self.transport.startTLS(tls.opportunistic_client_options())
         self.outcome.tls = True
         self.send(f"EHLO {self.job.helo}", self._ehlo)
 
+    def _passes_policy(self) -> bool:
+        """The session's TLS judged by the destination's MTA-STS policy (RFC 8461 §5);
+        in enforce mode a failure ends it as a temporary failure."""
+        if not self.check.applies:
+            return True
+        failure = self.check.judge(self.transport if self.outcome.tls else None)
+        self.outcome.judged, self.outcome.tls_failure = True, failure
+        if failure and self.check.enforced:
+            self.fail(451, f"4.7.5 MTA-STS policy of the recipient domain not met by "
+                           f"{self.check.mx_host}: {failure}")
+            return False
+        return True
+
     def _mail(self, extensions):
+        if not self._passes_policy():
+            return
         size = f" SIZE={len(self.job.body)}" if "SIZE" in extensions else ""
         body = " BODY=8BITMIME" if "8BITMIME" in extensions else ""
         self.send(f"MAIL FROM:<{self.job.sender}>{size}{body}", self._mail_reply)
@@ -209,11 +246,11 @@ class Job:
 
 
 class ClientFactory(protocol.ClientFactory):
-    def __init__(self, job: Job, timeout: float, reactor):
-        self.job, self.timeout, self.reactor = job, timeout, reactor
+    def __init__(self, job: Job, timeout: float, reactor, check=NO_CHECK):
+        self.job, self.timeout, self.reactor, self.check = job, timeout, reactor, check
         self.done = defer.Deferred()
 
     def buildProtocol(self, addr):
-        p = ClientProtocol(self.job, self.done, self.timeout, self.reactor)
+        p = ClientProtocol(self.job, self.done, self.timeout, self.reactor, self.check)
         p.factory = self
         return p

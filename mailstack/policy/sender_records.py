@@ -10,7 +10,10 @@ same configuration and keys the server uses, so what DNS says is what the server
   address an SMTP listener is bound to, ``[dns_records] spf_extra``, then ``-all``;
 - DMARC at ``_dmarc``: ``p=`` and ``rua=`` from ``[dns_records]``;
 - MTA-STS at ``_mta-sts``: ``id=`` derived from the policy text (``mta_sts_policy``, the
-  text the HTTPS listener is to serve), so the id changes exactly when the policy does;
+  text the HTTPS listener serves at ``https://mta-sts.<domain>/.well-known/mta-sts.txt``),
+  so the id changes exactly when the policy does; its ``mx:`` lines are ``[dns_records]
+  mta_sts_mx`` (default: our host name), whatever ``--mx`` says, and an MX host the
+  policy does not cover is pointed out in a comment;
 - TLS-RPT at ``_smtp._tls``: where reports about our inbound TLS go.
 
 Standards: RFC 6376 §3.6 (DKIM key records), RFC 7208 (SPF), RFC 7489 §6.3 (DMARC),
@@ -23,6 +26,7 @@ import hashlib
 import ipaddress
 from datetime import datetime, timedelta
 
+from mailstack import mta_sts
 from mailstack.dkim import keys as dkim_keys, schedule
 
 SENDING = ("smtp", "submission")       # listeners whose hosts send (their bound addresses)
@@ -57,11 +61,17 @@ def dmarc(config, domain: str) -> str:
     return f"v=DMARC1; p={c.dmarc_policy}{rua}"
 
 
-def mta_sts_policy(config, mx_host: str) -> str:
-    """The policy file (RFC 8461 §3.2) for ``https://mta-sts.<domain>/.well-known/mta-sts.txt``."""
+def mta_sts_mx(config) -> tuple[str, ...]:
+    """Our MX host names as the policy lists them."""
+    hostname = config.client_setup.hostname or config.server.hostname
+    return config.dns_records.mta_sts_mx or (hostname,)
+
+
+def mta_sts_policy(config) -> str:
+    """The policy file (RFC 8461 §3.2) for ``https://mta-sts.<domain>/.well-known/mta-sts.txt``:
+    the same for every hosted domain (they share our MX hosts)."""
     c = config.dns_records
-    return (f"version: STSv1\r\nmode: {c.mta_sts_mode}\r\nmx: {mx_host}\r\n"
-            f"max_age: {c.mta_sts_max_age}\r\n")
+    return mta_sts.policy_text(c.mta_sts_mode, mta_sts_mx(config), c.mta_sts_max_age)
 
 
 def mta_sts_id(policy: str) -> str:
@@ -80,8 +90,12 @@ def records(config, domain: str, mx_host: str, listed, at: datetime) -> list[str
     lines.append(txt(f"{domain}.", ttl, spf(config, mx_host)))
     lines.append(txt(f"_dmarc.{domain}.", ttl, dmarc(config, domain)))
     if config.dns_records.mta_sts_mode != "none":
-        policy_id = mta_sts_id(mta_sts_policy(config, mx_host))
-        lines.append(txt(f"_mta-sts.{domain}.", ttl, f"v=STSv1; id={policy_id}"))
+        policy = mta_sts_policy(config)
+        lines.append(txt(f"_mta-sts.{domain}.", ttl, f"v=STSv1; id={mta_sts_id(policy)}"))
+        if not mta_sts.parse_policy(policy).allows(mx_host):
+            lines.append(f"; warning: the MX host {mx_host} is not in the MTA-STS policy's "
+                         "mx lines ([dns_records] mta_sts_mx): senders enforcing it will "
+                         "not deliver there")
     if config.dns_records.tls_rpt_rua:
         lines.append(txt(f"_smtp._tls.{domain}.", ttl, tls_rpt(config, domain)))
     return lines

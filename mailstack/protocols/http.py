@@ -1,14 +1,19 @@
-"""The HTTP(S) listener: Thunderbird autoconfig, Outlook Autodiscover, Apple profiles.
+"""The HTTP(S) listener: Thunderbird autoconfig, Outlook Autodiscover, Apple profiles, and
+each hosted domain's MTA-STS policy.
 
 Why on the mail reactor: the answers depend on the hosted domains (database) and on the
 policy in force (injected clock), exactly as the mail listeners do; a separate web server
 would need both again.  Off unless a listener with ``protocol = "http"`` is configured.
 
 Standards: Thunderbird autoconfig ``clientConfig`` 1.1; Outlook POX Autodiscover (request
-schema 2006, response schema 2006a) and the AutodiscoverV1 JSON redirect.
+schema 2006, response schema 2006a) and the AutodiscoverV1 JSON redirect; RFC 8461 §3.2
+(``/.well-known/mta-sts.txt`` on ``mta-sts.<domain>``, ``text/plain``, the very text whose
+hash ``mailstack dns records`` publishes as the ``id=``).
 Security: the POST body is capped and parsed without DTDs; an address is "known" by its
 domain only (we do not confirm which mailboxes exist: that would help harvesters);
-errors get the documented error documents, never a traceback.
+errors get the documented error documents, never a traceback.  The MTA-STS policy is only
+as trustworthy as this listener's certificate: senders require it to be valid for
+``mta-sts.<domain>`` (RFC 8461 §3.3), so the certificate must name it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server
 
 from mailstack import addresses, clock as clocks
-from mailstack.policy import client_settings
+from mailstack.policy import client_settings, sender_records
 from mailstack.protocols import apple_profile, selfcheck
 from mailstack.store import directory
 
@@ -34,6 +39,7 @@ RESPONSE_NS = "http://schemas.microsoft.com/exchange/autodiscover/responseschema
 OUTLOOK_NS = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
 AUTOCONFIG_PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml")
 APPLE_PATH = "/apple/mail.mobileconfig"
+MTA_STS_PATH = "/.well-known/mta-sts.txt"
 
 
 class NotHosted(Exception):
@@ -77,6 +83,8 @@ class ClientSetup(resource.Resource):
             return self._respond(request, self._autodiscover_json, request, path)
         if path == APPLE_PATH:
             return self._respond(request, self._apple_profile, request)
+        if path == MTA_STS_PATH:
+            return self._respond(request, self._mta_sts_policy, request)
         return self._plain(request, 404, b"not found\n")
 
     def render_POST(self, request):
@@ -170,6 +178,17 @@ class ClientSetup(resource.Resource):
                                      self.config.client_setup.display_name)
         request.setHeader(b"content-disposition", b'attachment; filename="mail.mobileconfig"')
         return 200, apple_profile.CONTENT_TYPE, body
+
+    # --- MTA-STS -----------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def _mta_sts_policy(self, request):
+        """RFC 8461 §3.2: only on ``mta-sts.<hosted domain>``; the same text for every one."""
+        host = (request.getRequestHostname() or b"").decode("latin-1").lower().rstrip(".")
+        domain = host.removeprefix("mta-sts.")
+        if domain == host or not (yield self.db.read(directory.is_hosted, domain)):
+            return 404, b"text/plain; charset=utf-8", b"no such domain here\n"
+        return 200, b"text/plain", sender_records.mta_sts_policy(self.config).encode("ascii")
 
     # --- Outlook ------------------------------------------------------------------------
 

@@ -271,6 +271,38 @@ dkim_keys = Table(
     UniqueConstraint("domain", "selector", name="uq_dkim_keys_domain_selector"),
 )
 
+mta_sts_policies = Table(
+    "mta_sts_policies", metadata,
+    # The MTA-STS policy another domain serves (RFC 8461 §5.1), kept until ``expires_at``
+    # (its max_age after the fetch) and fetched again when its _mta-sts id changes.
+    Column("domain", String(253), primary_key=True),
+    Column("policy_id", String(32), nullable=False),
+    Column("mode", String(16), nullable=False),               # enforce | testing | none
+    Column("mx", Text, nullable=False),                      # the mx patterns, space-separated
+    Column("max_age", Integer, nullable=False),
+    Column("policy_text", CleanText, nullable=False),       # as served: TLS-RPT's policy-string
+    Column("fetched_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+tls_results = Table(
+    "tls_results", metadata,
+    # Outbound TLS sessions counted per recipient domain and UTC day for TLS-RPT (RFC 8460
+    # §4): successes with an empty result_type (and no host), failures with their
+    # result-type, MX host and address.  Deleted once the day's report is sent.
+    Column("id", ID(), primary_key=True),
+    Column("domain", String(253), nullable=False),
+    Column("day", String(10), nullable=False),               # YYYY-MM-DD, UTC
+    Column("policy_type", String(16), nullable=False),       # sts | no-policy-found
+    Column("policy_id", String(32), nullable=False),
+    Column("result_type", String(48), nullable=False),
+    Column("mx_host", CleanString(255), nullable=False),
+    Column("remote_ip", String(45), nullable=False),
+    Column("sessions", Integer, nullable=False),
+    UniqueConstraint("domain", "day", "policy_type", "policy_id", "result_type", "mx_host",
+                     "remote_ip", name="uq_tls_results_key"),
+)
+
 submissions = Table(
     "submissions", metadata,
     # One row per message a customer sent: the recipients-per-hour limit and the

@@ -20,7 +20,8 @@ def test_names_cover_hosts_and_each_domains_autoconfig():
                                 "domains": {"hosted": ["isp.test", "other.test"]}})
     assert dev_certificate_names(config) == [
         "mx.isp.test", "mail.isp.test", "autoconfig.isp.test", "autodiscover.isp.test",
-        "autoconfig.other.test", "autodiscover.other.test"]
+        "mta-sts.isp.test", "autoconfig.other.test", "autodiscover.other.test",
+        "mta-sts.other.test"]
 
 
 def test_a_certificate_missing_a_name_is_made_again(tmp_path):

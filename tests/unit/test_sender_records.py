@@ -61,7 +61,7 @@ def test_the_records_load_in_a_zone_parser_and_say_what_the_server_does(db):
     (mx,) = z.get_rdataset("example.test.", dns.rdatatype.MX)
     assert mx.exchange.to_text() == "mail.example.net."
     assert txt(z, "_dmarc.example.test.") == ["v=DMARC1; p=none"]
-    policy = sender_records.mta_sts_policy(config(), "mail.example.net")
+    policy = sender_records.mta_sts_policy(config())
     assert "mx: mail.example.net\r\n" in policy and "mode: testing\r\n" in policy
     assert txt(z, "_mta-sts.example.test.") == [f"v=STSv1; id={sender_records.mta_sts_id(policy)}"]
     assert txt(z, "_smtp._tls.example.test.") == ["v=TLSRPTv1; rua=mailto:postmaster@example.test"]
@@ -76,7 +76,7 @@ def test_dmarc_mta_sts_and_tls_rpt_follow_the_configuration():
     assert txt(z, "example.test.")[0].endswith(" include:relay.example.net -all")
     assert txt(z, "_smtp._tls.example.test.") == ["v=TLSRPTv1; rua=mailto:tls@example.net"]
     assert z.get_rdataset("_dmarc.example.test.", dns.rdatatype.TXT).ttl == 300
-    testing = sender_records.mta_sts_id(sender_records.mta_sts_policy(config(), "mail.example.net"))
+    testing = sender_records.mta_sts_id(sender_records.mta_sts_policy(config()))
     assert txt(z, "_mta-sts.example.test.") != [f"v=STSv1; id={testing}"]    # the policy changed
     off = config(dns_records={"mta_sts_mode": "none", "tls_rpt_rua": ""})
     z = zone(client_settings.zone_records(off, "example.test", AT))

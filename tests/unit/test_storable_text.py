@@ -27,7 +27,10 @@ OURS = {
     "outbound_recipients.status", "submissions.client_ip", "submissions.method",
     "submissions.queue_id", "live_sessions.protocol", "live_sessions.client_ip",
     "dkim_keys.domain", "dkim_keys.selector", "dkim_keys.algorithm", "dkim_keys.private_key",
-    "dkim_keys.public_key",
+    "dkim_keys.public_key", "mta_sts_policies.domain", "mta_sts_policies.policy_id",
+    "mta_sts_policies.mode", "mta_sts_policies.mx", "tls_results.domain", "tls_results.day",
+    "tls_results.policy_type", "tls_results.policy_id", "tls_results.result_type",
+    "tls_results.remote_ip",
 }
 
 
