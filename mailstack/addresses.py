@@ -5,7 +5,9 @@ alias table must agree on what an address *is*.  We store addresses lower-cased 
 parts are case-insensitive at every ISP we know of, RFC 5321 §2.4 notwithstanding) and
 refuse the forms that open relays were historically tricked with: ``%``-hack and ``!``
 bang paths in the local part, source routes (``@a,@b:u@c``), quoted local parts that hide
-an ``@``, and IP-literal domains (RFC 5321 §4.1.3) that bypass domain checks.
+an ``@``, and IP-literal domains (RFC 5321 §4.1.3) that bypass domain checks.  A local
+part is at most 64 octets (RFC 5321 §4.5.3.1.1), except an SRS address's (``srs.py``),
+which carries another address in it; the whole path is still at most 254.
 
 Standards: RFC 5321 §4.1.2, §3.6 (source routes), RFC 5322 §3.4.1.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from mailstack.srs import is_srs_local
 
 _ATEXT = r"[A-Za-z0-9!#$&'*+/=?^_`{|}~-]"  # RFC 5322 atext minus '%' (the %-hack)
 _LOCAL = re.compile(rf"^{_ATEXT}+(\.{_ATEXT}+)*$")
@@ -59,7 +63,7 @@ def parse(text: str, *, fqdn: bool = True) -> Address:
         raise AddressError("address has no domain")
     if "%" in local or "!" in local:
         raise RelayTrick("relay tricks (% or !) in the local part are not accepted")
-    if len(local) > MAX_LOCAL or not _LOCAL.match(local):
+    if (len(local) > MAX_LOCAL and not is_srs_local(local)) or not _LOCAL.match(local):
         raise AddressError("invalid local part")
     if domain.startswith("["):
         raise RelayTrick("IP-literal domains are not accepted")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from dataclasses import field
 
 
@@ -31,6 +32,27 @@ def positive(value):
 def not_negative(value):
     if value < 0:
         raise ValueError("must not be negative")
+
+
+def at_most(limit):
+    def check(value):
+        if value > limit:
+            raise ValueError(f"must be at most {limit}")
+    return check
+
+
+def domain_name(value):
+    """A domain name in lower case, dot-separated labels (no trailing dot)."""
+    labels = value.split(".")
+    if (value != value.lower() or len(value) > 253 or len(labels) < 2
+            or not all(re.fullmatch(r"(?!-)[a-z0-9-]{1,63}(?<!-)", label) for label in labels)):
+        raise ValueError("must be a domain name in lower case, like mail.example.net")
+
+
+def srs_secret(value):
+    """At least 16 characters: the HMAC key of the SRS addresses (srs.py)."""
+    if len(value) < 16:
+        raise ValueError("must be at least 16 characters (use a random string)")
 
 
 def port_number(value):

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from mailstack.config_checks import (database_url, dnsbl_codes, host_and_port, ip_address,
-                                     ip_network, mailto_uri, mx_pattern, nameserver,
-                                     not_negative, one_of, port_number, positive, setting,
-                                     spf_term)
+from mailstack.config_checks import (at_most, database_url, dnsbl_codes, domain_name,
+                                     host_and_port, ip_address, ip_network, mailto_uri,
+                                     mx_pattern, nameserver, not_negative, one_of, port_number,
+                                     positive, setting, spf_term, srs_secret)
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,24 @@ class MTASTSConfig:
 
 
 @dataclass(frozen=True)
+class ForwardingConfig:
+    """Aliases that forward to remote addresses (srs.py, delivery/routing.py): the copy
+    leaves with its sender rewritten by SRS into ``srs_domain``; bounces come back there."""
+
+    # The domain of the rewritten senders; "" = [server] hostname.  It must publish an SPF
+    # record that allows our outbound addresses, and its MX must be this server.
+    srs_domain: str = setting("", lambda v: v and domain_name(v))
+    # HMAC secrets: the first signs, every one verifies (add a new one in front to rotate).
+    # Empty: one is made on the first start and kept in the database (srs_secrets).
+    srs_secrets: tuple[str, ...] = setting(factory=tuple, each=srs_secret)
+    # Days an SRS address stays valid for a bounce (Mail::SRS's and postsrsd's 21).
+    srs_max_age_days: int = setting(21, lambda v: positive(v) or at_most(1000)(v))
+    # A message with more Received fields than this is refused before it is forwarded:
+    # a forwarding loop ends (RFC 5321 §6.3: "at least 100").
+    max_hops: int = setting(100, positive)
+
+
+@dataclass(frozen=True)
 class DNSRecordsConfig:
     """What ``mailstack dns records`` prints beside MX, SRV and DKIM (policy/sender_records.py)."""
 
@@ -340,6 +358,7 @@ class Config:
     domains: DomainsConfig = setting(factory=DomainsConfig)
     delivery: DeliveryConfig = setting(factory=DeliveryConfig)
     dkim: DKIMConfig = setting(factory=DKIMConfig)
+    forwarding: ForwardingConfig = setting(factory=ForwardingConfig)
     dns_records: DNSRecordsConfig = setting(factory=DNSRecordsConfig)
     mta_sts: MTASTSConfig = setting(factory=MTASTSConfig)
     antispam: AntispamConfig = setting(factory=AntispamConfig)

@@ -80,6 +80,10 @@ TOO_MANY_JUNK = Reply(421, "4.7.0", "{host} Too many commands without mail, clos
 # --- SMTP: recipients and delivery ----------------------------------------------------
 UNKNOWN_USER = Reply(550, "5.1.1", "<{address}>: Recipient address rejected: User unknown")
 RELAY_DENIED = Reply(554, "5.7.1", "<{address}>: Relay access denied")
+# Forwarding (policy/forwarding.py): SRS bounce addresses, RFC 5321 §6.3 loops.
+SRS_INVALID = Reply(550, "5.1.1", "<{address}>: Recipient address rejected: invalid or expired bounce address")
+SRS_BOUNCES_ONLY = Reply(550, "5.7.1", "<{address}>: Recipient address rejected: this bounce address accepts only delivery status notifications")
+TOO_MANY_HOPS = Reply(554, "5.4.6", "Too many hops: {hops} Received fields (a mail loop?)")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 SIZE_DECLARED_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 MESSAGE_INCOMPLETE = Reply(451, "4.3.0", "Message was not stored; please try again")

@@ -48,7 +48,8 @@ from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.protocols.traces import Traces
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.reload import Reloader
-from mailstack.store import directory, migrations
+from mailstack.srs import SRS
+from mailstack.store import directory, migrations, srs_secrets
 from mailstack.store.db import Database
 from mailstack.store.watch import FolderWatch
 
@@ -267,12 +268,13 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
                         config.mta_sts.report_interval, queue.kick).setServiceParent(root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
-    router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer)
+    srs = _srs(config, db, clock)
+    router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer, srs=srs)
 
     def smtp_factory(listener, tables):
         return smtp.build_factory(
             listener, tables.port_policy(db, clock, resolver, config, warner, metrics,
-                                         authenticator=authenticator),
+                                         authenticator=authenticator, srs=srs),
             router=router,
             db=db, clock=clock, portal=portal, tls_requirement=tls_requirement,
             settings=config.smtp, reflector_local_part=config.migration.reflector_local_part,
@@ -299,7 +301,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
                          tls_options) for listener in config.listeners]
     reloader = Reloader(config, listeners, tls_options, limits, db=db, clock=clock,
                         resolver=resolver, warner=warner, metrics=metrics,
-                        authenticator=authenticator)
+                        authenticator=authenticator, srs=srs)
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
 
 
@@ -311,6 +313,15 @@ def _sts_policies(config: Config, db, clock, reactor, resolver) -> StsPolicies |
         return None
     anchors = TrustAnchors(str(config.path(settings.ca_file)) if settings.ca_file else "", clock)
     return StsPolicies(db, clock, reactor, resolver, settings, anchors)
+
+
+def _srs(config: Config, db, clock) -> SRS:
+    """The sender rewriting of forwarded mail: ``[forwarding]``'s secrets, or the one kept
+    in the database (made on the first start); a change needs a restart."""
+    settings = config.forwarding
+    secrets = settings.srs_secrets or db.run_sync(srs_secrets.ensure, clocks.now(clock))
+    return SRS(settings.srs_domain or config.server.hostname, secrets,
+               settings.srs_max_age_days)
 
 
 def _authenticator(config: Config, resolver, reactor) -> Authenticator | None:

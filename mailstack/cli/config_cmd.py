@@ -23,6 +23,9 @@ from mailstack.cli import common
 from mailstack.config_sections import Config
 
 EXPIRY_WARNING = datetime.timedelta(days=14)
+# Settings whose values are never printed (the SRS secrets are what keeps bounce addresses
+# from being an open relay: srs.py); ``show`` says how many there are.
+HIDDEN = frozenset({"forwarding.srs_secrets"})
 
 
 def settings(config: Config) -> dict[str, object]:
@@ -39,6 +42,9 @@ def settings(config: Config) -> dict[str, object]:
             continue
         for key, item in dataclasses.asdict(value).items():
             _flatten(found, f"{f.name}.{key}", item)
+    for key in HIDDEN:
+        if found.get(key):
+            found[key] = f"({len(found[key])} set, not shown)"
     return found
 
 

@@ -167,8 +167,9 @@ def account_delete(args):
 def alias_add(args):
     ctx = open_context(args)
     address, target = address_arg(args.address), address_arg(args.target)
-    _run(ctx, directory.add_alias, address, target)
-    print(f"alias {address} -> {target} added")
+    remote = _run(ctx, directory.add_alias, address, target)
+    print(f"alias {address} -> {target} added"
+          + (" (forwarded: a remote address, the sender rewritten by SRS)" if remote else ""))
 
 
 def alias_list(args):
@@ -250,7 +251,9 @@ def _register_account(groups) -> None:
 
 def _register_alias(groups) -> None:
     alias = groups.add_parser("alias", help="aliases").add_subparsers(dest="verb", required=True)
-    p = alias.add_parser("add", help="deliver mail for ADDRESS to the account TARGET")
+    p = alias.add_parser("add", help="deliver mail for ADDRESS to the account TARGET, or "
+                                     "forward it to TARGET in a domain not hosted here "
+                                     "(repeat for several targets)")
     p.add_argument("address")
     p.add_argument("target")
     p.set_defaults(func=alias_add)

@@ -6,6 +6,11 @@ from the null sender, as ``multipart/report`` with the original headers only (no
 send spam back around the world).  ``original`` may be the whole message or only its
 start: only the header is read, at most HEADER_LIMIT octets of it, never a copy of the body.
 
+A forwarded copy that bounces here has our SRS address as its sender (``srs.py``): when
+that address is in a domain we host, the DSN goes straight to the address it stands for
+(we wrote it: no hash to check); in a domain we do not host (the default, our host name)
+it goes out like any other and comes back to port 25, where the address is checked.
+
 A DSN that leaves is DKIM-signed by the domain of its ``From:`` (our host name) when that
 has keys (``dkim/signer.py``), in the transaction that queues it: it is header-sized.
 
@@ -27,6 +32,7 @@ import uuid
 from datetime import datetime
 from email.utils import format_datetime
 
+from mailstack import srs
 from mailstack.store import directory, mailboxes, queue
 
 HEADER_LIMIT = 64 * 1024    # octets of the original header quoted at most
@@ -80,6 +86,14 @@ def header_of(original: bytes) -> bytes:
     return original[:end] if end >= 0 else original[:HEADER_LIMIT]
 
 
+def _ours(sender: str) -> bool:
+    try:
+        srs.unwrap(sender)
+    except srs.SRSError:
+        return False
+    return True
+
+
 def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes, at: datetime,
                      queue_id: str, sign=None) -> str | None:
     """File the DSN in the caller's transaction: a hosted sender's INBOX, else the queue.
@@ -93,6 +107,9 @@ def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes
         return None
     dsn = build(hostname, sender, failures, original, at)
     route = directory.route(conn, sender)
+    if route.hosted and not route.recipients.account_ids and _ours(sender):
+        sender = srs.unwrap(sender)      # a forwarded copy's SRS sender: its origin
+        route = directory.route(conn, sender)
     if route.hosted:   # final delivery of a null-sender message (RFC 5321 §4.4)
         mailboxes.deliver(conn, route.recipients.account_ids, b"Return-Path: <>\r\n" + dsn, at)
         return None

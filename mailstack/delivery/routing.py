@@ -17,6 +17,15 @@ Mail that leaves for remote recipients is DKIM-signed here, once, as it is queue
 (``dkim/signer.py``): in the same preparation, off the reactor and before the writer lock;
 a delivery with local recipients only costs nothing more.
 
+Forwarding (an alias with remote targets, an SRS bounce address): the forwarded copy is
+one more queued message in the same transaction, so one 250 covers the local copies and
+the forward.  It is the message as received with our Received field on top -- nothing
+else changes, so the author's DKIM signature still verifies at the destination (RFC 6376
+§4.2: DMARC passes through it) -- and its envelope sender is rewritten by SRS
+(``srs.py``: the null sender stays null), so the destination's SPF check of it passes.
+It carries no DKIM signature of ours unless a customer who logged in sent it; no ARC set
+either (docs/architecture.md says why).
+
 Standards: RFC 5321 §4.4 (the Received trace header; Return-Path on local copies only),
 §6.1 (reliable delivery), RFC 6376 (DKIM).
 Security: the Received header is built from our own facts; what the client or its DNS
@@ -25,8 +34,11 @@ cannot add header lines.  Every copy and queue entry commits in one transaction,
 never leaves half a delivery and a retry makes no duplicates; bodies are stored under the
 process's byte budget.  A queued copy is DKIM-signed only by its envelope sender's own
 domain (the policy proved it theirs), so a customer cannot borrow another hosted domain's
-signature by writing it in ``From:``.  Not here: who may send to whom -- relay, recipient and quota
-checks are the policy's, made before DATA (``policy/``).
+signature by writing it in ``From:``; a forwarded copy that came on port 25 is not signed
+by us at all, and goes only to the targets of an alias the operator made or to the
+address a verified SRS address stands for (``policy/forwarding.py``).  Not here: who may
+send to whom -- relay, recipient and quota checks are the policy's, made before DATA
+(``policy/``).
 """
 
 from __future__ import annotations
@@ -122,13 +134,16 @@ def local_copy(sender: str, accepted, spool, received: bytes, dialect: str,
         spool.with_prefix(return_path(sender) + received + auth_header), dialect)
 
 
-def signatures(signer, sender: str, accepted, spool, at: datetime) -> bytes:
+def signatures(signer, sender: str, accepted, spool, at: datetime,
+               proven: bool = False) -> bytes:
     """The DKIM-Signature fields of the copy queued for remote recipients (b"" for none).
 
     In the store's thread: the header is looked at, and only a message the signer signs
     (``From:`` the envelope sender's domain, which has keys: ``dkim/signer.py``) is read
-    further, a piece at a time, for its body hash."""
-    if not any(r.remote for r in accepted):
+    further, a piece at a time, for its body hash.  A forwarded copy is signed only for a
+    ``proven`` sender (a customer who logged in): on port 25 nobody proved the ``From:``,
+    and our signature must not vouch for it."""
+    if not any(r.remote or (proven and getattr(r, "forward", ())) for r in accepted):
         return b""
     head = spool.head(signer_head_limit)
     end = head.find(b"\r\n\r\n")
@@ -147,7 +162,7 @@ def _body_pieces(spool, start: int):
 def store_message(conn, sender: str, accepted, spool, received: bytes, at: datetime, *,
                   account_id=None, client_ip=None, queue_id=None, submission=None,
                   undeliverable=(), hostname: str, prepared=None, signed: bytes = b"",
-                  sign=None, junk: bool = False) -> int:
+                  sign=None, junk: bool = False, forward_sender: str | None = None) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
     ``prepared`` is ``local_copy(...)``, computed before the transaction; without it, it
@@ -156,9 +171,12 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
     cannot take the message after all (a mailbox filled meanwhile); their bounce is filed
     in the same transaction, so the 250 covers both the copies and the notice.
-    ``junk``: the local copies go to each account's Junk folder (a DMARC quarantine)."""
+    ``junk``: the local copies go to each account's Junk folder (a DMARC quarantine).
+    ``forward_sender``: the envelope sender of the copy for the addresses the recipients
+    forward to (SRS: ``srs.py``); None: nothing is forwarded."""
     local = sorted({i for r in accepted for i in r.account_ids})
     remote = [r.address for r in accepted if r.remote]
+    forwards = forwarded(accepted) if forward_sender is not None else []
     quoting = submission is not None or undeliverable    # User-Agent, bounce: the header
     head = spool.head(HEAD_LIMIT) if quoting else b""
     stored = []
@@ -172,10 +190,18 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     if remote:
         queue.enqueue(conn, sender, remote, spool.with_prefix(signed + received), at,
                       account_id=account_id, client_ip=client_ip, queue_id=queue_id)
+    if forwards:         # the message as it came, behind our Received (and our signature)
+        queue.enqueue(conn, forward_sender, forwards, spool.with_prefix(signed + received),
+                      at, account_id=account_id, client_ip=client_ip, queue_id=queue_id)
     if undeliverable:
         bounce.return_to_sender(conn, hostname, sender, undeliverable, received + head, at,
                                 queue_id, sign=sign)
     return len(stored)
+
+
+def forwarded(accepted) -> list[str]:
+    """The remote addresses the accepted recipients forward to, each once."""
+    return list(dict.fromkeys(t for r in accepted for t in getattr(r, "forward", ())))
 
 
 def _store_prepared(conn, prepared, *args, **kwargs) -> int:
@@ -189,31 +215,39 @@ class MessageRouter:
     ``on_queued`` is how the outbound queue learns of new work at once (its ``kick``)
     without the router knowing the queue: ``service.py`` builds the queue first.
     ``signer`` DKIM-signs what leaves (``dkim/signer.py``; ``NO_SIGNER``: nothing).
+    ``srs`` (``srs.SRS``) rewrites the sender of forwarded copies; None: they keep it.
     """
 
-    def __init__(self, db, clock, on_queued=None, signer=NO_SIGNER):
+    def __init__(self, db, clock, on_queued=None, signer=NO_SIGNER, srs=None):
         self.db, self.clock = db, clock
         self.on_queued = on_queued
         self.signer = signer
+        self.srs = srs
 
     def store(self, sender: str, accepted, spool, trace: TraceFacts, *, account=None,
-              tls: bool = False, undeliverable=(), auth_header: bytes = b"", junk: bool = False):
+              tls: bool = False, undeliverable=(), auth_header: bytes = b"", junk: bool = False,
+              forward: bool = True):
         """Deferred that fires only after the COMMIT of every copy and queue entry.
 
         ``spool`` holds the message as received; the caller closes it when this fires.
         ``auth_header`` and ``junk``: what port 25's authentication decided (the header
-        in front of local copies, and their folder)."""
-        if any(r.remote for r in accepted) or (undeliverable and sender):
+        in front of local copies, and their folder); ``forward`` False: the policy let
+        the message in but not out (a DMARC ``p=reject`` failure): no forwarded copy."""
+        forwards = forward and bool(forwarded(accepted))
+        if any(r.remote for r in accepted) or forwards or (undeliverable and sender):
             d = self.signer.ready()      # the keys in memory before the store's thread signs
             d.addCallback(lambda _: self._store(sender, accepted, spool, trace, account, tls,
-                                                undeliverable, auth_header, junk))
+                                                undeliverable, auth_header, junk, forwards))
             return d
         return self._store(sender, accepted, spool, trace, account, tls, undeliverable,
-                           auth_header, junk)
+                           auth_header, junk, forwards)
 
     def _store(self, sender, accepted, spool, trace, account, tls, undeliverable,
-               auth_header, junk):
+               auth_header, junk, forwards=False):
         at = clocks.now(self.clock)
+        forward_sender = None
+        if forwards:
+            forward_sender = self.srs.forward(sender, at) if self.srs is not None else sender
         submission = None
         if account is not None:
             submission = submissions.Submission(
@@ -228,14 +262,15 @@ class MessageRouter:
         d = self.db.body_budget.run(
             spool.size, self.db.group.run_prepared,
             lambda: (local_copy(sender, accepted, spool, received, dialect, auth_header),
-                     signatures(self.signer, sender, accepted, spool, at)),
+                     signatures(self.signer, sender, accepted, spool, at,
+                                proven=account is not None)),
             functools.partial(
                 _store_prepared, account_id=account.id if account is not None else None,
                 client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
                 undeliverable=undeliverable, hostname=trace.hostname,
-                sign=self.signer.signatures, junk=junk),
+                sign=self.signer.signatures, junk=junk, forward_sender=forward_sender),
             sender, accepted, spool, received, at)
-        queued = any(r.remote for r in accepted) or (undeliverable and sender)
+        queued = any(r.remote for r in accepted) or forwards or (undeliverable and sender)
         if queued and self.on_queued is not None:
             d.addCallback(lambda stored: (self.on_queued(), stored)[1])
         return d

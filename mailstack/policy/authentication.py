@@ -53,6 +53,12 @@ class Stamp:
                 or any(d.result == "temperror" for d in self.dkim))
 
     @property
+    def rejected(self) -> bool:
+        """DMARC ``p=reject`` failed (the message was let through only as an exception:
+        it is stored here, never forwarded to another provider)."""
+        return self.dmarc.result == "fail" and self.dmarc.applied == "reject"
+
+    @property
     def junk(self) -> bool:
         """DMARC ``p=quarantine`` failed: delivered to the recipients' Junk folder."""
         return (self.dmarc.result == "fail" and self.dmarc.applied == "quarantine"

@@ -21,6 +21,11 @@ Read top to bottom, the tables answer the questions an operator and the support 
   ref, unless the client was whitelisted (its client verdict is a PERMIT), is a trusted
   network, or the message was ARC-sealed by a trusted forwarder; ``p=quarantine`` is
   delivered to Junk; a DNS failure is never a 5xx.
+- *Can a bounce address of forwarded mail (SRS) relay?*  Only with a valid hash and day
+  (``srs`` in ``relay``, before ``hosted-domain``): it then goes to the address it stands
+  for; a forged or expired one is 550 5.1.1.  After DATA, a non-null sender may send it
+  only a DSN (``srs-bounces-only``), and a message to be forwarded with more than
+  ``[forwarding] max_hops`` Received fields is a loop (``hops``, 554 5.4.6).
 - *When is a refusal at connect sent?*  Only the firewall acts before the banner; what
   ``client`` decides is delivered at the first RCPT, after ``relay``, so the rejection log
   carries From and To (ARCHITECTURE C3).
@@ -33,8 +38,8 @@ an explicit setting, default off.
 from __future__ import annotations
 
 from mailstack.policy import (
-    auth_window, blocklist, containment, dmarc, dnsbl, harvest, op25b, quota, rdns, recipients,
-    reflector, relay, reports, sender_rules, spamtrap, whitelist,
+    auth_window, blocklist, containment, dmarc, dnsbl, forwarding, harvest, op25b, quota, rdns,
+    recipients, reflector, relay, reports, sender_rules, spamtrap, whitelist,
 )
 from mailstack.metrics import NO_METRICS
 from mailstack.policy.port_policy import PortPolicy
@@ -59,7 +64,7 @@ def offers_auth(mx_relay: str, smtp_auth: bool) -> bool:
 
 def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_url: str,
            recipients_per_hour: int, mx_relay: str, metrics=NO_METRICS,
-           authentication=None) -> Tables:
+           authentication=None, srs=None, max_hops: int = 100) -> Tables:
     listed = whitelist.Whitelisted(db, antispam.trusted_networks)
     blocker = blocklist.Blocker(antispam)
     client = [listed,
@@ -74,7 +79,8 @@ def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_ur
         mail.insert(0, auth_window.PopBeforeSMTP(
             db, clock, pop_before_smtp, help_url, required=False,
             applies_to=customers.is_customer))
-    relaying = [op25b.OutboundPort25Blocked(migration, clock, help_url), relay.HostedDomain()]
+    relaying = [op25b.OutboundPort25Blocked(migration, clock, help_url),
+                forwarding.BounceAddress(srs, clock), relay.HostedDomain()]
     if mx_relay != "never":
         relaying.append(relay.ProvenSender())
     return Tables(
@@ -87,7 +93,8 @@ def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_ur
         rcpt=Chain("rcpt", [containment.RecipientsPerHour(db, clock, recipients_per_hour),
                             reflector.Reflector(migration.reflector_local_part),
                             recipients.LocalRecipientExists()]),
-        data=Chain("data", [quota.FitsMailbox(), *_enforced(authentication)]),
+        data=Chain("data", [quota.FitsMailbox(), forwarding.HopLimit(max_hops),
+                            forwarding.BouncesOnly(srs), *_enforced(authentication)]),
     )
 
 
@@ -105,10 +112,11 @@ def postmaster_domain(config) -> str:
 
 
 def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
-                authenticator=None) -> PortPolicy:
+                authenticator=None, srs=None) -> PortPolicy:
     """Port 25's policy: these tables, run by ``PortPolicy`` with what it needs;
     ``authenticator`` (``authentication.Authenticator``) verifies each message when
-    ``[authentication] enabled``."""
+    ``[authentication] enabled``; ``srs`` (``srs.SRS``, built by the wiring with its
+    secret) checks and routes the bounce addresses of forwarded mail (None: none is ours)."""
     antispam, hostname = config.antispam, config.server.hostname
     if not config.authentication.enabled:
         authenticator = None
@@ -118,7 +126,8 @@ def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
                pop_before_smtp=config.pop_before_smtp, help_url=config.submission.help_url,
                recipients_per_hour=config.submission.recipients_per_hour,
                mx_relay=config.smtp.mx_relay, metrics=metrics,
-               authentication=config.authentication),
+               authentication=config.authentication, srs=srs,
+               max_hops=config.forwarding.max_hops),
         db=db, resolver=resolver, rejections=RejectionLog(db, clock, metrics),
         harvest_watch=harvest.HarvestWatch(db, clock, antispam, blocker),
         reports=reports.ReportAddress(db, clock, antispam, blocker, hostname),

@@ -29,6 +29,7 @@ class Accepted:
     discard: bool = False   # accepted with 250 and not stored (spam traps, the reflector)
     reflect: bool = False   # the settings-check address: answered, not stored
     room: int | None = None  # quota headroom at RCPT time
+    forward: tuple[str, ...] = ()   # remote addresses it forwards to (an alias, an SRS bounce)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Outcome:
     accepted: Accepted | None = None   # RCPT: the recipient as accepted
     undeliverable: tuple = ()       # DATA: accepted recipients the message does not fit
     authentication: object = None   # DATA: authentication.Stamp (port 25): header, Junk
+    forward: bool = True            # DATA: False: no copy is forwarded (failed DMARC p=reject)
 
     @property
     def refused(self) -> bool:

@@ -8,7 +8,10 @@ the client for the rest of the session (``ClientState``); an unknown user feeds 
 directory-harvest watch; every refusal goes through the rejection log (with a ref) --
 except the quota refusal after DATA, which is about the mailbox, not the client; on port
 25 the message is authenticated (``authentication.py``) before the data table runs, and
-the Stamp travels to delivery (our Authentication-Results header, the Junk folder).
+the Stamp travels to delivery (our Authentication-Results header, the Junk folder).  A
+relay check may route the address itself (``forwarding.BounceAddress``: an SRS address
+stands for a remote one); a message that fails a DMARC ``p=reject`` and was let through
+(a whitelisted client, a trusted ARC forwarder) is stored, never forwarded.
 
 Standards: RFC 5321 §3.3, §4.2; RFC 4954 (the sender an AUTH login proves).
 Security: relay is decided before anything else at RCPT and defaults to REJECT (``stages``);
@@ -105,6 +108,8 @@ class PortPolicy:
         decision = yield self.tables.relay.run(request)
         if not decision.accepts:
             return refused((yield self.rejections.refuse(request, decision, "rcpt")), decision)
+        if isinstance(decision.subject, directory.Route):   # the address routed by its check
+            request = replace(request, route=decision.subject)      # (an SRS bounce address)
         verdict = yield self._client_verdict(request)
         if not verdict.accepts:
             log.info("{session}: client refused by {check}: {why}", session=request.session,
@@ -135,7 +140,8 @@ class PortPolicy:
         if decision.check == Reflector.name:
             return Outcome(decision=decision, accepted=Accepted(address, discard=True, reflect=True))
         return Outcome(decision=decision, accepted=Accepted(
-            address, route.recipients.account_ids, remote=not route.hosted, room=route.room))
+            address, route.recipients.account_ids, remote=not route.hosted, room=route.room,
+            forward=route.recipients.forward))
 
     def _checked(self, request) -> bool:
         """Whether the client's verdict applies: not to a proven sender, not where the port
@@ -162,11 +168,15 @@ class PortPolicy:
             reply = yield self.rejections.refuse(replace(request, recipient=first), decision,
                                                  "data")
             return refused(reply, decision)
+        forward = stamp is None or not stamp.rejected
+        if not forward and any(r.forward for r in request.recipients):
+            log.info("{session}: not forwarded: it fails the DMARC p=reject of {domain}",
+                     session=request.session, domain=stamp.dmarc.domain)
         if stamp is not None:
             stamp = delivered(stamp, self.authenticator.authserv_id)
             log.info("{session}: {results}", session=request.session,
                      results=_summary(stamp, decision))
-        return Outcome(decision=decision, authentication=stamp,
+        return Outcome(decision=decision, authentication=stamp, forward=forward,
                        undeliverable=tuple(without_room(request.recipients, request.size or 0)))
 
     def _authenticated(self, request):

@@ -50,9 +50,10 @@ def tables(db, clock, *, migration, pop_before_smtp, help_url: str,
 
 
 def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
-                authenticator=None) -> PortPolicy:
+                authenticator=None, srs=None) -> PortPolicy:
     """Submission's policy: these tables, run by ``PortPolicy``.  ``authenticator`` is
-    ignored: submitted mail is our customers', never verified here (issue 17)."""
+    ignored: submitted mail is our customers', never verified here (issue 17); so is
+    ``srs``: bounces come to port 25."""
     antispam, hostname = config.antispam, config.server.hostname
     return PortPolicy(
         tables(db, clock, migration=config.migration, pop_before_smtp=config.pop_before_smtp,

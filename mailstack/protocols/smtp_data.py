@@ -213,7 +213,7 @@ class MessageReception:
             return outcome
         intake = self.factory.intake
         yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable,
-                           outcome.authentication)
+                           outcome.authentication, outcome.forward)
         yield self.policy.after_delivery(request, spool)
         yield intake.reflect(self, envelope)
         return outcome

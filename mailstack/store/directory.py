@@ -25,16 +25,16 @@ class AccountInfo:
 
 @dataclass(frozen=True)
 class Recipients:
-    """What an address delivers to: the enabled accounts it reaches (an alias: several).
-
-    Only local accounts: an alias's target must be an account here (``add_alias``).
-    """
+    """What an address delivers to: the enabled accounts it reaches (an alias: several),
+    and the remote addresses an alias forwards to (``forward``: each gets a copy through
+    the outbound queue, with an SRS sender: delivery/routing.py)."""
 
     account_ids: tuple[int, ...] = ()
+    forward: tuple[str, ...] = ()
 
     @property
     def exists(self) -> bool:
-        return bool(self.account_ids)
+        return bool(self.account_ids or self.forward)
 
 
 @dataclass(frozen=True)
@@ -239,22 +239,22 @@ def delete_account(conn: Connection, address: str) -> None:
     conn.execute(delete(accounts).where(accounts.c.id == account.id))
 
 
-def add_alias(conn: Connection, address: str, target: str) -> None:
+def add_alias(conn: Connection, address: str, target: str) -> bool:
+    """``address`` delivers to ``target`` too: an account here, or a remote address it
+    forwards to.  Returns whether the target is remote (forwarded)."""
     domain_id = _domain_id(conn, address.rpartition("@")[2])
     if get_account(conn, address) is not None:
         raise Conflict(f"{address} is an account; an alias cannot shadow it")
-    if not is_hosted(conn, target.rpartition("@")[2]):
-        # An alias reaches accounts here only.  Forwarding to another domain is not offered:
-        # the outbound queue could send it, but without SRS the destination's SPF check
-        # (RFC 7208) would fail the original sender.
-        raise Conflict(f"alias target {target} is not in a domain hosted here")
-    if get_account(conn, target) is None:
+    # A target in a domain we host must be an account; any other is forwarded to (its
+    # copy leaves with an SRS sender, so the destination's SPF check passes: srs.py).
+    if is_hosted(conn, target.rpartition("@")[2]) and get_account(conn, target) is None:
         raise NotFound(f"alias target {target} is not an account here")
     exists = conn.execute(select(aliases.c.id).where(
         aliases.c.address == address, aliases.c.target == target)).first()
     if exists:
         raise Conflict(f"alias {address} -> {target} already exists")
     conn.execute(insert(aliases).values(domain_id=domain_id, address=address, target=target))
+    return not is_hosted(conn, target.rpartition("@")[2])
 
 
 def list_aliases(conn: Connection, domain: str | None = None) -> list[tuple[str, str]]:
@@ -299,18 +299,22 @@ def sender_addresses(conn: Connection, account_id: int) -> list[str]:
 
 
 def resolve(conn: Connection, address: str) -> Recipients:
-    """Where mail for ``address`` goes: the enabled account itself, or an alias's targets."""
+    """Where mail for ``address`` goes: the enabled account itself, or an alias's targets
+    (its enabled accounts, and the remote addresses it forwards to)."""
     row = conn.execute(_ACCOUNT_STATE, {"address": address}).first()
     if row is not None:
         return Recipients(account_ids=(row.id,) if row.enabled else ())
     targets = [t for (t,) in conn.execute(select(aliases.c.target)
                                            .where(aliases.c.address == address))]
-    local = []
+    local, remote = [], []
     for target in targets:
         account = conn.execute(_ACCOUNT_STATE, {"address": target}).first()
-        if account is not None and account.enabled:
-            local.append(account.id)
-    return Recipients(tuple(dict.fromkeys(local)))
+        if account is not None:
+            if account.enabled:
+                local.append(account.id)
+        elif not is_hosted(conn, target.rpartition("@")[2]):
+            remote.append(target)      # a forward (a domain hosted since: nobody, skipped)
+    return Recipients(tuple(dict.fromkeys(local)), tuple(remote))
 
 
 @dataclass

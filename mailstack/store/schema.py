@@ -425,3 +425,15 @@ legacy_notices = Table(
     Column("at", UTCDateTime, nullable=False),
     Index("ix_legacy_notices_account_phase", "account_id", "phase"),
 )
+
+srs_secrets = Table(
+    "srs_secrets", metadata,
+    # The SRS secret made on the first start without ``[forwarding] srs_secrets`` (srs.py,
+    # store/srs_secrets.py): one row per generation, the newest signs, every one verifies.
+    # Never printed or logged.
+    Column("id", Integer, primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("generation", name="uq_srs_secrets_generation"),
+)

@@ -32,7 +32,8 @@ class Intake:
     def __init__(self, fail=None):
         self.stored, self.fail = [], fail
 
-    def store(self, session, envelope, spool, queue_id, undeliverable=(), authentication=None):
+    def store(self, session, envelope, spool, queue_id, undeliverable=(), authentication=None,
+              forward=True):
         if self.fail is not None:
             return defer.fail(self.fail)
         self.stored.append((envelope.sender, list(envelope.addresses), spool.read(b""),

@@ -103,6 +103,6 @@ def test_policy_show_tables_prints_what_each_port_runs():
     from mailstack.cli.policy import stage_tables
     rows = stage_tables(settings(smtp={"mx_relay": "authenticated"}), START)
     relay = {r["port"]: r["checks"] for r in rows if r["stage"] == "relay"}
-    assert relay == {"25": "op25b → hosted-domain → proven-sender → default REJECT",
+    assert relay == {"25": "op25b → srs → hosted-domain → proven-sender → default REJECT",
                      "587/465": "hosted-domain → proven-sender → default REJECT"}
     assert len(rows) == 14

@@ -316,4 +316,5 @@ def test_only_port_25_authenticates_messages_and_only_when_enabled():
     assert "dmarc" in Port(build=build(mx.port_policy)).policy.tables.data.names
     assert Port(build=build(submission.port_policy)).policy.authenticator is None
     off = Port(build=build(mx.port_policy), authentication={"enabled": False}).policy
-    assert off.authenticator is None and off.tables.data.names == ("quota",)
+    assert off.authenticator is None
+    assert off.tables.data.names == ("quota", "hops", "srs-bounces-only")

@@ -103,9 +103,9 @@ def test_the_default_decides_when_every_check_says_dunno():
 
 
 @pytest.mark.parametrize("mx_relay, relay_row", [
-    ("never", "op25b → hosted-domain → default REJECT"),
-    ("authenticated", "op25b → hosted-domain → proven-sender → default REJECT"),
-    ("customers", "op25b → hosted-domain → proven-sender → default REJECT"),
+    ("never", "op25b → srs → hosted-domain → default REJECT"),
+    ("authenticated", "op25b → srs → hosted-domain → proven-sender → default REJECT"),
+    ("customers", "op25b → srs → hosted-domain → proven-sender → default REJECT"),
 ])
 def test_the_mx_tables_read_as_the_docs_say(mx_relay, relay_row):
     config = settings(smtp={"mx_relay": mx_relay},
@@ -120,7 +120,7 @@ def test_the_mx_tables_read_as_the_docs_say(mx_relay, relay_row):
                             else "sender-ownership")
     assert rows["trap"] == "spamtrap"
     assert rows["rcpt"] == "recipients-per-hour → reflector → recipients"
-    assert rows["data"] == "quota → dmarc"       # [authentication] enabled: the default
+    assert rows["data"] == "quota → hops → srs-bounces-only → dmarc"   # [authentication]: on
 
 
 def test_the_submission_tables_have_no_antispam_and_a_default_reject_relay():

@@ -30,7 +30,7 @@ OURS = {
     "dkim_keys.public_key", "mta_sts_policies.domain", "mta_sts_policies.policy_id",
     "mta_sts_policies.mode", "mta_sts_policies.mx", "tls_results.domain", "tls_results.day",
     "tls_results.policy_type", "tls_results.policy_id", "tls_results.result_type",
-    "tls_results.remote_ip",
+    "tls_results.remote_ip", "srs_secrets.secret",
 }
 
 

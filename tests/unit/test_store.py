@@ -63,10 +63,26 @@ def test_alias_resolves_to_its_local_accounts(db):
     db.run_sync(directory.add_alias, "sales@example.test", "ann@example.test")
     db.run_sync(directory.add_alias, "sales@example.test", "bob@example.test")
     found = db.run_sync(directory.resolve, "sales@example.test")
-    assert found.account_ids == (ann, bob)
-    with pytest.raises(Conflict):
-        db.run_sync(directory.add_alias, "sales@example.test", "partner@remote.test")
+    assert found.account_ids == (ann, bob) and found.forward == ()
+    with pytest.raises(NotFound):          # a hosted target must be an account
+        db.run_sync(directory.add_alias, "sales@example.test", "nobody@example.test")
     assert not db.run_sync(directory.resolve, "nobody@example.test").exists
+
+
+def test_an_alias_reaches_accounts_here_and_forwards_to_remote_addresses(db):
+    db.run_sync(directory.add_domain, "example.test", NOW)
+    ann = db.run_sync(directory.add_account, "ann@example.test", "h", NOW)
+    assert db.run_sync(directory.add_alias, "team@example.test", "ann@example.test") is False
+    assert db.run_sync(directory.add_alias, "team@example.test", "bob@remote.test") is True
+    assert db.run_sync(directory.add_alias, "out@example.test", "carol@far.test") is True
+    route = db.run_sync(directory.route, "team@example.test")
+    assert route.hosted and route.recipients.account_ids == (ann,)
+    assert route.recipients.forward == ("bob@remote.test",)
+    only = db.run_sync(directory.route, "out@example.test")
+    assert only.recipients.exists and only.recipients.account_ids == ()
+    assert only.recipients.forward == ("carol@far.test",) and only.room is None
+    with pytest.raises(Conflict):
+        db.run_sync(directory.add_alias, "team@example.test", "bob@remote.test")
 
 
 def test_concurrent_deliveries_get_distinct_increasing_uids(db):
