@@ -6,8 +6,8 @@ configuration, and kept here so that every node sharing one PostgreSQL reverses 
 addresses every other node wrote, and a restart does not orphan the bounces on their
 way back.  ``generation`` is unique, so two nodes starting at once keep one secret.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 import sqlalchemy as sa
 from alembic import op
