@@ -29,6 +29,7 @@ class MemoryResolver(common.ResolverBase):
         super().__init__()
         self.records: dict[tuple[str, int], list] = defaultdict(list)
         self.servfail: set[str] = set()
+        self.servfail_all = False            # SERVFAIL to every question
         self.silent: set[str] = set()
         self.names: set[str] = set()
 
@@ -36,7 +37,7 @@ class MemoryResolver(common.ResolverBase):
         key = name.decode("ascii").lower().rstrip(".")
         if key in self.silent:
             return defer.Deferred()  # never answers: the client times out
-        if key in self.servfail:
+        if key in self.servfail or self.servfail_all:
             return defer.fail(Failing(key))
         if key not in self.names:
             return defer.fail(error.DomainError(key))  # NXDOMAIN
@@ -102,15 +103,18 @@ def reverse_name(ip: str) -> str:
     return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
 
 
-_EMPTY: DNSServer | None = None
+_FAILING: DNSServer | None = None
 
 
-def empty_nameserver() -> str:
-    """The address of a DNS server on loopback that knows no name (every lookup NXDOMAIN at
-    once), started once per test process: the default ``[dns] nameservers`` of the test
-    servers.  Why a real server: port 25 checks SPF and DMARC for every message, and a
-    nameserver that never answers would hold each delivery for the resolver's timeout."""
-    global _EMPTY
-    if _EMPTY is None:
-        _EMPTY = DNSServer().start()
-    return _EMPTY.address
+def failing_nameserver() -> str:
+    """The address of a DNS server on loopback that answers SERVFAIL to every question at
+    once, started once per test process: the default ``[dns] nameservers`` of the test
+    servers.  Every lookup is a ``TempFail``, as with a nameserver that never answers (a
+    remote domain's mail is deferred, never bounced; SPF and DMARC are temperror), but
+    without the resolver's timeout: port 25 checks SPF and DMARC for every message, and a
+    silent nameserver held each delivery for that long."""
+    global _FAILING
+    if _FAILING is None:
+        _FAILING = DNSServer().start()
+        _FAILING.resolver.servfail_all = True
+    return _FAILING.address

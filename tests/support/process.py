@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.dns_server import empty_nameserver
+from tests.support.dns_server import failing_nameserver
 from tests.support.server import merge
 
 BIN = Path(sys.executable).parent        # the mailstack and twistd of this environment
@@ -45,9 +45,9 @@ def config_toml(db_url: str, listeners, certs_dir=None, **sections) -> str:
                    ca_certificate=f"{certs_dir}/ca.pem")
     base = {"server": {"hostname": "mail.example.test"}, "database": {"url": db_url},
             "tls": tls, "domains": {"hosted": ["example.test"]},
-            # No DNS leaves the machine: a loopback server that knows no name (port 25
-            # checks SPF and DMARC for every message).
-            "dns": {"nameservers": [empty_nameserver()], "timeout": 1}}
+            # No DNS leaves the machine: a loopback server that fails every lookup at once
+            # (port 25 checks SPF and DMARC for every message).
+            "dns": {"nameservers": [failing_nameserver()], "timeout": 1}}
     raw = merge(base, sections)
     raw["listeners"] = [{"protocol": protocol, "port": port, "tls": mode}
                         for protocol, port, mode in listeners]

@@ -20,7 +20,7 @@ from mailstack.store import directory, watch
 watch.STOP_WAIT = 0.05
 
 from tests.support import reactor as reactor_thread
-from tests.support.dns_server import empty_nameserver
+from tests.support.dns_server import failing_nameserver
 
 DOMAIN = "example.test"
 HOSTNAME = "mx.example.test"
@@ -45,9 +45,10 @@ def base_config(db_url: str, certs, state_dir) -> dict:
         # No DNS leaves the machine: anti-spam tests start their own DNS server and turn
         # the reverse-DNS requirement back on.
         "antispam": {"require_ptr": False},
-        # No DNS leaves the machine: a loopback server that knows no name (port 25 checks
-        # SPF and DMARC for every message; tests that need records start their own).
-        "dns": {"nameservers": [empty_nameserver()], "timeout": 1},
+        # No DNS leaves the machine: a loopback server that fails every lookup at once
+        # (port 25 checks SPF and DMARC for every message; tests that need records start
+        # their own).
+        "dns": {"nameservers": [failing_nameserver()], "timeout": 1},
         "listeners": copy.deepcopy(LISTENERS),
     }
 
