@@ -62,7 +62,7 @@ def test_the_endpoint_counts_mail_logins_refusals_sessions_and_latencies(server)
     with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=15) as smtp:
         smtp.sendmail("someone@sender.test", ["alice@example.test"], MESSAGE)
     # Sent to a remote domain through submission: queued, and deferred because no DNS
-    # server answers (the test configuration's nameserver fails every lookup: tests/support/dns_server.py).
+    # server answers (the test nameserver fails every lookup: tests/support/dns_server.py).
     with smtplib.SMTP("127.0.0.1", server.port("submission"), timeout=15) as sub:
         sub.starttls(context=server.context)
         sub.login("alice@example.test", PASSWORD)
