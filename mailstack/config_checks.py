@@ -112,6 +112,18 @@ def host_and_port(value):
     port_number(int(port))
 
 
+def http_url(value):
+    """``http://host:port`` (rspamd's normal worker; no path, no TLS: a local service)."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+        raise ValueError("must be http://host:port")
+
+
 def dnsbl_codes(value):
     """``127.0.0.2`` or ``127.0.0.2-127.0.0.11``."""
     for part in value.split("-", 1):

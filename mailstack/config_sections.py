@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 from mailstack.config_checks import (at_most, database_url, dnsbl_codes, domain_name,
-                                     host_and_port, ip_address, ip_network, mailto_uri,
-                                     mx_pattern, nameserver, not_negative, one_of, port_number,
-                                     positive, setting, spf_term, srs_secret)
+                                     host_and_port, http_url, ip_address, ip_network,
+                                     mailto_uri, mx_pattern, nameserver, not_negative, one_of,
+                                     port_number, positive, setting, spf_term, srs_secret)
 
 
 @dataclass(frozen=True)
@@ -296,6 +296,21 @@ class AuthenticationConfig:
 
 
 @dataclass(frozen=True)
+class SpamConfig:
+    """Content scanning on port 25 by rspamd (policy/spam_scan.py).  Off by default: it
+    needs an rspamd the operator runs; once on, rspamd down means "unchecked", not refused."""
+
+    enabled: bool = False
+    # rspamd's normal worker (its HTTP protocol: POST /checkv2).
+    url: str = setting("http://127.0.0.1:11333", http_url)
+    # Seconds for the whole scan (connect, send, answer); past it the message is
+    # delivered marked unchecked.
+    timeout: float = setting(15.0, positive)
+    # Larger messages are not scanned (marked unchecked); 0 = scan every message.
+    max_message_size: int = setting(10 * 1024 * 1024, not_negative)
+
+
+@dataclass(frozen=True)
 class MigrationConfig:
     """Moving legacy customers: warnings before the dates, the reflector, OP25B."""
 
@@ -363,6 +378,7 @@ class Config:
     mta_sts: MTASTSConfig = setting(factory=MTASTSConfig)
     antispam: AntispamConfig = setting(factory=AntispamConfig)
     authentication: AuthenticationConfig = setting(factory=AuthenticationConfig)
+    spam: SpamConfig = setting(factory=SpamConfig)
     client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)
     migration: MigrationConfig = setting(factory=MigrationConfig)
     limits: LimitsConfig = setting(factory=LimitsConfig)

@@ -59,6 +59,9 @@ class NoMetrics:
     def dnsbl(self, zone: str, result: str) -> None:
         pass
 
+    def spam_scan(self, result: str) -> None:
+        pass
+
     def queue(self, recipients: int, oldest_age: float) -> None:
         pass
 
@@ -101,6 +104,10 @@ class Metrics(NoMetrics):
         self._dnsbl = Counter(
             "mailstack_dnsbl_lookups", "DNSBL lookups by zone and result (listed, clean, "
             "failed)", ["zone", "result"], registry=r)
+        self._spam = Counter(
+            "mailstack_spam_scans", "Port 25 messages scanned by rspamd, by its action "
+            "(no_action, add_header, reject, ...), or failed (rspamd down or slow: accepted "
+            "unchecked) or too_large (not scanned)", ["result"], registry=r)
         self._queue_size = Gauge(
             "mailstack_queue_recipients", "Recipients waiting in the outbound queue",
             registry=r)
@@ -130,6 +137,9 @@ class Metrics(NoMetrics):
 
     def dnsbl(self, zone: str, result: str) -> None:
         self._dnsbl.labels(zone, result).inc()
+
+    def spam_scan(self, result: str) -> None:
+        self._spam.labels(result).inc()
 
     def queue(self, recipients: int, oldest_age: float) -> None:
         self._queue_size.set(recipients)

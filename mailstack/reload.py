@@ -43,11 +43,12 @@ class Reloader:
     """Applies a configuration to the running listeners; built once by ``service.build``."""
 
     def __init__(self, config: Config, listeners, server_tls, limits, *, db, clock, resolver,
-                 warner, metrics=NO_METRICS, authenticator=None, srs=None):
+                 warner, metrics=NO_METRICS, authenticator=None, srs=None, spam_scanner=None):
         self.config, self.listeners, self.server_tls, self.limits = (
             config, listeners, server_tls, limits)
         self.authenticator = authenticator     # port 25's message checks, built once
         self.srs = srs                         # the SRS of forwarded mail, built once
+        self.spam_scanner = spam_scanner       # port 25's rspamd client, built once
         self.db, self.clock, self.resolver, self.warner = db, clock, resolver, warner
         self.metrics = metrics      # a new port policy counts its refusals as the old one did
 
@@ -83,7 +84,8 @@ class Reloader:
         if protocol in PORT_TABLES:
             factory.policy = PORT_TABLES[protocol].port_policy(
                 self.db, self.clock, self.resolver, config, self.warner, self.metrics,
-                authenticator=self.authenticator, srs=self.srs)
+                authenticator=self.authenticator, srs=self.srs,
+                spam_scanner=self.spam_scanner)
             factory.settings = config.smtp
         elif protocol in ("pop3", "imap"):
             factory.settings = getattr(config, protocol)

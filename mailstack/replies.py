@@ -100,6 +100,9 @@ LOCALLY_BLOCKED = Reply(554, "5.7.1", "Service unavailable; Client host [{ip}] b
 # Message authentication at the end of DATA (policy/dmarc.py, RFC 7489 §6.7, RFC 7372 §3.3).
 DMARC_REJECT = Reply(550, "5.7.1", "Message rejected: it fails the DMARC policy of {domain} (p={policy})")
 AUTHENTICATION_TEMPFAIL = Reply(451, "4.7.5", "Message authentication (SPF/DKIM/DMARC) could not be checked; try again later")
+# rspamd's verdict (policy/spam_scan.py): its own text and symbols stay in the rejection log.
+SPAM_REJECT = Reply(550, "5.7.1", "Message rejected: it looks like spam")
+SPAM_TEMPFAIL = Reply(451, "4.7.1", "Message deferred by the content filter; try again later")
 
 # --- SMTP: authentication -----------------------------------------------------------------
 AUTH_OK = Reply(235, "2.7.0", "Authentication successful")

@@ -254,6 +254,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     metrics.sessions_from(lambda: limits.by_protocol)
     root = service.MultiService()
     authenticator = _authenticator(config, resolver, reactor)
+    spam_scanner = _spam_scanner(config, reactor, metrics)
     PoolService(db, hasher, locks, sessions,
                 [authenticator.pool] if authenticator else []).setServiceParent(root)
     sessions.setServiceParent(root)
@@ -274,7 +275,8 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     def smtp_factory(listener, tables):
         return smtp.build_factory(
             listener, tables.port_policy(db, clock, resolver, config, warner, metrics,
-                                         authenticator=authenticator, srs=srs),
+                                         authenticator=authenticator, srs=srs,
+                                         spam_scanner=spam_scanner),
             router=router,
             db=db, clock=clock, portal=portal, tls_requirement=tls_requirement,
             settings=config.smtp, reflector_local_part=config.migration.reflector_local_part,
@@ -301,7 +303,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
                          tls_options) for listener in config.listeners]
     reloader = Reloader(config, listeners, tls_options, limits, db=db, clock=clock,
                         resolver=resolver, warner=warner, metrics=metrics,
-                        authenticator=authenticator, srs=srs)
+                        authenticator=authenticator, srs=srs, spam_scanner=spam_scanner)
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
 
 
@@ -335,6 +337,18 @@ def _authenticator(config: Config, resolver, reactor) -> Authenticator | None:
                          public_suffix_list=str(config.path(settings.public_suffix_list))
                          if settings.public_suffix_list else "",
                          max_message_size=settings.max_message_size)
+
+
+def _spam_scanner(config: Config, reactor, metrics):
+    """Port 25's rspamd client (``[spam]``; a change needs a restart), or None; its
+    module brings ``twisted.web``, imported only when scanning is on."""
+    settings = config.spam
+    if not settings.enabled:
+        return None
+    from mailstack.policy import rspamd_client, spam_scan
+    client = rspamd_client.RspamdClient(reactor, settings.url, settings.timeout)
+    return spam_scan.Scanner(client, max_message_size=settings.max_message_size,
+                             metrics=metrics)
 
 
 def _http():

@@ -32,7 +32,8 @@ def _when(text: str) -> datetime:
 def _rows(found) -> list[dict]:
     return [{"at": r.at.isoformat(timespec="seconds"), "ref": r.ref, "client_ip": r.client_ip,
              "ptr": r.ptr or "", "helo": r.helo or "", "from": r.mail_from or "",
-             "to": r.rcpt_to or "", "check": r.check_name, "port": r.port, "reply": r.reply}
+             "to": r.rcpt_to or "", "check": r.check_name, "port": r.port, "reply": r.reply,
+             "detail": r.detail}
             for r in found]
 
 
@@ -58,7 +59,8 @@ def rejections_search(args):
     if not found and args.format == "table":
         raise CommandError("no matching rejection: check the facts (the time is UTC unless an "
                            "offset is given), or widen --tolerance")
-    emit(args, _rows(found), ["at", "ref", "client_ip", "from", "to", "check", "reply"])
+    emit(args, _rows(found), ["at", "ref", "client_ip", "from", "to", "check", "reply",
+                              "detail"])
 
 
 def _normal(address: str) -> str:

@@ -26,6 +26,11 @@ Read top to bottom, the tables answer the questions an operator and the support 
   for; a forged or expired one is 550 5.1.1.  After DATA, a non-null sender may send it
   only a DSN (``srs-bounces-only``), and a message to be forwarded with more than
   ``[forwarding] max_hops`` Received fields is a loop (``hops``, 554 5.4.6).
+- *Is the content scanned?*  With ``[spam] enabled`` (off by default) each message from a
+  client that did not log in and is not on a trusted network is scanned by rspamd after
+  authentication (``spam_scan.py``); ``spam`` is last in ``data``: rspamd's ``reject`` is
+  550 5.7.1 with a ref, ``soft reject`` 451 4.7.1, unless the client is whitelisted;
+  rspamd down or slow: delivered, marked unchecked, never a 5xx.
 - *When is a refusal at connect sent?*  Only the firewall acts before the banner; what
   ``client`` decides is delivered at the first RCPT, after ``relay``, so the rejection log
   carries From and To (ARCHITECTURE C3).
@@ -39,7 +44,7 @@ from __future__ import annotations
 
 from mailstack.policy import (
     auth_window, blocklist, containment, dmarc, dnsbl, forwarding, harvest, op25b, quota, rdns,
-    recipients, reflector, relay, reports, sender_rules, spamtrap, whitelist,
+    recipients, reflector, relay, reports, sender_rules, spam_scan, spamtrap, whitelist,
 )
 from mailstack.metrics import NO_METRICS
 from mailstack.policy.port_policy import PortPolicy
@@ -64,7 +69,7 @@ def offers_auth(mx_relay: str, smtp_auth: bool) -> bool:
 
 def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_url: str,
            recipients_per_hour: int, mx_relay: str, metrics=NO_METRICS,
-           authentication=None, srs=None, max_hops: int = 100) -> Tables:
+           authentication=None, srs=None, max_hops: int = 100, spam=None) -> Tables:
     listed = whitelist.Whitelisted(db, antispam.trusted_networks)
     blocker = blocklist.Blocker(antispam)
     client = [listed,
@@ -94,7 +99,9 @@ def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_ur
                             reflector.Reflector(migration.reflector_local_part),
                             recipients.LocalRecipientExists()]),
         data=Chain("data", [quota.FitsMailbox(), forwarding.HopLimit(max_hops),
-                            forwarding.BouncesOnly(srs), *_enforced(authentication)]),
+                            forwarding.BouncesOnly(srs), *_enforced(authentication),
+                            *([spam_scan.Refused()] if spam is not None and spam.enabled
+                              else [])]),
     )
 
 
@@ -112,14 +119,17 @@ def postmaster_domain(config) -> str:
 
 
 def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
-                authenticator=None, srs=None) -> PortPolicy:
+                authenticator=None, srs=None, spam_scanner=None) -> PortPolicy:
     """Port 25's policy: these tables, run by ``PortPolicy`` with what it needs;
     ``authenticator`` (``authentication.Authenticator``) verifies each message when
     ``[authentication] enabled``; ``srs`` (``srs.SRS``, built by the wiring with its
-    secret) checks and routes the bounce addresses of forwarded mail (None: none is ours)."""
+    secret) checks and routes the bounce addresses of forwarded mail (None: none is ours);
+    ``spam_scanner`` (``spam_scan.Scanner``) asks rspamd when ``[spam] enabled``."""
     antispam, hostname = config.antispam, config.server.hostname
     if not config.authentication.enabled:
         authenticator = None
+    if not config.spam.enabled:
+        spam_scanner = None
     blocker = blocklist.Blocker(antispam)
     return PortPolicy(
         tables(db, clock, resolver, antispam=antispam, migration=config.migration,
@@ -127,10 +137,10 @@ def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
                recipients_per_hour=config.submission.recipients_per_hour,
                mx_relay=config.smtp.mx_relay, metrics=metrics,
                authentication=config.authentication, srs=srs,
-               max_hops=config.forwarding.max_hops),
+               max_hops=config.forwarding.max_hops, spam=config.spam),
         db=db, resolver=resolver, rejections=RejectionLog(db, clock, metrics),
         harvest_watch=harvest.HarvestWatch(db, clock, antispam, blocker),
         reports=reports.ReportAddress(db, clock, antispam, blocker, hostname),
         warner=warner, hostname=hostname, postmaster_domain=postmaster_domain(config),
         auth_enabled=offers_auth(config.smtp.mx_relay, config.submission.smtp_auth),
-        authenticator=authenticator)
+        authenticator=authenticator, spam_scanner=spam_scanner)

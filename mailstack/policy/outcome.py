@@ -52,6 +52,7 @@ class Outcome:
     undeliverable: tuple = ()       # DATA: accepted recipients the message does not fit
     authentication: object = None   # DATA: authentication.Stamp (port 25): header, Junk
     forward: bool = True            # DATA: False: no copy is forwarded (failed DMARC p=reject)
+    spam: object = None             # DATA: spam_scan.SpamResult (port 25): X-Spam-* header
 
     @property
     def refused(self) -> bool:

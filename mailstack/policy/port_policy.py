@@ -7,11 +7,12 @@ unless the sender proved who it is; a PERMIT from it skips the traps; a trap hit
 the client for the rest of the session (``ClientState``); an unknown user feeds the
 directory-harvest watch; every refusal goes through the rejection log (with a ref) --
 except the quota refusal after DATA, which is about the mailbox, not the client; on port
-25 the message is authenticated (``authentication.py``) before the data table runs, and
-the Stamp travels to delivery (our Authentication-Results header, the Junk folder).  A
-relay check may route the address itself (``forwarding.BounceAddress``: an SRS address
-stands for a remote one); a message that fails a DMARC ``p=reject`` and was let through
-(a whitelisted client, a trusted ARC forwarder) is stored, never forwarded.
+25 the message is authenticated (``authentication.py``) and scanned by rspamd
+(``spam_scan.py``, with ``[spam] enabled``) before the data table runs, and the Stamp and
+the scan's result travel to delivery (our Authentication-Results and X-Spam-* headers,
+the Junk folder).  A relay check may route the address itself (``forwarding.BounceAddress``:
+an SRS address stands for a remote one); a message that fails a DMARC ``p=reject`` and was
+let through (a whitelisted client, a trusted ARC forwarder) is stored, never forwarded.
 
 Standards: RFC 5321 §3.3, §4.2; RFC 4954 (the sender an AUTH login proves).
 Security: relay is decided before anything else at RCPT and defaults to REJECT (``stages``);
@@ -46,9 +47,10 @@ class PortPolicy:
 
     def __init__(self, tables, *, db, resolver, rejections, harvest_watch=None, reports=None,
                  warner=None, hostname: str, postmaster_domain: str, auth_enabled: bool,
-                 authenticator=None):
+                 authenticator=None, spam_scanner=None):
         self.tables, self.db, self.resolver = tables, db, resolver
         self.authenticator = authenticator     # port 25 only: SPF/DKIM/ARC/DMARC
+        self.spam_scanner = spam_scanner       # port 25 only: rspamd (spam_scan.py)
         self.rejections, self.harvest, self.reports = rejections, harvest_watch, reports
         self.warner, self.hostname = warner, hostname
         self._postmaster_domain = postmaster_domain
@@ -160,6 +162,8 @@ class PortPolicy:
     def data(self, request):
         stamp = yield self._authenticated(request)
         request = replace(request, authentication=stamp)
+        if self.spam_scanner is not None and self.spam_scanner.applies(request):
+            request = replace(request, spam=(yield self.spam_scanner.scan(request)))
         decision = yield self.tables.data.run(request)
         if not decision.accepts:
             if decision.check == FitsMailbox.name:     # the mailbox's, not the sender's
@@ -176,8 +180,10 @@ class PortPolicy:
             stamp = delivered(stamp, self.authenticator.authserv_id)
             log.info("{session}: {results}", session=request.session,
                      results=_summary(stamp, decision))
+        if request.spam is not None:
+            log.info("{session}: {spam}", session=request.session, spam=request.spam.summary())
         return Outcome(decision=decision, authentication=stamp, forward=forward,
-                       undeliverable=tuple(without_room(request.recipients, request.size or 0)))
+                       spam=request.spam, undeliverable=tuple(without_room(request.recipients, request.size or 0)))
 
     def _authenticated(self, request):
         """The message's authentication Stamp (port 25, senders that did not log in), or

@@ -46,7 +46,8 @@ class RejectionLog:
             ref=ref, at=clocks.now(self.clock), session=request.session, port=request.port,
             stage=stage, check_name=decision.check or "unknown", client_ip=request.client_ip,
             ptr=client.ptr_name if client is not None else None, helo=request.helo,
-            mail_from=request.sender, rcpt_to=request.recipient, reply=str(reply))
+            mail_from=request.sender, rcpt_to=request.recipient, reply=str(reply),
+            detail=decision.reason or "")
         try:
             yield self.db.run(rejections.record, row)
         except StoreUnavailable:

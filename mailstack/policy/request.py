@@ -30,6 +30,8 @@ class SMTPRequest:
     size: int | None = None           # data: the message's size in octets
     message: object = None            # data: the message's spool (message/spool.py)
     authentication: object = None     # data: the authentication.Stamp, once verified
+    queue_id: str | None = None       # data: the id the 250 will name
+    spam: object = None               # data: the spam_scan.SpamResult, once scanned
 
     def at(self, stage: str, **changes) -> "SMTPRequest":
         return replace(self, stage=stage, **changes)

@@ -50,9 +50,10 @@ def tables(db, clock, *, migration, pop_before_smtp, help_url: str,
 
 
 def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
-                authenticator=None, srs=None) -> PortPolicy:
-    """Submission's policy: these tables, run by ``PortPolicy``.  ``authenticator`` is
-    ignored: submitted mail is our customers', never verified here (issue 17); so is
+                authenticator=None, srs=None, spam_scanner=None) -> PortPolicy:
+    """Submission's policy: these tables, run by ``PortPolicy``.  ``authenticator`` and
+    ``spam_scanner`` are ignored: submitted mail is our customers', never verified here
+    (issue 17), not scanned yet (issue 18: an outbound scan is a later slice); so is
     ``srs``: bounces come to port 25."""
     antispam, hostname = config.antispam, config.server.hostname
     return PortPolicy(

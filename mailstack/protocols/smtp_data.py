@@ -198,7 +198,7 @@ class MessageReception:
         request = self.request("data", sender=envelope.sender,
                                authenticated_as=envelope.account,
                                recipients=tuple(envelope.recipients), size=spool.size,
-                               message=spool)
+                               message=spool, queue_id=queue_id)
         d = defer.maybeDeferred(self.policy.data, request)
         d.addCallback(self._deliver, request, envelope, spool, queue_id)
         d.addBoth(_closing, spool)
@@ -213,7 +213,7 @@ class MessageReception:
             return outcome
         intake = self.factory.intake
         yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable,
-                           outcome.authentication, outcome.forward)
+                           outcome.authentication, outcome.forward, outcome.spam)
         yield self.policy.after_delivery(request, spool)
         yield intake.reflect(self, envelope)
         return outcome

@@ -30,12 +30,13 @@ class MessageIntake:
 
     @defer.inlineCallbacks
     def store(self, session, envelope, spool, queue_id, undeliverable=(), authentication=None,
-              forward=True):
+              forward=True, spam=None):
         """Store the message in ``spool`` for the accepted recipients that keep a copy;
         ``undeliverable`` (the policy's: no room) get a bounce in the same transaction;
         ``authentication`` (port 25's Stamp) adds our Authentication-Results header to
         the local copies and files them in Junk on a DMARC quarantine; ``forward`` False:
-        the policy keeps the message from leaving (no forwarded copy)."""
+        the policy keeps the message from leaving (no forwarded copy); ``spam`` (port 25's
+        rspamd result) adds the X-Spam-* fields after Authentication-Results."""
         kept = [r for r in envelope.recipients if not r.discard]
         if not kept:
             return None
@@ -44,7 +45,8 @@ class MessageIntake:
             envelope.sender, [r for r in kept if r not in undeliverable], spool,
             trace(session, envelope, queue_id), account=envelope.account, tls=session.tls,
             undeliverable=[(r.address, reply.status, str(reply)) for r in undeliverable],
-            auth_header=authentication.header if authentication is not None else b"",
+            auth_header=(authentication.header if authentication is not None else b"")
+            + (spam.header if spam is not None else b""),
             junk=authentication is not None and authentication.junk, forward=forward)
         for r in undeliverable:
             session.log.info("<{rcpt}>: mailbox full, bounced to the sender", rcpt=r.address)

@@ -29,6 +29,7 @@ class Rejection:
     mail_from: str | None
     rcpt_to: str | None
     reply: str
+    detail: str = ""        # the check's reason, for the desk: never sent to the client
 
 
 _COLUMNS = tuple(getattr(rejections.c, f) for f in Rejection.__dataclass_fields__)

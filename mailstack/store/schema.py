@@ -378,6 +378,8 @@ rejections = Table(
     Column("mail_from", CleanString(320)),
     Column("rcpt_to", CleanString(320)),
     Column("reply", CleanText, nullable=False),
+    # Why the check refused, for the desk (a spam score and its symbols); not sent.
+    Column("detail", CleanText, nullable=False, server_default=""),
     Index("ix_rejections_ip_at", "client_ip", "at"),
     Index("ix_rejections_at", "at"),
     Index("ix_rejections_rcpt_at", "rcpt_to", "at"),

@@ -33,7 +33,7 @@ class Intake:
         self.stored, self.fail = [], fail
 
     def store(self, session, envelope, spool, queue_id, undeliverable=(), authentication=None,
-              forward=True):
+              forward=True, spam=None):
         if self.fail is not None:
             return defer.fail(self.fail)
         self.stored.append((envelope.sender, list(envelope.addresses), spool.read(b""),
