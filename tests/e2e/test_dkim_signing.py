@@ -123,6 +123,33 @@ def test_submitted_mail_is_dual_signed_and_both_verifiers_accept_it(mta, tmp_pat
     assert dkim_verifiers.mail_dkim(tampered, mta.ns.port, tmp_path)["rsa-sha256"][0] == "fail"
 
 
+def test_the_spf_record_passes_the_address_our_mail_leaves_from(mta):
+    """The SPF line of ``dns records``, evaluated by pyspf (RFC 7208) against the loopback
+    DNS: once the operator's A records put the names it lists (our MX, the host we greet
+    with) on this server's address, mail from here passes and mail from elsewhere fails."""
+    import dns.resolver
+    import spf
+    records = mta.cli.ok("dns", "records", "example.test", "--at", mta.now().isoformat())
+    zone = publish(mta, records, "example.test.")
+    (spf_line,) = [b"".join(r.strings).decode() for r in
+                   zone.get_rdataset("example.test.", dns.rdatatype.TXT)]
+    for rdata in zone.get_rdataset("example.test.", dns.rdatatype.MX):
+        mta.ns.add(rdata.exchange.to_text(), "A", "127.0.0.1")
+    mta.ns.add("example.test", "MX", 10, rdata.exchange.to_text())
+    for name in re.findall(r"\ba:(\S+)", spf_line):
+        mta.ns.add(name, "A", "127.0.0.1")
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers, resolver.port = ["127.0.0.1"], mta.ns.port
+    default, dns.resolver.default_resolver = dns.resolver.default_resolver, resolver
+    try:
+        ours = spf.check2(i="127.0.0.1", s="ann@example.test", h=HOSTNAME)
+        other = spf.check2(i="192.0.2.1", s="ann@example.test", h=HOSTNAME)
+    finally:
+        dns.resolver.default_resolver = default
+    assert spf_line.startswith("v=spf1 ") and spf_line.endswith(" -all")
+    assert (ours[0], other[0]) == ("pass", "fail"), (spf_line, ours, other)
+
+
 def test_a_bounce_that_leaves_is_signed_by_our_host_name(mta, tmp_path):
     keygen(mta, HOSTNAME)
     listed = mta.cli.ok("dkim", "list", HOSTNAME, "--dns", "--at", mta.now().isoformat())
