@@ -7,9 +7,9 @@ overrides below are the whole difference:
 
 - only the normal worker (``/checkv2``), on a free loopback port; no controller, proxy or
   fuzzy storage worker;
-- its DNS resolver is the tests' loopback server that knows no name
-  (``dns_server.empty_nameserver``): rspamd's map downloads (maps.rspamd.com), RBL, SURBL,
-  SPF/DKIM/DMARC lookups all get NXDOMAIN at once, nothing leaves the machine;
+- its DNS resolver is the tests' loopback server that fails every lookup
+  (``dns_server.failing_nameserver``): rspamd's map downloads (maps.rspamd.com), RBL, SURBL,
+  SPF/DKIM/DMARC lookups all get SERVFAIL at once, nothing leaves the machine;
 - the modules that would still try (fuzzy_check resolves its servers through the system
   resolver at start; rbl, phishing, asn) are disabled;
 - no redis: statistics, greylisting, neural and the other redis modules stay off
@@ -29,7 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.support.dns_server import empty_nameserver
+from tests.support.dns_server import failing_nameserver
 
 BINARY = shutil.which("rspamd") or ("/usr/bin/rspamd" if Path("/usr/bin/rspamd").exists()
                                     else None)
@@ -81,7 +81,7 @@ class Rspamd:
         for sub in ("local.d", "db", "run", "log"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
         for name, text in LOCAL_D.items():
-            (local / name).write_text(text.format(port=self.port, dns=empty_nameserver(),
+            (local / name).write_text(text.format(port=self.port, dns=failing_nameserver(),
                                                    dir=self.directory))
         d = self.directory
         (d / "defer_rcpt.map").write_text(DEFERRED_RCPT + "\n")
