@@ -259,14 +259,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
                 [authenticator.pool] if authenticator else []).setServiceParent(root)
     sessions.setServiceParent(root)
     traces.setServiceParent(root)
-    signer = Signer(db, clock, config.dkim.reload_interval)
-    sts = _sts_policies(config, db, clock, reactor, resolver)
-    queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname,
-                          metrics, signer, sts)
-    queue.setServiceParent(root)
-    if sts is not None and config.mta_sts.reports:
-        TLSReportSender(db, clock, resolver, signer, config.server.hostname,
-                        config.mta_sts.report_interval, queue.kick).setServiceParent(root)
+    signer, queue = _outbound(config, db, clock, reactor, resolver, metrics, root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
     srs = _srs(config, db, clock)
@@ -305,6 +298,20 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
                         resolver=resolver, warner=warner, metrics=metrics,
                         authenticator=authenticator, srs=srs, spam_scanner=spam_scanner)
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
+
+
+def _outbound(config: Config, db, clock, reactor, resolver, metrics, root):
+    """(signer, queue): the queue runner with the DKIM signer of what leaves and the
+    destinations' MTA-STS policies, and the daily TLS reports, all under ``root``."""
+    signer = Signer(db, clock, config.dkim.reload_interval)
+    sts = _sts_policies(config, db, clock, reactor, resolver)
+    queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname,
+                          metrics, signer, sts)
+    queue.setServiceParent(root)
+    if sts is not None and config.mta_sts.reports:
+        TLSReportSender(db, clock, resolver, signer, config.server.hostname,
+                        config.mta_sts.report_interval, queue.kick).setServiceParent(root)
+    return signer, queue
 
 
 def _sts_policies(config: Config, db, clock, reactor, resolver) -> StsPolicies | None:
