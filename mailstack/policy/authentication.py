@@ -89,24 +89,19 @@ class Authenticator:
         spf, spf_helo = spf_check.check(bridge, client_ip, sender, helo)
         if self.max_size and spool.size > self.max_size:
             signatures, arc, verdict = _not_checked(spool.size)
-            stripped = self._strip(spool, spool.head(HEAD_LIMIT))
+            stripped = spool.remove_fields(spool.head(HEAD_LIMIT), self._without_forged)
         else:
             message = spool.read()
             signatures = tuple(dkim_check.check(bridge, message))
             arc = arc_check.check(bridge, message)
             verdict = dmarc.evaluate(bridge, message, spf, signatures, self.organizational())
-            stripped = self._strip(spool, message)
+            stripped = spool.remove_fields(message, self._without_forged)
         stamp = Stamp(sender, spf, spf_helo, signatures, arc, verdict, stripped=stripped)
         return replace(stamp, header=auth_results.header(self.authserv_id, stamp))
 
-    def _strip(self, spool, seen: bytes) -> int:
-        """Remove forged fields from the spool; ``seen`` is the message or its head (the
-        whole message is read again only when there is something to remove)."""
-        if auth_results.strip_ours(seen, self.authserv_id)[1] == 0:
-            return 0
-        cleaned, stripped = auth_results.strip_ours(spool.read(), self.authserv_id)
-        spool.replace(cleaned)
-        return stripped
+    def _without_forged(self, message: bytes) -> tuple[bytes, int]:
+        """``message`` without Authentication-Results fields claiming our authserv-id."""
+        return auth_results.strip_ours(message, self.authserv_id)
 
     def organizational(self) -> dmarc.OrganizationalDomains:
         """The public suffix list, loaded by the first message that needs it."""

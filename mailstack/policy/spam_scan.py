@@ -180,15 +180,15 @@ def _strip_forged(spool) -> None:
     """Remove X-Spam-* fields from the message's header (the sender's, or an earlier
     hop's: only ours may say what our scan found).  The whole message is read only when
     its header holds one."""
-    head = spool.head(HEAD_LIMIT)
-    end = head.find(b"\r\n\r\n")
-    header = head[:end + 2] if end >= 0 else head
-    if not OURS.search(header):
-        return
-    message = spool.read()
+    spool.remove_fields(spool.head(HEAD_LIMIT), _without_ours)
+
+
+def _without_ours(message: bytes) -> tuple[bytes, int]:
+    """``message`` without X-Spam-* fields in its header section, and how many there were."""
     end = message.find(b"\r\n\r\n")
     cut = end + 2 if end >= 0 else len(message)
-    spool.replace(OURS.sub(b"", message[:cut]) + message[cut:])
+    header, count = OURS.subn(b"", message[:cut])
+    return header + message[cut:], count
 
 
 def _folded(name: str, items: list[str]) -> str:

@@ -61,3 +61,22 @@ def test_a_large_spool_moves_to_its_directory(tmp_path):
     spool.close()
     with pytest.raises(OSError):
         spooled(b"x" * (IN_MEMORY + 1), str(tmp_path / "missing"))
+
+
+def _without_x(message: bytes) -> tuple[bytes, int]:
+    end = message.find(b"\r\n\r\n") + 2
+    kept = [f for f in message[:end].split(b"\r\n")[:-1] if not f.startswith(b"X-Forged:")]
+    count = message[:end].count(b"X-Forged:")
+    return b"\r\n".join(kept) + b"\r\n" + message[end:], count
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_remove_fields_reads_the_whole_message_only_when_its_head_holds_one(whole):
+    body = b"\r\n".join(lines(2000)) + b"\r\n"
+    spool = spooled(b"X-Forged: yes\r\nSubject: s\r\n\r\n" + body)
+    seen = spool.read() if whole else spool.head(64)
+    assert spool.remove_fields(seen, _without_x) == 1
+    assert spool.read() == b"Subject: s\r\n\r\n" + body
+    clean = spooled(b"Subject: s\r\n\r\n" + body)
+    assert clean.remove_fields(clean.head(64), _without_x) == 0
+    assert clean.read() == b"Subject: s\r\n\r\n" + body
