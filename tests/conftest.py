@@ -54,6 +54,8 @@ TIMING = (
     "tests/unit/test_message_structure.py::test_a_huge_address_field",
     "tests/unit/test_message_structure.py::test_hostile_structure_is_bounded_and_fast",
     "tests/unit/test_message_structure.py::test_twenty_megabytes_analyse",
+    "tests/unit/test_sieve_limits.py::test_hostile_",
+    "tests/unit/test_sieve_matching.py::test_hostile_",
 )
 HEAVY = MEMORY + TIMING
 # Modules whose tests share one server (a module-scoped fixture): one worker runs the whole

@@ -170,8 +170,10 @@ def _unit_end(tokens: list[_Token], start: int, in_group: bool) -> tuple[int, bo
     return len(tokens), False
 
 
-def parse_addresses(value: bytes) -> tuple[Address, ...]:
-    """The addresses of an address-list, with group start and end markers."""
+def parse_addresses(value: bytes, groups: bool = True) -> tuple[Address, ...]:
+    """The addresses of an address-list, with group start and end markers (without them
+    when ``groups`` is false: a group's name is no address, Sieve's address test must
+    never match it, RFC 5228 §5.1)."""
     tokens = _tokens(value)
     out: list[Address] = []
     index, in_group = 0, False
@@ -179,19 +181,21 @@ def parse_addresses(value: bytes) -> tuple[Address, ...]:
         kind = tokens[index].kind
         if kind in (",", ";"):
             if kind == ";" and in_group:
-                out.append(GROUP_END)
+                if groups:
+                    out.append(GROUP_END)
                 in_group = False
             index += 1
             continue
         end, group_start = _unit_end(tokens, index, in_group)
         if group_start:
-            out.append((None, None, _phrase(tokens[index:end]) or b"", None))
+            if groups:
+                out.append((None, None, _phrase(tokens[index:end]) or b"", None))
             in_group, index = True, end + 1
             continue
         address = _mailbox(tokens[index:end])
         if address is not None:
             out.append(address)
         index = end
-    if in_group:
+    if in_group and groups:
         out.append(GROUP_END)
     return tuple(out)
