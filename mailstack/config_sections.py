@@ -114,6 +114,7 @@ class LimitsConfig:
     submission: ProtocolLimits = setting(factory=ProtocolLimits)
     pop3: ProtocolLimits = setting(factory=ProtocolLimits)
     imap: ProtocolLimits = setting(factory=ProtocolLimits)
+    sieve: ProtocolLimits = setting(factory=ProtocolLimits)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,17 @@ class IMAPConfig:
     # Seconds between checks for other processes' writes to folders clients IDLE on
     # (SQLite, or PostgreSQL while its LISTEN connection is down).
     idle_poll: float = setting(2.0, positive)
+
+
+@dataclass(frozen=True)
+class SieveConfig:
+    """ManageSieve (RFC 5804) on the ``sieve`` listeners, and the scripts' limits."""
+
+    max_script_size: int = setting(64 * 1024, positive)   # octets of one script
+    max_scripts: int = setting(16, positive)               # scripts per account
+    idle_timeout: int = setting(1800, positive)
+    # Before login: a connection that has not logged in by then is closed (issue 13).
+    login_timeout: int = setting(60, positive)
 
 
 @dataclass(frozen=True)
@@ -245,6 +257,7 @@ class ClientSetupConfig:
     submissions_port: int = setting(465, port_number)
     submission_port: int = setting(587, port_number)
     https_port: int = setting(443, port_number)
+    sieve_port: int = setting(4190, port_number)     # ManageSieve, STARTTLS (RFC 5804 §1.8)
 
 
 @dataclass(frozen=True)
@@ -255,7 +268,7 @@ class DomainsConfig:
 @dataclass(frozen=True)
 class ListenerConfig:
     protocol: str = setting(dataclasses.MISSING, one_of("smtp", "submission", "pop3", "imap", "http",
-                                                        "metrics"))
+                                                        "metrics", "sieve"))
     port: int = setting(dataclasses.MISSING, port_number)
     address: str = setting("127.0.0.1", ip_address)
     tls: str = setting("none", one_of("none", "starttls", "implicit"))
@@ -273,6 +286,7 @@ class Config:
     smtp: SMTPConfig = setting(factory=SMTPConfig)
     pop3: POP3Config = setting(factory=POP3Config)
     imap: IMAPConfig = setting(factory=IMAPConfig)
+    sieve: SieveConfig = setting(factory=SieveConfig)
     dns: DNSConfig = setting(factory=DNSConfig)
     domains: DomainsConfig = setting(factory=DomainsConfig)
     delivery: DeliveryConfig = setting(factory=DeliveryConfig)

@@ -11,7 +11,7 @@ keeps the settings and the policy it started with, as Postfix's ``reload`` and D
 - ``[antispam]``, ``[migration]``, ``[pop_before_smtp]``, ``[submission]``, ``[smtp]``: each
   SMTP listener gets a new port policy built from its stage tables (``policy/mx.py``,
   ``policy/submission.py``), so DNSBLs, traps, phase dates and relay rules follow;
-- ``[pop3]``, ``[imap]``: the timeouts new sessions get; ``[limits]``: connection limits.
+- ``[pop3]``, ``[imap]``, ``[sieve]``: the timeouts (and script limits) new sessions get; ``[limits]``: connection limits.
 
 Every other section (listeners, database, server, auth, dns, delivery, …) needs a restart:
 a change there is named in the log and left as it was.  A file that does not load leaves
@@ -35,7 +35,7 @@ from mailstack.policy import mx, submission
 log = Logger(namespace="mailstack.reload")
 
 APPLIED = ("antispam", "migration", "pop_before_smtp", "submission", "smtp", "pop3", "imap",
-           "limits", "tls")
+           "sieve", "limits", "tls")
 PORT_TABLES = {"smtp": mx, "submission": submission}
 
 
@@ -87,5 +87,5 @@ class Reloader:
                 authenticator=self.authenticator, srs=self.srs,
                 spam_scanner=self.spam_scanner)
             factory.settings = config.smtp
-        elif protocol in ("pop3", "imap"):
+        elif protocol in ("pop3", "imap", "sieve"):
             factory.settings = getattr(config, protocol)

@@ -41,7 +41,7 @@ from mailstack.policy import mx, notices, submission
 from mailstack.policy.authentication import Authenticator
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.prompt_tcp import PromptEndpoint
-from mailstack.protocols import imap, pop3, smtp
+from mailstack.protocols import imap, managesieve, pop3, smtp
 from mailstack.protocols.connection_limits import ConnectionLimits, descriptor_budget
 from mailstack.protocols.live_sessions import LiveSessions
 from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
@@ -103,7 +103,7 @@ class ListenerService(service.Service):
         self.setName(listener.name or f"{listener.protocol}-{listener.port}")
 
     def privilegedStartService(self):
-        # Bind before twistd drops privileges, so 25/110/143/465/587/993/995 work as a user.
+        # Bind before twistd drops privileges, so 25/110/143/465/587/993/995/4190 work as a user.
         super().privilegedStartService()
         d = self.endpoint.listen(self.factory)
         d.addCallback(self._listening)
@@ -285,6 +285,9 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
             listener, settings=config.imap, db=db, clock=clock, portal=portal,
             tls_options=tls_options, tls_requirement=tls_requirement, watch=watch,
             spool_dir=spool_dir, limits=limits),
+        "sieve": lambda listener: managesieve.ManageSieveFactory(
+            listener, settings=config.sieve, db=db, clock=clock, portal=portal,
+            tls_options=tls_options, tls_requirement=tls_requirement, limits=limits),
         "http": lambda listener: _http().build_factory(config, db, clock, portal),
         "smtp": lambda listener: smtp_factory(listener, mx),
         "submission": lambda listener: smtp_factory(listener, submission),
@@ -375,6 +378,7 @@ def _register_avatars(realm, db, clock, config: Config) -> None:
     """What a login of each protocol yields (the realm knows no protocol code)."""
     pop3.register_avatars(realm)
     imap.register_avatars(realm, db, clock)
+    managesieve.register_avatars(realm)
     if any(l.protocol == "http" for l in config.listeners):
         _http().register_avatars(realm)
     smtp.register_avatars(realm)            # port 25's and submission's

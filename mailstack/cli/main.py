@@ -7,7 +7,7 @@ import sys
 
 from mailstack.cli import (
     antispam, auth, common, config_cmd, directory, dkim, dns_records, legacy, mailbox, op25b,
-    policy, queue, quota, server, sessions, support, traces,
+    policy, queue, quota, server, sessions, sieve, support, traces,
 )
 
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.register(groups)
     legacy.register(groups)
     op25b.register(groups)
+    sieve.register(groups)
     return parser
 
 

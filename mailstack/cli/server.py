@@ -36,6 +36,7 @@ pop3_port = 1110
 submissions_port = 2465
 submission_port = 2587
 https_port = 8443
+sieve_port = 4190
 
 [tls]
 certificate = "certs/server.pem"
@@ -73,6 +74,13 @@ protocol = "submission"
 address = "127.0.0.1"
 port = 2465
 tls = "implicit"
+
+[[listeners]]
+name = "sieve"
+protocol = "sieve"
+address = "127.0.0.1"
+port = 4190
+tls = "starttls"
 
 [[listeners]]
 name = "pop3"

@@ -8,10 +8,12 @@ The outgoing server's authentication follows the SMTP AUTH flag: telling a clien
 in where the server offers no AUTH would break its sending, so while only POP-before-SMTP
 is on we say so (Thunderbird's ``smtp-after-pop``, Outlook's ``SMTPLast``).
 
+ManageSieve's SRV record (``sieve_services``) is published by ``dns records`` only.
+
 The sender-authentication records (DKIM, SPF, DMARC, MTA-STS, TLS-RPT) are
 ``sender_records``'.
 
-Standards: RFC 6186 and RFC 8314 (SRV names), Thunderbird autoconfig 1.1, Outlook POX
+Standards: RFC 6186 and RFC 8314 (SRV names), RFC 5804 §1.8 (``_sieve._tcp``), Thunderbird autoconfig 1.1, Outlook POX
 Autodiscover.
 """
 
@@ -26,7 +28,7 @@ from mailstack.policy.phases import in_force
 
 @dataclass(frozen=True)
 class Service:
-    kind: str          # imap | pop3 | smtp
+    kind: str          # imap | pop3 | smtp | sieve
     srv: str           # _imaps._tcp …
     port: int
     socket: str        # SSL | STARTTLS
@@ -56,6 +58,19 @@ def services(config, at: datetime) -> list[Service]:
     ]
 
 
+def sieve_services(config) -> list[Service]:
+    """ManageSieve (RFC 5804 §1.8: ``_sieve._tcp``), where a ``sieve`` listener runs.
+
+    Published only by ``dns records``: neither Thunderbird's autoconfig nor Outlook's
+    Autodiscover has an element for it (an unknown ``incomingServer`` type breaks some
+    clients).  It has no implicit-TLS port, so it stays offered after the TLS cutover;
+    the server refuses a password there before STARTTLS (``policy.tls_required``)."""
+    if not any(listener.protocol == "sieve" for listener in config.listeners):
+        return []
+    return [Service("sieve", "_sieve._tcp", config.client_setup.sieve_port, "STARTTLS", True,
+                    "password-cleartext", 0)]
+
+
 def _sending_auth(phases) -> str:
     if phases.smtp_auth:
         return "password-cleartext"
@@ -75,7 +90,7 @@ def zone_records(config, domain: str, at: datetime, mx_host: str | None = None,
     host = hostname(config) + "."
     mx = (mx_host or hostname(config)) + "."
     lines = [f"{domain}.\t3600\tIN\tMX\t10 {mx}"]
-    for s in services(config, at):
+    for s in services(config, at) + sieve_services(config):
         target = f"{s.priority} 1 {s.port} {host}" if s.offered else "0 0 0 ."
         lines.append(f"{s.srv}.{domain}.\t3600\tIN\tSRV\t{target}")
     lines += [f"autoconfig.{domain}.\t3600\tIN\tCNAME\t{host}",

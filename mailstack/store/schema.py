@@ -439,3 +439,20 @@ srs_secrets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("generation", name="uq_srs_secrets_generation"),
 )
+
+sieve_scripts = Table(
+    "sieve_scripts", metadata,
+    # Customers' Sieve scripts (RFC 5228), edited over ManageSieve (RFC 5804) or by
+    # ``mailstack sieve``; the active one runs at delivery (store/sieve_scripts.py).
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", CleanString(255), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("active", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_sieve_scripts_account_name"),
+    # At most one active script per account, kept by the database (RFC 5804 §2.8).
+    Index("uq_sieve_scripts_active", "account_id", unique=True,
+          sqlite_where=text("active"), postgresql_where=text("active")),
+)

@@ -1,4 +1,4 @@
-"""POP3 and IMAP sessions on a ``StringTransport``: each protocol built with its explicit
+"""POP3, IMAP and ManageSieve sessions on a ``StringTransport``: each protocol built with its explicit
 dependencies against a real SQLite store, on simulated time, with no socket and no thread.
 
 Why no thread: ``Database.run`` hands each unit of work to a thread pool and fires its
@@ -31,9 +31,9 @@ from zope.interface import directlyProvides
 
 from mailstack import clock as clocks
 from mailstack.config_sections import (AuthThrottleConfig, IMAPConfig, LimitsConfig,
-                                       ListenerConfig, POP3Config)
+                                       ListenerConfig, POP3Config, SieveConfig)
 from mailstack.policy.tls_required import TLSRequirement
-from mailstack.protocols import imap, pop3
+from mailstack.protocols import imap, managesieve, pop3
 from mailstack.protocols.connection_limits import ConnectionLimits
 from mailstack.protocols.pop3_lease import MaildropLocks, Node
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
@@ -137,6 +137,7 @@ class Stack:
         self.db.run_sync(directory.add_domain, DOMAIN, self.now())
         pop3.register_avatars(self.realm)
         imap.register_avatars(self.realm, self.db, self.clock)
+        managesieve.register_avatars(self.realm)
 
     def _portal(self):
         limits = dataclasses.asdict(AuthThrottleConfig())
@@ -189,6 +190,15 @@ class Stack:
             tls_options=TLS_OPTIONS if certificates else None,
             tls_requirement=self.tls_requirement, watch=self.watch, spool_dir=self.spool_dir,
             limits=self.limits)
+        return Client(self, factory, listener)
+
+    def sieve(self, tls: str = "starttls", *, certificates: bool = True,
+              settings: SieveConfig = SieveConfig()) -> "Client":
+        listener = ListenerConfig(protocol="sieve", port=4190, tls=tls, name="sieve")
+        factory = managesieve.ManageSieveFactory(
+            listener, settings=settings, db=self.db, clock=self.clock, portal=self.portal,
+            tls_options=TLS_OPTIONS if certificates else None,
+            tls_requirement=self.tls_requirement, limits=self.limits)
         return Client(self, factory, listener)
 
 
