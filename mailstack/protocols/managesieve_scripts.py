@@ -82,7 +82,7 @@ class ScriptCommands:
             await self.db.run_prepared(lambda: scripts.check(content), self._put,
                                        name, content, clocks.now(self.clock))
         except scripts.ScriptError as e:
-            self.log.info("PUTSCRIPT refused: line {line}", line=e.line)
+            self.log.info("PUTSCRIPT refused: {why}", why=str(e))
             raise Refused(replies.CodedReply(None, str(e))) from None
         except NotFound:
             raise Refused(replies.SIEVE_NONEXISTENT) from None

@@ -26,14 +26,15 @@ from sievelib.parser import Parser
 # grammar registers ereject and mailboxexists with sievelib before any script is parsed.
 from mailstack.sieve import grammar  # noqa: F401
 from mailstack.sieve.extensions import SUPPORTED
+from mailstack.sieve.interpreter import compile_script
 
 
 class ScriptError(ValueError):
     """The script does not parse, or requires what we do not run: ``line`` (1-based) and
     a message the customer may read."""
 
-    def __init__(self, line: int, message: str):
-        super().__init__(f"line {line}: {message}")
+    def __init__(self, line: int | None, message: str):
+        super().__init__(message if line is None else f"line {line}: {message}")
         self.line, self.message = line, message
 
 
@@ -64,8 +65,12 @@ def parse(text: str) -> list:
 
 
 def check(text: str) -> None:
-    """ScriptError, or nothing: PUTSCRIPT's and CHECKSCRIPT's question."""
-    parse(text)
+    """ScriptError, or nothing: PUTSCRIPT's and CHECKSCRIPT's question.  A script that
+    parses is also compiled, so what delivery would refuse (two vacations, nesting past
+    the limit, a bad redirect address) is refused at upload, not found at delivery."""
+    script = compile_script(parse(text))
+    if script.error is not None:
+        raise ScriptError(None, script.error)
 
 
 def required(command) -> list[str]:

@@ -34,7 +34,7 @@ def test_ereject_and_mailboxexists_need_their_require():
         scripts.parse('if mailboxexists "A" { keep; }\n')
 
 
-@pytest.mark.parametrize("extension", ["copy", "variables", "vacation-seconds", "foo",
+@pytest.mark.parametrize("extension", ["date", "variables", "vacation-seconds", "foo",
                                        "enotify", "FileInto"])
 def test_a_require_outside_supported_is_refused_at_its_line(extension):
     script = f'# filters\nrequire ["fileinto",\n  "{extension}"];\nkeep;\n'
@@ -52,8 +52,15 @@ def test_a_syntax_error_is_reported_with_its_line():
 
 
 def test_a_command_sievelib_knows_but_we_do_not_run_is_refused():
-    with pytest.raises(scripts.ScriptError, match="copy"):
-        scripts.check('redirect :copy "a@example.test";\n')
+    with pytest.raises(scripts.ScriptError, match="variables"):
+        scripts.check('set "a" "b";\n')
+
+
+def test_a_script_that_parses_but_cannot_run_is_refused_at_upload():
+    """What the interpreter would refuse at delivery is refused by CHECKSCRIPT/PUTSCRIPT."""
+    with pytest.raises(scripts.ScriptError) as raised:
+        scripts.check('if address :is "subject" "x" {\n  redirect "not an address";\n}\n')
+    assert raised.value.line is None and "subject" in str(raised.value)
 
 
 def test_an_empty_script_is_valid():
