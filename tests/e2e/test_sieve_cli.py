@@ -58,8 +58,8 @@ def test_put_refuses_what_putscript_refuses(cli_in_process, account, db, tmp_pat
     cli = cli_in_process
     one_line_error(cli("sieve", "put", ANN, "bad", "-", stdin='keep;\nif true {\n  keep\n}\n'),
                    "-: line 4: ")
-    one_line_error(cli("sieve", "put", ANN, "copy", "-", stdin='require "copy";\n'),
-                   'line 1: unsupported extension "copy"')
+    one_line_error(cli("sieve", "put", ANN, "copy", "-", stdin='require "date";\n'),
+                   'line 1: unsupported extension "date"')
     one_line_error(cli("sieve", "put", ANN, "big", "-", stdin="#" * 70000 + "\n"),
                    "over [sieve] max_script_size (65536 octets)")
     one_line_error(cli("sieve", "put", ANN, "a\tb", "-", stdin="keep;\n"),

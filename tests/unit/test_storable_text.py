@@ -31,6 +31,9 @@ OURS = {
     "mta_sts_policies.mode", "mta_sts_policies.mx", "tls_results.domain", "tls_results.day",
     "tls_results.policy_type", "tls_results.policy_id", "tls_results.result_type",
     "tls_results.remote_ip", "srs_secrets.secret",
+    # A customer's Sieve script: stored exactly as uploaded (GETSCRIPT gives it back), after
+    # sieve/scripts.py refused NUL and the upload was decoded as strict UTF-8.
+    "sieve_scripts.content",
 }
 
 
