@@ -112,3 +112,6 @@ class SpamConfig:
     timeout: float = setting(15.0, positive)
     # Larger messages are not scanned (marked unchecked); 0 = scan every message.
     max_message_size: int = setting(10 * 1024 * 1024, not_negative)
+    # SPAM Blocker (probable spam to Junk) for accounts created from now on; each
+    # customer switches their own (``mailstack account spam-blocker``, the self-check page).
+    blocker_default: bool = False

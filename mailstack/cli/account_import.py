@@ -23,7 +23,8 @@ def account_import(args):
         raise CommandError(f"{len(errors)} bad line(s); nothing imported (--strict)")
     rows = [(r.line, r.address, r.password_hash or hasher.hash(r.plaintext), r.aliases)
             for r in records]
-    result = run(ctx, directory.import_accounts, rows, ctx.now(), with_aliases=args.aliases)
+    result = run(ctx, directory.import_accounts, rows, ctx.now(), with_aliases=args.aliases,
+                 spam_blocker=ctx.config.spam.blocker_default)
     for line, why in result.conflicts:
         print(f"mailstack: line {line}: {why}", file=sys.stderr)
     legacy = sum(1 for _, _, h, _ in rows if hasher.is_legacy(h))

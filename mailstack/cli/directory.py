@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from mailstack import addresses
 from mailstack.cli.common import CommandError, add_format, emit, open_context, read_password
-from mailstack.cli import account_import
+from mailstack.cli import account_import, spam_blocker
 from mailstack.cli.common import run as _run
-from mailstack.store import directory, logins
+from mailstack.store import directory, logins, spam_settings
 
 
 def address_arg(text: str) -> str:
@@ -58,7 +58,8 @@ def account_add(args):
     ctx = open_context(args)
     address = address_arg(args.address)
     password = read_password(args, min_length=ctx.config.auth.min_password_length)
-    _run(ctx, directory.add_account, address, ctx.hasher().hash(password), ctx.now())
+    _run(ctx, directory.add_account, address, ctx.hasher().hash(password), ctx.now(),
+         ctx.config.spam.blocker_default)
     print(f"account {address} added")
 
 
@@ -81,15 +82,19 @@ def account_show(args):
         quota = directory.quota_of(conn, account.id)
         any_sender = directory.sends_as_any(conn, account.id)
         aliases = directory.sender_addresses(conn, account.id)[1:]
-        return account, count, size, recent, quota, any_sender, aliases
+        spam = (spam_settings.settings(conn, account.id),
+                *(spam_settings.entries(conn, account.id, k) for k in spam_settings.LISTS))
+        return account, count, size, recent, quota, any_sender, aliases, spam
 
-    account, count, size, recent, quota, any_sender, aliases = _run(ctx, gather)
+    account, count, size, recent, quota, any_sender, aliases, spam = _run(ctx, gather)
     scheme = ctx.hasher().context.identify(account.password_hash) or "unknown"
     row = {"address": account.address, "enabled": account.enabled,
            "created": account.created_at.isoformat(), "hash_scheme": scheme,
            "messages": count, "bytes": size,
            "quota": "unlimited" if quota is None else quota,
            "sender_rule": "any" if any_sender else "own", "aliases": aliases,
+           "spam_blocker": spam[0].blocker, "spam_tag_subject": spam[0].tag_subject,
+           "spam_allow": spam[1], "spam_block": spam[2],
            "recent_logins": [{"at": e.at.isoformat(), "protocol": e.protocol, "ip": e.client_ip,
                               "tls": e.tls, "success": e.success} for e in recent]}
     if args.format == "json":
@@ -99,6 +104,9 @@ def account_show(args):
                 "sender_rule"):
         print(f"{key + ':':<13} {row[key]}")
     print(f"{'aliases:':<13} {', '.join(aliases) or 'none'}")
+    print(f"{'spam_blocker:':<13} {spam_blocker.describe(spam[0])}")
+    print(f"{'spam_allow:':<13} {', '.join(spam[1]) or 'none'}")
+    print(f"{'spam_block:':<13} {', '.join(spam[2]) or 'none'}")
     for e in row["recent_logins"]:
         outcome = "ok" if e["success"] else "FAILED"
         print(f"login:        {e['at']} {e['protocol']} from {e['ip']} "
@@ -215,6 +223,7 @@ def _register_account(groups) -> None:
     account = groups.add_parser("account", help="mail accounts").add_subparsers(
         dest="verb", required=True)
     account_import.register(account)
+    spam_blocker.register(account)
     for verb, func, helptext in (("add", account_add, "create an account"),
                                  ("passwd", account_passwd, "set a new password")):
         p = account.add_parser(verb, help=helptext)

@@ -232,7 +232,7 @@ def demo(args):
     if ctx.db.run_sync(directory.get_account, DEMO_ACCOUNT) is None:
         password = secrets.token_urlsafe(12)
         ctx.db.run_sync(directory.add_account, DEMO_ACCOUNT, ctx.hasher().hash(password),
-                        ctx.now())
+                        ctx.now(), ctx.config.spam.blocker_default)
         print(f"demo account {DEMO_ACCOUNT} created; its password (shown only this once): "
               f"{password}")
     ctx.db.stop()

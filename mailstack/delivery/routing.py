@@ -50,7 +50,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from mailstack import clock as clocks
-from mailstack.delivery import bounce
+from mailstack.delivery import bounce, spam_copies
 from mailstack.dkim import body_hash
 from mailstack.dkim.signer import HEAD_LIMIT as signer_head_limit, NO_SIGNER
 from mailstack.store import mailboxes, queue, submissions
@@ -162,7 +162,8 @@ def _body_pieces(spool, start: int):
 def store_message(conn, sender: str, accepted, spool, received: bytes, at: datetime, *,
                   account_id=None, client_ip=None, queue_id=None, submission=None,
                   undeliverable=(), hostname: str, prepared=None, signed: bytes = b"",
-                  sign=None, junk: bool = False, forward_sender: str | None = None) -> int:
+                  sign=None, junk: bool = False, forward_sender: str | None = None,
+                  screening=None) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
     ``prepared`` is ``local_copy(...)``, computed before the transaction; without it, it
@@ -171,7 +172,9 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     ``undeliverable`` [(address, status, diagnostic)]: recipients accepted at RCPT that
     cannot take the message after all (a mailbox filled meanwhile); their bounce is filed
     in the same transaction, so the 250 covers both the copies and the notice.
-    ``junk``: the local copies go to each account's Junk folder (a DMARC quarantine).
+    ``junk``: the local copies go to each account's Junk folder (a DMARC quarantine);
+    ``screening`` (``store.spam_filing.Screening``, port 25's rspamd scan): each account's
+    SPAM Blocker and sender lists choose its copy's folder and tag (``spam_copies``).
     ``forward_sender``: the envelope sender of the copy for the addresses the recipients
     forward to (SRS: ``srs.py``); None: nothing is forwarded."""
     local = sorted({i for r in accepted for i in r.account_ids})
@@ -183,8 +186,8 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     if local:
         if prepared is None:
             prepared = local_copy(sender, accepted, spool, received, conn.dialect.name)
-        body, facts = prepared
-        stored = mailboxes.deliver(conn, local, body, at, facts, junk=junk)
+        stored = spam_copies.deliver(conn, local, prepared, at, junk=junk,
+                                     screening=spam_copies.worth_asking(screening, accepted))
     if submission is not None:
         submissions.record(conn, replace(submission, user_agent=mail_program(head)))
     if remote:
@@ -226,24 +229,26 @@ class MessageRouter:
 
     def store(self, sender: str, accepted, spool, trace: TraceFacts, *, account=None,
               tls: bool = False, undeliverable=(), auth_header: bytes = b"", junk: bool = False,
-              forward: bool = True):
+              forward: bool = True, screening=None):
         """Deferred that fires only after the COMMIT of every copy and queue entry.
 
         ``spool`` holds the message as received; the caller closes it when this fires.
         ``auth_header`` and ``junk``: what port 25's authentication decided (the header
         in front of local copies, and their folder); ``forward`` False: the policy let
-        the message in but not out (a DMARC ``p=reject`` failure): no forwarded copy."""
+        the message in but not out (a DMARC ``p=reject`` failure): no forwarded copy;
+        ``screening``: port 25's scan, for each account's SPAM Blocker (``spam_copies``)."""
         forwards = forward and bool(forwarded(accepted))
         if any(r.remote for r in accepted) or forwards or (undeliverable and sender):
             d = self.signer.ready()      # the keys in memory before the store's thread signs
             d.addCallback(lambda _: self._store(sender, accepted, spool, trace, account, tls,
-                                                undeliverable, auth_header, junk, forwards))
+                                                undeliverable, auth_header, junk, forwards,
+                                                screening))
             return d
         return self._store(sender, accepted, spool, trace, account, tls, undeliverable,
-                           auth_header, junk, forwards)
+                           auth_header, junk, forwards, screening)
 
     def _store(self, sender, accepted, spool, trace, account, tls, undeliverable,
-               auth_header, junk, forwards=False):
+               auth_header, junk, forwards=False, screening=None):
         at = clocks.now(self.clock)
         forward_sender = None
         if forwards:
@@ -268,7 +273,8 @@ class MessageRouter:
                 _store_prepared, account_id=account.id if account is not None else None,
                 client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
                 undeliverable=undeliverable, hostname=trace.hostname,
-                sign=self.signer.signatures, junk=junk, forward_sender=forward_sender),
+                sign=self.signer.signatures, junk=junk, forward_sender=forward_sender,
+                screening=screening),
             sender, accepted, spool, received, at)
         queued = any(r.remote for r in accepted) or forwards or (undeliverable and sender)
         if queued and self.on_queued is not None:

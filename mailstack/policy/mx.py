@@ -100,7 +100,7 @@ def tables(db, clock, resolver, *, antispam, migration, pop_before_smtp, help_ur
                             recipients.LocalRecipientExists()]),
         data=Chain("data", [quota.FitsMailbox(), forwarding.HopLimit(max_hops),
                             forwarding.BouncesOnly(srs), *_enforced(authentication),
-                            *([spam_scan.Refused()] if spam is not None and spam.enabled
+                            *([spam_scan.Refused(db)] if spam is not None and spam.enabled
                               else [])]),
     )
 

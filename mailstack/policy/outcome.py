@@ -30,6 +30,8 @@ class Accepted:
     reflect: bool = False   # the settings-check address: answered, not stored
     room: int | None = None  # quota headroom at RCPT time
     forward: tuple[str, ...] = ()   # remote addresses it forwards to (an alias, an SRS bounce)
+    spam_blocker: tuple[int, ...] = ()  # of account_ids: SPAM Blocker on (at RCPT)
+    spam_lists: tuple[int, ...] = ()    # of account_ids: with sender list entries (at RCPT)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Outcome:
     undeliverable: tuple = ()       # DATA: accepted recipients the message does not fit
     authentication: object = None   # DATA: authentication.Stamp (port 25): header, Junk
     forward: bool = True            # DATA: False: no copy is forwarded (failed DMARC p=reject)
-    spam: object = None             # DATA: spam_scan.SpamResult (port 25): X-Spam-* header
+    spam: object = None             # DATA: store.spam_filing.Screening (port 25): X-Spam-*, Junk
 
     @property
     def refused(self) -> bool:

@@ -10,7 +10,8 @@ except the quota refusal after DATA, which is about the mailbox, not the client;
 25 the message is authenticated (``authentication.py``) and scanned by rspamd
 (``spam_scan.py``, with ``[spam] enabled``) before the data table runs, and the Stamp and
 the scan's result travel to delivery (our Authentication-Results and X-Spam-* headers,
-the Junk folder).  A relay check may route the address itself (``forwarding.BounceAddress``:
+the Junk folder, and each customer's SPAM Blocker: ``spam_lists.screening``).  A relay
+check may route the address itself (``forwarding.BounceAddress``:
 an SRS address stands for a remote one); a message that fails a DMARC ``p=reject`` and was
 let through (a whitelisted client, a trusted ARC forwarder) is stored, never forwarded.
 
@@ -27,7 +28,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import replies
-from mailstack.policy import harvest
+from mailstack.policy import harvest, spam_lists
 from mailstack.policy.auth_window import WindowLogin
 from mailstack.policy.authentication import delivered
 from mailstack.policy.client_facts import ClientFacts
@@ -141,9 +142,10 @@ class PortPolicy:
         address, route = request.recipient, request.route
         if decision.check == Reflector.name:
             return Outcome(decision=decision, accepted=Accepted(address, discard=True, reflect=True))
+        found = route.recipients
         return Outcome(decision=decision, accepted=Accepted(
-            address, route.recipients.account_ids, remote=not route.hosted, room=route.room,
-            forward=route.recipients.forward))
+            address, found.account_ids, remote=not route.hosted, room=route.room,
+            forward=found.forward, spam_blocker=found.spam_blocker, spam_lists=found.spam_lists))
 
     def _checked(self, request) -> bool:
         """Whether the client's verdict applies: not to a proven sender, not where the port
@@ -183,7 +185,7 @@ class PortPolicy:
         if request.spam is not None:
             log.info("{session}: {spam}", session=request.session, spam=request.spam.summary())
         return Outcome(decision=decision, authentication=stamp, forward=forward,
-                       spam=request.spam, undeliverable=tuple(without_room(request.recipients, request.size or 0)))
+                       spam=spam_lists.screening(request), undeliverable=tuple(without_room(request.recipients, request.size or 0)))
 
     def _authenticated(self, request):
         """The message's authentication Stamp (port 25, senders that did not log in), or

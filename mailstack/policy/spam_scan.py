@@ -11,8 +11,8 @@ from the score (``reject``, ``soft reject``, ``rewrite subject``, ``add header``
 - ``soft reject`` -> ``451 4.7.1`` (the sender retries);
 - anything else -> delivered, with ``X-Spam-Status``, ``X-Spam-Score`` and
   ``X-Spam-Symbols`` in front of the local copies; ``add header`` and ``rewrite subject``
-  (and a ``reject`` let through for a whitelisted client) say ``Yes`` (the Junk folder
-  per customer is a later slice: issue 18, item 2).
+  (and a ``reject`` let through for a whitelisted client or a customer's allow list)
+  say ``Yes``; each customer's SPAM Blocker then files them (``store/spam_filing.py``).
 
 When rspamd cannot answer -- down, slow past ``[spam] timeout``, a broken answer -- the
 message is accepted and marked ``X-Spam-Status: unchecked``, with one warning line and
@@ -42,6 +42,7 @@ from twisted.logger import Logger
 
 from mailstack import replies
 from mailstack.metrics import NO_METRICS
+from mailstack.policy import spam_lists
 from mailstack.policy.decision import DUNNO, Decision, Verdict
 
 log = Logger(namespace="mailstack.policy.spam_scan")
@@ -158,9 +159,14 @@ def envelope(request) -> dict:
 
 
 class Refused:
-    """The data-table check: rspamd's ``reject`` and ``soft reject``, unless whitelisted."""
+    """The data-table check: rspamd's ``reject`` and ``soft reject``, unless the client is
+    whitelisted or a local recipient's allow list lets the sender in (``spam_lists``,
+    read from ``db``: only on this rare path)."""
 
     name = "spam"
+
+    def __init__(self, db=None):
+        self.db = db
 
     def check(self, request):
         result = request.spam
@@ -172,8 +178,31 @@ class Refused:
             refusal = Decision(Verdict.DEFER, self.name, result.summary(),
                                replies.SPAM_TEMPFAIL)
         d = request.client.verdict()
-        d.addCallback(lambda verdict: DUNNO if verdict.verdict is Verdict.PERMIT else refusal)
+        d.addCallback(self._unless_allowed, request, refusal)
         return d
+
+    def _unless_allowed(self, verdict, request, refusal):
+        if verdict.verdict is Verdict.PERMIT:
+            return DUNNO
+        if self.db is None:
+            return refusal
+        d = spam_lists.allowed(self.db, request)
+        d.addCallbacks(self._allowed, self._lists_failed, callbackArgs=(request, refusal),
+                       errbackArgs=(request,))
+        return d
+
+    def _allowed(self, allowed, request, refusal):
+        if not allowed:
+            return refusal
+        log.info("{session}: rspamd {action} not applied: a recipient allows the sender",
+                 session=request.session, action=request.spam.action)
+        return DUNNO
+
+    def _lists_failed(self, failure, request):
+        log.failure("{session}: allow lists unreadable: deferred", failure,
+                    session=request.session)
+        return Decision(Verdict.DEFER, self.name, "allow lists unreadable",
+                        replies.STORE_UNAVAILABLE)
 
 
 def _strip_forged(spool) -> None:

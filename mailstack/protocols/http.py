@@ -89,6 +89,9 @@ class ClientSetup(resource.Resource):
 
     def render_POST(self, request):
         path = request.path.decode("latin-1").lower()
+        if path.rstrip("/") == "/check":
+            return selfcheck.SelfCheck(self.config, self.db, self.clock,
+                                       self.portal).render_POST(request)
         if path == "/autodiscover/autodiscover.xml":
             return self._respond(request, self._autodiscover_xml, request)
         return self._plain(request, 404, b"not found\n")

@@ -5,14 +5,16 @@ window are the least technical ones.  After changing their settings they log in 
 their mail password and see, line by line, what their mail program did recently -- each
 login and each send with a plain verdict -- and at the top whether they are ready for the
 change or what is left to fix, with the help page.  The same verdict words as the reflector.
+Below, their SPAM Blocker switch, which they change with a form (``selfcheck_spam``).
 
 Standards: RFC 7617 (HTTP Basic authentication), RFC 9110 §15.5.2/§15.5.4 (401, 403).
 Security: credentials are accepted only under TLS (a plain-HTTP request gets 403 and its
 credentials are never checked, so the page is no password oracle in the clear); the login
 goes through the shared realm, which records it and throttles failures; the page shows
 only the logged-in account's own rows; every value is HTML-escaped, the page has no
-script and a ``default-src 'none'`` CSP, and is never cached; errors never carry
-exception text.
+script and a ``default-src 'none'`` CSP (forms post to the page itself only), and is
+never cached; its one form needs a token keyed with the account's password hash and is
+refused from another site (``selfcheck_spam``); errors never carry exception text.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from zope.interface import Interface
 from mailstack import clock as clocks
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.policy import client_settings
+from mailstack.protocols import selfcheck_spam
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
-from mailstack.store import selfcheck as store
+from mailstack.store import selfcheck as store, spam_settings
 from mailstack.store.errors import StoreUnavailable
 
 PERIOD = timedelta(days=30)
@@ -44,7 +47,7 @@ TEXT = b"text/plain; charset=utf-8"
 HTML = b"text/html; charset=utf-8"
 SECURITY_HEADERS = {
     b"cache-control": b"no-store",
-    b"content-security-policy": b"default-src 'none'; frame-ancestors 'none'",
+    b"content-security-policy": b"default-src 'none'; form-action 'self'; frame-ancestors 'none'",
     b"x-content-type-options": b"nosniff",
     b"referrer-policy": b"no-referrer",
 }
@@ -80,6 +83,13 @@ class SelfCheck(resource.Resource):
     # twisted.web's Resource.render dispatches GET (and HEAD) here; we answer asynchronously
     # with NOT_DONE_YET because the login and the queries leave the reactor.
     def render_GET(self, request):
+        return self._render(request, self._answer)
+
+    # POST: the SPAM Blocker form (``selfcheck_spam``); the same TLS-only login.
+    def render_POST(self, request):
+        return self._render(request, self._change)
+
+    def _render(self, request, answer):
         address = request.getClientAddress()
         client_ip = getattr(address, "host", str(address))
         log = SessionLog("mailstack.selfcheck", new_session_id(), client_ip)
@@ -98,7 +108,7 @@ class SelfCheck(resource.Resource):
             log.failure("selfcheck failed", failure)
             reply((500, TEXT, b"temporary problem, try again later\n"))
 
-        d = self._answer(request, client_ip, log)
+        d = answer(request, client_ip, log)
         d.addCallback(reply).addErrback(failed)
         return server.NOT_DONE_YET
 
@@ -109,21 +119,31 @@ class SelfCheck(resource.Resource):
                 f"connection: open https://{host}/check instead.\n")
 
     @defer.inlineCallbacks
-    def _answer(self, request, client_ip: str, log: SessionLog):
+    def _login(self, request, client_ip: str):
+        """(account, logout, None) of the Basic credentials, or (None, None, the answer
+        to send instead)."""
         user, password = request.getUser(), request.getPassword()
         if not user:
-            return _challenge("Log in with your e-mail address and mail password.\n")
+            return None, None, _challenge("Log in with your e-mail address and mail password.\n")
         credentials = SessionCredentials(username=user, password=password, protocol="http",
                                          client_ip=client_ip, tls=True, mechanism="BASIC")
         try:
             _, account, logout = yield self.portal.login(credentials, None, ISelfCheckUser)
         except UnauthorizedLogin:
-            return _challenge("Wrong e-mail address or password.\n")
+            return None, None, _challenge("Wrong e-mail address or password.\n")
         except TemporaryAuthFailure:
-            return _busy()
+            return None, None, _busy()
+        return account, logout, None
+
+    @defer.inlineCallbacks
+    def _answer(self, request, client_ip: str, log: SessionLog):
+        account, logout, refusal = yield self._login(request, client_ip)
+        if refusal is not None:
+            return refusal
         try:
             now = clocks.now(self.clock)
             activity = yield self.db.read(store.recent_activity, account.id, now - PERIOD, ROWS)
+            spam, password_hash = yield self.db.read(store.spam_form, account.id)
         except StoreUnavailable:
             return _busy()
         finally:
@@ -132,11 +152,40 @@ class SelfCheck(resource.Resource):
         log.info("selfcheck shown user={user} logins={logins} sends={sends} verdict={verdict}",
                  user=account.address, logins=len(activity.logins), sends=len(activity.sends),
                  verdict="fix" if fixes else "ready")
-        return 200, HTML, self._page(account.address, activity, fixes, now).encode("utf-8")
+        form = selfcheck_spam.section(spam, selfcheck_spam.token(password_hash, account.id),
+                                      saved=request.args.get(b"saved") == [b"1"])
+        page = self._page(account.address, activity, fixes, now, form)
+        return 200, HTML, page.encode("utf-8")
+
+    @defer.inlineCallbacks
+    def _change(self, request, client_ip: str, log: SessionLog):
+        """The SPAM Blocker form: checked (cross-site, token), saved, 303 to the page."""
+        if selfcheck_spam.cross_site(request):
+            log.warn("selfcheck form refused: posted from another site")
+            return 403, TEXT, b"this form can only be sent from its own page\n"
+        account, logout, refusal = yield self._login(request, client_ip)
+        if refusal is not None:
+            return refusal
+        fields = selfcheck_spam.submitted(request)
+        try:
+            _, password_hash = yield self.db.read(store.spam_form, account.id)
+            if not selfcheck_spam.valid(fields.get("token", ""), password_hash, account.id):
+                log.warn("selfcheck form refused: bad token user={user}", user=account.address)
+                return 403, TEXT, b"this form has expired: reload the page and try again\n"
+            on, tag = fields.get("blocker") == "on", fields.get("tag_subject") == "on"
+            yield self.db.run(spam_settings.set_blocker, account.id, on, tag)
+        except StoreUnavailable:
+            return _busy()
+        finally:
+            logout()
+        log.info("selfcheck SPAM Blocker user={user} on={on} tag_subject={tag}",
+                 user=account.address, on=on, tag=tag)
+        return 303, TEXT, b"saved\n", {b"location": b"/check?saved=1"}
 
     # --- the page -----------------------------------------------------------------------
 
-    def _page(self, address: str, activity, fixes: list[str], now: datetime) -> str:
+    def _page(self, address: str, activity, fixes: list[str], now: datetime,
+              form: str = "") -> str:
         parts = [
             "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
             "<title>Mail settings check</title></head><body>",
@@ -145,7 +194,7 @@ class SelfCheck(resource.Resource):
             f"{escape(_when(now))}. All times are UTC.</p>",
             self._summary(activity, fixes),
             "<h2>Recent logins</h2>", _logins_table(activity.logins),
-            "<h2>Recent sends</h2>", _sends_table(activity.sends),
+            "<h2>Recent sends</h2>", _sends_table(activity.sends), form,
             "<h2>iPhone, iPad and Mac</h2>",
             f'<p><a href="/apple/mail.mobileconfig?emailaddress={quote(address)}">Install the '
             "mail settings profile</a> (Settings asks for your password; nothing else to "

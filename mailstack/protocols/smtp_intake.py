@@ -36,7 +36,8 @@ class MessageIntake:
         ``authentication`` (port 25's Stamp) adds our Authentication-Results header to
         the local copies and files them in Junk on a DMARC quarantine; ``forward`` False:
         the policy keeps the message from leaving (no forwarded copy); ``spam`` (port 25's
-        rspamd result) adds the X-Spam-* fields after Authentication-Results."""
+        rspamd scan, a ``spam_filing.Screening``) adds the X-Spam-* fields after
+        Authentication-Results, and each account's SPAM Blocker files its copy."""
         kept = [r for r in envelope.recipients if not r.discard]
         if not kept:
             return None
@@ -47,7 +48,8 @@ class MessageIntake:
             undeliverable=[(r.address, reply.status, str(reply)) for r in undeliverable],
             auth_header=(authentication.header if authentication is not None else b"")
             + (spam.header if spam is not None else b""),
-            junk=authentication is not None and authentication.junk, forward=forward)
+            junk=authentication is not None and authentication.junk, forward=forward,
+            screening=spam)
         for r in undeliverable:
             session.log.info("<{rcpt}>: mailbox full, bounced to the sender", rcpt=r.address)
         return result

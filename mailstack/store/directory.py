@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store import mailboxes
 from mailstack.store.errors import Conflict, NotFound
-from mailstack.store.schema import accounts, aliases, domains, folders, messages
+from mailstack.store.schema import accounts, aliases, domains, folders, messages, spam_senders
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,11 @@ class Recipients:
 
     account_ids: tuple[int, ...] = ()
     forward: tuple[str, ...] = ()
+    # Of ``account_ids``: those with SPAM Blocker on, those with sender list entries.  A
+    # delivery looks at their settings again only when these say it may matter
+    # (delivery/spam_copies.py): clean mail to accounts without lists costs no statement.
+    spam_blocker: tuple[int, ...] = ()
+    spam_lists: tuple[int, ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -49,14 +54,17 @@ class Route:
 # Statements asked once per RCPT are built once (bind parameters): building one per call
 # costs more Python time than running it (see mailboxes._INSERT_MESSAGE).
 _HOSTED = select(domains.c.id).where(domains.c.name == bindparam("name"))
-_ACCOUNT_STATE = select(accounts.c.id, accounts.c.enabled).where(
-    accounts.c.address == bindparam("address"))
+_LISTED = (exists().where(spam_senders.c.account_id == accounts.c.id)
+           .correlate(accounts).label("listed"))
+_ACCOUNT_STATE = select(accounts.c.id, accounts.c.enabled, accounts.c.spam_blocker,
+                        _LISTED).where(accounts.c.address == bindparam("address"))
 _QUOTA = select(accounts.c.quota_bytes).where(accounts.c.id == bindparam("account_id"))
 
 
 # The hosted-domain test, the account and its quota in one statement: an RCPT to an
 # account (the common case) costs one query, not three (issue 16).
-_ROUTE = (select(domains.c.id, accounts.c.id, accounts.c.enabled, accounts.c.quota_bytes)
+_ROUTE = (select(domains.c.id, accounts.c.id, accounts.c.enabled, accounts.c.quota_bytes,
+                 accounts.c.spam_blocker, _LISTED)
           .select_from(domains.outerjoin(accounts, accounts.c.address == bindparam("address")))
           .where(domains.c.name == bindparam("domain")))
 
@@ -67,14 +75,22 @@ def route(conn: Connection, address: str) -> Route:
                                 "domain": address.rpartition("@")[2]}).first()
     if row is None:
         return Route(False)
-    _domain, account_id, enabled, quota = row
+    _domain, account_id, enabled, quota, blocker, listed = row
     if account_id is None:                  # an alias, or nobody
         recipients = resolve(conn, address)
         return Route(True, recipients, room_left(conn, recipients.account_ids))
     if not enabled:
         return Route(True, Recipients(()))
     room = None if quota is None else quota - mailbox_usage(conn, account_id)[1]
-    return Route(True, Recipients((account_id,)), room)
+    return Route(True, _recipients([(account_id, blocker, listed)]), room)
+
+
+def _recipients(found, forward=()) -> Recipients:
+    """Recipients of [(account id, SPAM Blocker on, has list entries)], each once."""
+    found = list({account[0]: account for account in found}.values())
+    return Recipients(tuple(i for i, _, _ in found), tuple(forward),
+                      tuple(i for i, blocker, _ in found if blocker),
+                      tuple(i for i, _, listed in found if listed))
 
 
 def room_left(conn: Connection, account_ids) -> int | None:
@@ -146,7 +162,10 @@ def is_hosted(conn: Connection, domain: str) -> bool:
     return conn.execute(_HOSTED, {"name": domain}).scalar() is not None
 
 
-def add_account(conn: Connection, address: str, password_hash: str, at: datetime) -> int:
+def add_account(conn: Connection, address: str, password_hash: str, at: datetime,
+                spam_blocker: bool = False) -> int:
+    """A new account with its default folders; ``spam_blocker``: SPAM Blocker on from the
+    start (``[spam] blocker_default``)."""
     domain_id = _domain_id(conn, address.rpartition("@")[2])
     if get_account(conn, address) is not None:
         raise Conflict(f"account {address} already exists")
@@ -154,7 +173,7 @@ def add_account(conn: Connection, address: str, password_hash: str, at: datetime
         raise Conflict(f"{address} is already an alias")
     account_id = conn.execute(insert(accounts).values(
         domain_id=domain_id, address=address, password_hash=password_hash,
-        enabled=True, created_at=at)).inserted_primary_key[0]
+        enabled=True, created_at=at, spam_blocker=spam_blocker)).inserted_primary_key[0]
     mailboxes.create_default_folders(conn, account_id, at)
     return account_id
 
@@ -303,7 +322,7 @@ def resolve(conn: Connection, address: str) -> Recipients:
     (its enabled accounts, and the remote addresses it forwards to)."""
     row = conn.execute(_ACCOUNT_STATE, {"address": address}).first()
     if row is not None:
-        return Recipients(account_ids=(row.id,) if row.enabled else ())
+        return _recipients([(row.id, row.spam_blocker, row.listed)] if row.enabled else [])
     targets = [t for (t,) in conn.execute(select(aliases.c.target)
                                            .where(aliases.c.address == address))]
     local, remote = [], []
@@ -311,10 +330,10 @@ def resolve(conn: Connection, address: str) -> Recipients:
         account = conn.execute(_ACCOUNT_STATE, {"address": target}).first()
         if account is not None:
             if account.enabled:
-                local.append(account.id)
+                local.append((account.id, account.spam_blocker, account.listed))
         elif not is_hosted(conn, target.rpartition("@")[2]):
             remote.append(target)      # a forward (a domain hosted since: nobody, skipped)
-    return Recipients(tuple(dict.fromkeys(local)), tuple(remote))
+    return _recipients(local, remote)
 
 
 @dataclass
@@ -329,7 +348,8 @@ class ImportResult:
         self.conflicts = self.conflicts or []
 
 
-def import_accounts(conn: Connection, accounts_, at: datetime, *, with_aliases: bool) -> ImportResult:
+def import_accounts(conn: Connection, accounts_, at: datetime, *, with_aliases: bool,
+                    spam_blocker: bool = False) -> ImportResult:
     """Create accounts (and their domains, and aliases) keeping their hashes; one transaction.
 
     ``accounts_``: [(line, address, password_hash, aliases)].  Idempotent: an account that
@@ -344,7 +364,7 @@ def import_accounts(conn: Connection, accounts_, at: datetime, *, with_aliases: 
             result.domains_created += 1
         existing = get_account(conn, address)
         if existing is None:
-            add_account(conn, address, password_hash, at)
+            add_account(conn, address, password_hash, at, spam_blocker)
             result.imported += 1
         elif existing.password_hash == password_hash:
             result.unchanged += 1

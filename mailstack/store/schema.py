@@ -110,6 +110,23 @@ accounts = Table(
     # The highest UIDVALIDITY any of its folders ever had: a folder deleted and created
     # again gets a higher one, never its predecessor's (RFC 3501 §2.3.1.1).
     Column("last_uidvalidity", BigInteger, nullable=False, default=0, server_default="0"),
+    # SPAM Blocker (issue 18): probable spam to its Junk folder, and "[SPAM] " in front of
+    # the Subject of those copies (store/spam_settings.py).
+    Column("spam_blocker", Boolean, nullable=False, default=False, server_default=false()),
+    Column("spam_tag_subject", Boolean, nullable=False, default=False, server_default=false()),
+)
+
+# A customer's own senders (issue 18): ``allow`` delivers to the INBOX whatever rspamd
+# said, ``block`` files in Junk.  ``pattern`` is ``user@domain`` or ``domain`` (which
+# covers its subdomains); one list per pattern.  The unique index serves delivery's lookup
+# (store/spam_filing.py): account ids and candidate patterns.
+spam_senders = Table(
+    "spam_senders", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),       # allow | block
+    Column("pattern", String(320), nullable=False),
+    UniqueConstraint("account_id", "pattern", name="uq_spam_senders_account_pattern"),
 )
 
 aliases = Table(

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mailstack.store.logins import LoginEvent
-from mailstack.store.schema import login_events, submissions
+from mailstack.store import spam_settings
+from mailstack.store.schema import accounts, login_events, submissions
 from mailstack.store.submissions import Submission
 
 MAIL_PROTOCOLS = ("pop3", "imap", "smtp")
@@ -53,3 +54,10 @@ def recent_activity(conn: Connection, account_id: int, since: datetime,
     """One account's logins and sends at or after ``since``, newest first."""
     return Activity(recent_logins(conn, account_id, since, limit),
                     recent_sends(conn, account_id, since, limit))
+
+
+def spam_form(conn: Connection, account_id: int) -> tuple[spam_settings.Settings, str]:
+    """The page's SPAM Blocker settings and the password hash its form token is keyed
+    with (``protocols/selfcheck_spam.py``)."""
+    row = conn.execute(select(accounts.c.password_hash).where(accounts.c.id == account_id)).first()
+    return spam_settings.settings(conn, account_id), row[0] if row else ""

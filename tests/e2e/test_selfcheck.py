@@ -4,6 +4,7 @@ poplib/smtplib sessions played the customer's mail program from its own 127.x ad
 from __future__ import annotations
 
 import poplib
+import re
 import smtplib
 import socket
 import subprocess
@@ -11,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mailstack.store import logins
+from mailstack.store import logins, spam_settings
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "selfcheck pw"
@@ -140,3 +141,26 @@ def test_plain_http_is_refused_without_checking_the_password(web, certs, tmp_pat
     code, headers, body = curl(web, certs, tmp_path, scheme="http")
     assert code == 403 and "https://" in body and "/check" in body
     assert web.db(logins.recent, account_id=web.ann) == []
+
+
+def test_the_customer_switches_spam_blocker_with_the_pages_form(web, certs, tmp_path):
+    code, _, body = curl(web, certs, tmp_path)
+    assert code == 200 and "SPAM Blocker is <strong>off</strong>" in body
+    token = re.search(r'name="token" value="([0-9a-f]{64})"', body).group(1)
+    form = f"token={token}&blocker=on&tag_subject=on"
+    code, headers, _ = curl(web, certs, tmp_path, "-d", form)           # curl: a POST
+    assert code == 303 and "location: /check?saved=1" in headers
+    assert web.db(spam_settings.settings, web.ann) == spam_settings.Settings(True, True)
+    assert web.db(spam_settings.settings, web.bob) == spam_settings.Settings(False, False)
+    code, _, body = curl(web, certs, tmp_path, path="/check?saved=1")
+    assert "SPAM Blocker is <strong>on</strong>" in body and "Settings saved." in body
+    # Another site's form, posted by the browser with the customer's cached password:
+    code, _, _ = curl(web, certs, tmp_path, "-d", f"token={token}",
+                      "-H", "Origin: https://evil.example")
+    assert code == 403
+    code, _, _ = curl(web, certs, tmp_path, "-d", "blocker=on", user="bob@example.test:" + PASSWORD)
+    assert code == 403                                       # bob has no token: unchanged
+    code, _, _ = curl(web, certs, tmp_path, "-d", form, scheme="http")
+    assert code == 403
+    assert web.db(spam_settings.settings, web.ann).blocker
+    assert web.db(spam_settings.settings, web.bob) == spam_settings.Settings(False, False)

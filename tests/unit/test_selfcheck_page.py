@@ -8,12 +8,13 @@ the account's own rows, everything escaped, no script, never cached.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 
 from mailstack.protocols import http, selfcheck
-from mailstack.store import logins, submissions
+from mailstack.store import directory, logins, spam_settings, submissions
 from tests.support import sessions
 from tests.support.policy_doubles import settings
 from tests.support.web import WebRequest, render
@@ -110,7 +111,8 @@ def test_legacy_user_is_told_what_to_fix_and_by_when(stack):
     send(stack, stack.ann, ANN, LEGACY_IP, method="pop-before-smtp", tls=False)
     answer = page(stack)
     assert answer.code == 200 and answer.header("content-type") == "text/html; charset=utf-8"
-    assert answer.header("content-security-policy") == "default-src 'none'; frame-ancestors 'none'"
+    assert answer.header("content-security-policy") == ("default-src 'none'; form-action 'self'; "
+                                                          "frame-ancestors 'none'")
     assert answer.header("cache-control") == "no-store"
     assert "<script" not in answer.text.lower()
     text = answer.text
@@ -182,3 +184,88 @@ def test_values_from_the_store_are_html_escaped(stack):
     login(stack, stack.ann, ANN, MODERN_IP, tls=True, mechanism="<script>x</script>")
     text = page(stack).text
     assert "<td>&lt;script&gt;x&lt;/script&gt;</td>" in text and "<script" not in text
+
+
+# --- the SPAM Blocker form (issue 18) ---------------------------------------------------
+
+
+def form_token(text: str) -> str:
+    match = re.search(r'name="token" value="([0-9a-f]{64})"', text)
+    assert match, "the page has no form token"
+    return match.group(1)
+
+
+def post(stack, body: bytes, *, user=ANN, password=PASSWORD, secure=True, headers=()):
+    resource = http.ClientSetup(settings(client_setup={"hostname": "mail.example.test"}),
+                                stack.db, stack.clock, stack.portal)
+    request = WebRequest("/check", method=b"POST", body=body, secure=secure, user=user,
+                         password=password)
+    for name, value in headers:
+        request.requestHeaders.setRawHeaders(name, [value])
+
+    def settle():
+        for _ in range(3):
+            stack.settle()
+            stack.clock.advance(60)
+    return render(resource, request, settle)
+
+
+def blocker_of(stack, account_id):
+    return stack.db.run_sync(spam_settings.settings, account_id)
+
+
+def test_the_page_shows_spam_blocker_off_with_a_form_to_switch_it(stack):
+    text = page(stack).text
+    assert "SPAM Blocker is <strong>off</strong>" in text
+    assert '<form method="post" action="/check">' in text
+    assert 'name="blocker" value="on">' in text            # not checked
+    assert form_token(text) != form_token(page(stack, user=BOB).text)
+
+
+def test_the_form_switches_the_blocker_and_the_tag_and_the_page_shows_it(stack):
+    token = form_token(page(stack).text)
+    answer = post(stack, f"token={token}&blocker=on&tag_subject=on".encode())
+    assert answer.code == 303 and answer.header("location") == "/check?saved=1"
+    assert blocker_of(stack, stack.ann) == spam_settings.Settings(True, True)
+    assert blocker_of(stack, stack.bob) == spam_settings.Settings(False, False)
+    text = page(stack, path="/check?saved=1").text
+    assert "SPAM Blocker is <strong>on</strong>" in text and "Settings saved." in text
+    assert 'name="tag_subject" value="on" checked>' in text
+    assert post(stack, f"token={token}".encode()).code == 303       # both boxes cleared
+    assert blocker_of(stack, stack.ann) == spam_settings.Settings(False, False)
+
+
+def test_a_post_without_the_pages_token_changes_nothing(stack):
+    bob_token = form_token(page(stack, user=BOB).text)
+    for body in (b"blocker=on", b"token=" + b"0" * 64 + b"&blocker=on",
+                 f"token={bob_token}&blocker=on".encode()):
+        answer = post(stack, body)
+        assert answer.code == 403 and "reload the page" in answer.text
+    assert blocker_of(stack, stack.ann) == spam_settings.Settings(False, False)
+
+
+def test_cross_site_request_forgery_is_refused_before_the_login(stack):
+    token = form_token(page(stack).text)
+    body = f"token={token}&blocker=on".encode()
+    for header in ((b"origin", b"https://evil.example"), (b"sec-fetch-site", b"cross-site")):
+        answer = post(stack, body, headers=[header])
+        assert answer.code == 403 and "its own page" in answer.text
+    same = post(stack, body, headers=[(b"origin", b"https://mail.example.test"),
+                                      (b"sec-fetch-site", b"same-origin")])
+    assert same.code == 303
+    assert blocker_of(stack, stack.ann).blocker
+
+
+def test_the_form_needs_tls_and_the_password(stack):
+    token = form_token(page(stack).text)
+    body = f"token={token}&blocker=on".encode()
+    assert post(stack, body, secure=False).code == 403
+    assert post(stack, body, password="wrong").code == 401
+    assert not blocker_of(stack, stack.ann).blocker
+
+
+def test_a_new_password_expires_the_form(stack):
+    token = form_token(page(stack).text)
+    stack.db.run_sync(directory.set_password_hash, ANN, stack.hasher.hash("a new password"))
+    answer = post(stack, f"token={token}&blocker=on".encode(), password="a new password")
+    assert answer.code == 403

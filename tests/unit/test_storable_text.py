@@ -34,6 +34,9 @@ OURS = {
     # A customer's Sieve script: stored exactly as uploaded (GETSCRIPT gives it back), after
     # sieve/scripts.py refused NUL and the upload was decoded as strict UTF-8.
     "sieve_scripts.content",
+    # SPAM Blocker lists: "allow"/"block", and an address or domain store/spam_settings.py
+    # checked and lower-cased.
+    "spam_senders.kind", "spam_senders.pattern",
 }
 
 
