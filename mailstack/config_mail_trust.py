@@ -115,3 +115,8 @@ class SpamConfig:
     # SPAM Blocker (probable spam to Junk) for accounts created from now on; each
     # customer switches their own (``mailstack account spam-blocker``, the self-check page).
     blocker_default: bool = False
+    # Scan submitted mail (587/465) too: a compromised customer account spamming.
+    submission: bool = False
+    # A submitted message scoring at or above this is refused (550 5.7.1, check
+    # spam-outbound); below it, it is sent unchanged.
+    submission_threshold: float = setting(15.0, positive)

@@ -62,6 +62,9 @@ class NoMetrics:
     def spam_scan(self, result: str) -> None:
         pass
 
+    def spam_in_flight(self, now: int, peak: int) -> None:
+        pass
+
     def queue(self, recipients: int, oldest_age: float) -> None:
         pass
 
@@ -107,7 +110,13 @@ class Metrics(NoMetrics):
         self._spam = Counter(
             "mailstack_spam_scans", "Port 25 messages scanned by rspamd, by its action "
             "(no_action, add_header, reject, ...), or failed (rspamd down or slow: accepted "
-            "unchecked) or too_large (not scanned)", ["result"], registry=r)
+            "unchecked) or too_large (not scanned); submitted ones (with [spam] submission) "
+            "as outbound_<result>", ["result"], registry=r)
+        self._spam_in_flight = Gauge(
+            "mailstack_spam_scans_in_flight", "rspamd scans under way now", registry=r)
+        self._spam_peak = Gauge(
+            "mailstack_spam_scans_in_flight_peak", "Most rspamd scans under way at once "
+            "since the start (scans of several sessions overlap)", registry=r)
         self._queue_size = Gauge(
             "mailstack_queue_recipients", "Recipients waiting in the outbound queue",
             registry=r)
@@ -140,6 +149,10 @@ class Metrics(NoMetrics):
 
     def spam_scan(self, result: str) -> None:
         self._spam.labels(result).inc()
+
+    def spam_in_flight(self, now: int, peak: int) -> None:
+        self._spam_in_flight.set(now)
+        self._spam_peak.set(peak)
 
     def queue(self, recipients: int, oldest_age: float) -> None:
         self._queue_size.set(recipients)

@@ -103,6 +103,8 @@ AUTHENTICATION_TEMPFAIL = Reply(451, "4.7.5", "Message authentication (SPF/DKIM/
 # rspamd's verdict (policy/spam_scan.py): its own text and symbols stay in the rejection log.
 SPAM_REJECT = Reply(550, "5.7.1", "Message rejected: it looks like spam")
 SPAM_TEMPFAIL = Reply(451, "4.7.1", "Message deferred by the content filter; try again later")
+# A submitted message rspamd scored too high (policy/spam_outbound.py): the customer sees it.
+SPAM_OUTBOUND_REJECT = Reply(550, "5.7.1", "Message not sent: our content filter takes it for spam; if it is not, tell support the reference")
 
 # --- SMTP: authentication -----------------------------------------------------------------
 AUTH_OK = Reply(235, "2.7.0", "Authentication successful")

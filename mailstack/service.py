@@ -351,7 +351,8 @@ def _authenticator(config: Config, resolver, reactor) -> Authenticator | None:
 
 def _spam_scanner(config: Config, reactor, metrics):
     """Port 25's rspamd client (``[spam]``; a change needs a restart), or None; its
-    module brings ``twisted.web``, imported only when scanning is on."""
+    module is imported only when scanning is on (submission asks the same client:
+    ``Scanner.for_submission``)."""
     settings = config.spam
     if not settings.enabled:
         return None

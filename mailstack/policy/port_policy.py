@@ -8,7 +8,8 @@ the client for the rest of the session (``ClientState``); an unknown user feeds 
 directory-harvest watch; every refusal goes through the rejection log (with a ref) --
 except the quota refusal after DATA, which is about the mailbox, not the client; on port
 25 the message is authenticated (``authentication.py``) and scanned by rspamd
-(``spam_scan.py``, with ``[spam] enabled``) before the data table runs, and the Stamp and
+(``spam_scan.py``, with ``[spam] enabled``; submitted mail too with ``[spam] submission``,
+its result only for the data table) before the data table runs, and the Stamp and
 the scan's result travel to delivery (our Authentication-Results and X-Spam-* headers,
 the Junk folder, and each customer's SPAM Blocker: ``spam_lists.screening``).  A relay
 check may route the address itself (``forwarding.BounceAddress``:
@@ -51,7 +52,7 @@ class PortPolicy:
                  authenticator=None, spam_scanner=None):
         self.tables, self.db, self.resolver = tables, db, resolver
         self.authenticator = authenticator     # port 25 only: SPF/DKIM/ARC/DMARC
-        self.spam_scanner = spam_scanner       # port 25 only: rspamd (spam_scan.py)
+        self.spam_scanner = spam_scanner       # rspamd (spam_scan.py): port 25, submission
         self.rejections, self.harvest, self.reports = rejections, harvest_watch, reports
         self.warner, self.hostname = warner, hostname
         self._postmaster_domain = postmaster_domain
@@ -184,8 +185,10 @@ class PortPolicy:
                      results=_summary(stamp, decision))
         if request.spam is not None:
             log.info("{session}: {spam}", session=request.session, spam=request.spam.summary())
+        marked = request.spam is not None and self.spam_scanner.marks
         return Outcome(decision=decision, authentication=stamp, forward=forward,
-                       spam=spam_lists.screening(request), undeliverable=tuple(without_room(request.recipients, request.size or 0)))
+                       spam=spam_lists.screening(request) if marked else None,
+                       undeliverable=tuple(without_room(request.recipients, request.size or 0)))
 
     def _authenticated(self, request):
         """The message's authentication Stamp (port 25, senders that did not log in), or

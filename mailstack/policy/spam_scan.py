@@ -55,7 +55,7 @@ OURS = re.compile(rb"(?im)^X-Spam(?:-(?:Status|Score|Symbols|Flag|Level))?[ \t]*
 
 class ScanFailed(Exception):
     """rspamd could not be asked or gave no usable answer (the reason is the message);
-    raised by ``rspamd_client`` (which brings ``twisted.web``: imported only when on)."""
+    raised by ``rspamd_client`` (imported only when scanning is on)."""
 
 
 @dataclass(frozen=True)
@@ -109,44 +109,74 @@ def parsed(answer: dict) -> SpamResult:
 
 
 class Scanner:
-    """Asks rspamd about port 25's messages; ``scan`` never fails."""
+    """Asks rspamd about port 25's messages (or, ``outbound``, submission's); ``scan``
+    never fails.  An outbound scan tells rspamd the customer who logged in (``User``),
+    changes nothing in the message and puts no X-Spam-* field on it (``marks``): what
+    it finds only decides ``spam_outbound.TooSpammy``."""
 
-    def __init__(self, client, *, max_message_size: int, metrics=NO_METRICS):
+    def __init__(self, client, *, max_message_size: int, metrics=NO_METRICS,
+                 outbound: bool = False):
         self.client, self.max_size, self.metrics = client, max_message_size, metrics
+        self.outbound = outbound
+        self._label = "outbound_" if outbound else ""
+
+    def for_submission(self) -> "Scanner":
+        """The same rspamd, asked about submitted mail."""
+        return Scanner(self.client, max_message_size=self.max_size, metrics=self.metrics,
+                       outbound=True)
+
+    @property
+    def marks(self) -> bool:
+        """Whether the result goes on the delivered copies (X-Spam-*, the Junk folder)."""
+        return not self.outbound
 
     def applies(self, request) -> bool:
-        """Scanned: a message from a client that did not log in and is not our own host."""
+        """Scanned: on port 25 a message from a client that did not log in and is not our
+        own host; on submission every message (its sender proved who it is)."""
+        if request.message is None:
+            return False
+        if self.outbound:
+            return True
         client = request.client
-        return (request.message is not None and request.authenticated_as is None
-                and client is not None and client.checked)
+        return request.authenticated_as is None and client is not None and client.checked
 
     def scan(self, request) -> defer.Deferred:
         """The SpamResult of the message in ``request.message``; an unchecked one when
-        rspamd cannot answer.  X-Spam-* fields the sender wrote are removed first."""
+        rspamd cannot answer.  X-Spam-* fields the sender wrote are removed first (port 25)."""
         spool = request.message
         if self.max_size and spool.size > self.max_size:
-            self.metrics.spam_scan("too_large")
+            self.metrics.spam_scan(self._label + "too_large")
             return defer.succeed(SpamResult(None, unchecked="too_large"))
-        _strip_forged(spool)
+        if not self.outbound:
+            _strip_forged(spool)
         d = self.client.check(spool, envelope(request))
+        self._in_flight()
         d.addCallback(parsed)
         d.addCallbacks(self._scanned, self._failed, errbackArgs=(request,))
+        d.addBoth(self._in_flight)
         return d
 
+    def _in_flight(self, result=None):
+        """The client's count of scans under way (and its peak) to the metrics gauges."""
+        self.metrics.spam_in_flight(getattr(self.client, "in_flight", 0),
+                                    getattr(self.client, "peak", 0))
+        return result
+
     def _scanned(self, result: SpamResult) -> SpamResult:
-        self.metrics.spam_scan(result.action.replace(" ", "_"))
+        self.metrics.spam_scan(self._label + result.action.replace(" ", "_"))
         return result
 
     def _failed(self, failure, request) -> SpamResult:
         why = _why(failure)
         log.warn("{session}: spam scan failed ({why}): message accepted unchecked",
                  session=request.session, why=why)
-        self.metrics.spam_scan("failed")
+        self.metrics.spam_scan(self._label + "failed")
         return SpamResult(None, unchecked="failed")
 
 
 def envelope(request) -> dict:
-    """The request headers rspamd takes for what it cannot read in the message."""
+    """The request headers rspamd takes for what it cannot read in the message; ``User``
+    for a sender who logged in (rspamd then skips the checks meant for strangers)."""
     client = request.client
     facts = {"IP": request.client_ip, "Helo": request.helo or "",
              "From": request.sender or "",
@@ -155,6 +185,9 @@ def envelope(request) -> dict:
     name = getattr(client, "verified_name", None)
     if name:
         facts["Hostname"] = name
+    account = request.authenticated_as
+    if account is not None:
+        facts["User"] = getattr(account, "address", None) or str(account)
     return facts
 
 

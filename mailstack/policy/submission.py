@@ -11,9 +11,13 @@ Read top to bottom:
   (``sender-ownership``).
 - *To whom?*  Anywhere, once proven (``relay``: default REJECT, ``proven-sender`` PERMITs);
   within ``recipients-per-hour``.
-- *Anti-spam?*  None: customers who log in are exempt, roaming on listed networks is
-  normal; so ``connect`` (no firewall) and ``trap`` are empty and there is no ``client``
-  table.  OP25B is about port 25 only.
+- *Anti-spam?*  No checks of the client: customers who log in are exempt, roaming on
+  listed networks is normal; so ``connect`` (no firewall) and ``trap`` are empty and there
+  is no ``client`` table.  OP25B is about port 25 only.  The *content* is scanned only
+  with ``[spam] enabled`` and ``submission`` (off by default): rspamd is told the
+  customer's account (``User``); ``spam-outbound``, last in ``data``, refuses a message
+  scoring at or above ``submission_threshold`` (550 5.7.1 with a ref); below it, or
+  rspamd down, the message is sent unchanged (``spam_outbound.py``).
 
 Standards: RFC 6409, RFC 8314, RFC 4954.
 Security: nothing is accepted from a client that has not proven who it is; only successful
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from mailstack.policy import (
     auth_window, blocklist, containment, quota, recipients, reflector, relay, reports,
-    sender_rules,
+    sender_rules, spam_outbound,
 )
 from mailstack.metrics import NO_METRICS
 from mailstack.policy.mx import postmaster_domain
@@ -34,7 +38,7 @@ from mailstack.policy.stages import Chain, Tables
 
 
 def tables(db, clock, *, migration, pop_before_smtp, help_url: str,
-           recipients_per_hour: int) -> Tables:
+           recipients_per_hour: int, spam=None) -> Tables:
     return Tables(
         connect=Chain("connect", []),
         client=None,
@@ -45,22 +49,33 @@ def tables(db, clock, *, migration, pop_before_smtp, help_url: str,
         rcpt=Chain("rcpt", [containment.RecipientsPerHour(db, clock, recipients_per_hour),
                             reflector.Reflector(migration.reflector_local_part),
                             recipients.LocalRecipientExists()]),
-        data=Chain("data", [quota.FitsMailbox()]),
+        data=Chain("data", [quota.FitsMailbox(), *_scanned(spam)]),
     )
+
+
+def _scanned(spam) -> list:
+    """The outbound content check, with ``[spam] enabled`` and ``submission``."""
+    if spam is None or not (spam.enabled and spam.submission):
+        return []
+    return [spam_outbound.TooSpammy(spam.submission_threshold)]
 
 
 def port_policy(db, clock, resolver, config, warner=None, metrics=NO_METRICS,
                 authenticator=None, srs=None, spam_scanner=None) -> PortPolicy:
-    """Submission's policy: these tables, run by ``PortPolicy``.  ``authenticator`` and
-    ``spam_scanner`` are ignored: submitted mail is our customers', never verified here
-    (issue 17), not scanned yet (issue 18: an outbound scan is a later slice); so is
-    ``srs``: bounces come to port 25."""
+    """Submission's policy: these tables, run by ``PortPolicy``.  ``authenticator`` is
+    ignored: submitted mail is our customers', never verified here (issue 17); so is
+    ``srs``: bounces come to port 25.  ``spam_scanner`` (port 25's) asks the same rspamd
+    about submitted mail with ``[spam] submission`` (``Scanner.for_submission``)."""
     antispam, hostname = config.antispam, config.server.hostname
+    scans = spam_scanner is not None and config.spam.enabled and config.spam.submission
+    # the table shows spam-outbound when configured (``policy show --tables``: no scanner)
     return PortPolicy(
         tables(db, clock, migration=config.migration, pop_before_smtp=config.pop_before_smtp,
                help_url=config.submission.help_url,
-               recipients_per_hour=config.submission.recipients_per_hour),
+               recipients_per_hour=config.submission.recipients_per_hour,
+               spam=config.spam),
         db=db, resolver=resolver, rejections=RejectionLog(db, clock, metrics),
         reports=reports.ReportAddress(db, clock, antispam, blocklist.Blocker(antispam), hostname),
         warner=warner, hostname=hostname, postmaster_domain=postmaster_domain(config),
-        auth_enabled=config.submission.smtp_auth)
+        auth_enabled=config.submission.smtp_auth,
+        spam_scanner=spam_scanner.for_submission() if scans else None)

@@ -106,3 +106,17 @@ def test_policy_show_tables_prints_what_each_port_runs():
     assert relay == {"25": "op25b → srs → hosted-domain → proven-sender → default REJECT",
                      "587/465": "hosted-domain → proven-sender → default REJECT"}
     assert len(rows) == 14
+
+
+@pytest.mark.parametrize("spam, outbound", [
+    ({}, False),
+    ({"enabled": True}, False),
+    ({"enabled": True, "submission": True}, True),
+    ({"enabled": False, "submission": True}, False),
+])
+def test_submission_scans_its_content_only_when_both_switches_are_on(spam, outbound):
+    from mailstack.cli.policy import stage_tables
+    rows = stage_tables(settings(spam=spam), START)
+    data = {r["port"]: r["checks"] for r in rows if r["stage"] == "data"}
+    assert ("spam-outbound" in data["587/465"]) is outbound
+    assert "spam-outbound" not in data["25"]
