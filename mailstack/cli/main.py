@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from mailstack.cli import (
-    antispam, auth, common, config_cmd, directory, dkim, dns_records, legacy, mailbox, op25b,
-    policy, queue, quota, server, sessions, sieve, support, traces,
+    antispam, auth, common, config_cmd, directory, dkim, dns_records, explain, legacy, mailbox,
+    op25b, policy, queue, quota, server, sessions, sieve, support, traces,
 )
 
 
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy.register(groups)
     antispam.register(groups)
     support.register(groups)
+    explain.register(groups)
     dns_records.register(groups)
     dkim.register(groups)
     queue.register(groups)

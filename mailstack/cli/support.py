@@ -21,7 +21,7 @@ from mailstack.store import blocks, complaints, rejections, whitelist
 REF = re.compile(r"\bref:? ?([A-HJ-NP-Z2-9]{8})\b", re.IGNORECASE)
 
 
-def _when(text: str) -> datetime:
+def parse_when(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
@@ -45,7 +45,7 @@ def rejections_search(args):
     if args.recipient:
         facts["recipient"] = _normal(args.recipient)
     if args.at:
-        facts["at"] = _when(args.at)
+        facts["at"] = parse_when(args.at)
         facts["tolerance"] = timedelta(minutes=args.tolerance)
     if args.ip:
         facts["client_ip"] = antispam._ip(args.ip)

@@ -14,6 +14,10 @@ it goes out like any other and comes back to port 25, where the address is check
 A DSN that leaves is DKIM-signed by the domain of its ``From:`` (our host name) when that
 has keys (``dkim/signer.py``), in the transaction that queues it: it is header-sized.
 
+When a failed recipient's domain looks like a typo of a well-known provider's
+(``gmial.com``, ``yahooo.co.jp``: ``desk/did_you_mean.py``), the human-readable part names
+the domain probably meant: our customer reads it, not the remote server.
+
 Standards: RFC 3464 (DSN format), RFC 3462/6522 (multipart/report), RFC 3463 (status codes),
 RFC 6376 (DKIM).
 Security: a message from the null sender never gets a DSN (no bounce loops, RFC 5321
@@ -33,6 +37,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from mailstack import srs
+from mailstack.desk.did_you_mean import domain_hint
 from mailstack.store import directory, mailboxes, queue
 
 HEADER_LIMIT = 64 * 1024    # octets of the original header quoted at most
@@ -54,6 +59,9 @@ def build(hostname: str, sender: str, failures, original: bytes, at: datetime) -
              "Your message could not be delivered to the following recipient(s):", ""]
     for recipient, status, diagnostic in failures:
         human.append(f"<{recipient}>: {diagnostic} (status {status})")
+        meant = domain_hint(recipient)
+        if meant:
+            human.append(f"  Did you mean <{meant}>? The domain looks mistyped.")
     per_recipient = []
     for recipient, status, diagnostic in failures:
         action = "failed"

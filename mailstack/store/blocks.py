@@ -30,10 +30,20 @@ class Block:
     added_by: str
     created_at: datetime
     expires_at: datetime
+    removed_at: datetime | None = None
+
+    def in_force(self, at: datetime) -> bool:
+        return self.removed_at is None and self.expires_at > at
+
+    def covered(self, at: datetime) -> bool:
+        """Whether the block was in force at ``at`` (the time of a refusal)."""
+        return self.created_at <= at and at < self.expires_at and (
+            self.removed_at is None or at < self.removed_at)
 
 
 _COLUMNS = (blocks.c.id, blocks.c.network, blocks.c.action, blocks.c.source, blocks.c.reason,
-            blocks.c.evidence, blocks.c.added_by, blocks.c.created_at, blocks.c.expires_at)
+            blocks.c.evidence, blocks.c.added_by, blocks.c.created_at, blocks.c.expires_at,
+            blocks.c.removed_at)
 
 
 def network_of(text: str) -> str:
