@@ -32,6 +32,7 @@ from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import imap_framing as framing, starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import Deadline
+from mailstack.protocols.framed_flow import FramedFlow
 from mailstack.protocols.imap_account import Account, IMAPAccount
 from mailstack.protocols.imap_folders import FolderCommands
 from mailstack.protocols.imap_idle import IdleCommands
@@ -44,7 +45,6 @@ from mailstack.protocols.imap_selected import SelectedCommands
 from mailstack.protocols.imap_utf7 import BadMailboxName
 from mailstack.store.errors import StoreUnavailable
 
-MAX_BUFFERED = 256 * 1024    # unread input kept before the socket is paused
 NOT_AUTHENTICATED, AUTHENTICATED, SELECTED, LOGOUT = "not-auth", "auth", "selected", "logout"
 ANY = (NOT_AUTHENTICATED, AUTHENTICATED, SELECTED)
 AUTHED = (AUTHENTICATED, SELECTED)
@@ -66,7 +66,7 @@ NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 
 
 class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
-                 LiteralAdmission, protocol.Protocol, policies.TimeoutMixin):
+                 LiteralAdmission, FramedFlow, protocol.Protocol, policies.TimeoutMixin):
     ticket = UNCOUNTED          # the listener's admission (connection_limits.py)
 
     def __init__(self, factory):
@@ -80,11 +80,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.view = None             # imap_view.FolderView of the selected folder
         self.framing = framing.Framing(MAX_COMMAND)
         self.on_line = None          # line-mode handler (IDLE, AUTHENTICATE)
-        self._busy = False
-        self._draining = False
-        self._reading_paused = False
-        self._writes_paused = False
-        self._write_waiters: list[defer.Deferred] = []
+        self.start_flow()            # back-pressure, one command at a time (framed_flow.py)
 
     # --- connection -------------------------------------------------------------------------
     def connectionMade(self):
@@ -109,9 +105,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.ticket.release()
         self.leave_folder()
         self.stop_idle()
-        waiters, self._write_waiters = self._write_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)     # a writer waiting on the client sees it gone and stops
+        self._release_writers()
         self.log.info("disconnect")
 
     def timeoutConnection(self):
@@ -134,72 +128,19 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
     def tls(self) -> bool:
         return starttls.is_tls(self.transport)
 
-    # --- output and back-pressure ------------------------------------------------------------
+    # --- output (back-pressure: framed_flow.py) ------------------------------------------------------------
     def send(self, line: bytes) -> None:
         self.transport.write(line + b"\r\n")
 
     def untagged(self, data: bytes) -> None:
         self.transport.write(b"* " + data + b"\r\n")
 
-    def pauseProducing(self):
-        """The transport's buffer is full (or TLS is still shaking hands): run no command
-        until it drains.  Reading goes on until ``MAX_BUFFERED`` (pausing it here would
-        stall a TLS handshake, whose bytes arrive through the same socket)."""
-        self._writes_paused = True
-
-    def resumeProducing(self):
-        self._writes_paused = False
-        waiters, self._write_waiters = self._write_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-        self._drain()
-
-    def stopProducing(self):
-        self._writes_paused = True
-
-    def writable(self) -> defer.Deferred:
-        """Fires once the client has read what we wrote (a long FETCH waits on it)."""
-        if not self._writes_paused or self.transport.disconnecting:
-            return defer.succeed(None)
-        waiter = defer.Deferred()
-        self._write_waiters.append(waiter)
-        return waiter
-
-    def _pause_reading(self):
-        if not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pauseProducing()
-
-    def _resume_reading(self):
-        if self._reading_paused and not self._writes_paused:
-            self._reading_paused = False
-            self.transport.resumeProducing()
-
     # --- input ---------------------------------------------------------------------------
     def dataReceived(self, data: bytes):
         self.resetTimeout()
         if self.literal_deadline is not None:
             self.literal_deadline.add(len(data))
-        self.framing.feed(data)
-        self._drain()
-        if self.framing.buffered > MAX_BUFFERED:
-            self._pause_reading()
-
-    def _drain(self):
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            while not ((self._busy and self.on_line is None) or self._writes_paused
-                       or self.transport.disconnecting):
-                event = self.framing.next_event()
-                if event is None:
-                    break
-                self._handle(event)
-        finally:
-            self._draining = False
-        if self.framing.buffered <= MAX_BUFFERED and not self._busy:
-            self._resume_reading()
+        self.take(data)
 
     def _handle(self, event):
         if not isinstance(event, framing.Line):
@@ -312,9 +253,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self._done()
 
     def _done(self):
-        self._busy = False
-        if not self._draining:
-            self._drain()
+        self._command_done()
 
     def _answer(self, tag, status: bytes, text: bytes):
         self.send((tag or b"*") + b" " + status + b" " + text)

@@ -30,6 +30,7 @@ from mailstack.logs import SessionLog, new_session_id
 from mailstack.protocols import imap_framing as framing, starttls
 from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import Deadline
+from mailstack.protocols.framed_flow import FramedFlow
 from mailstack.protocols.managesieve_grammar import GrammarError, read_command, response, string
 from mailstack.protocols.managesieve_login import ISieveUser, LoginCommands
 from mailstack.protocols.managesieve_scripts import Refused, ScriptCommands
@@ -46,7 +47,8 @@ STATES = {"CAPABILITY": ANY, "LOGOUT": ANY, "NOOP": ANY, "STARTTLS": NOT_AUTHED,
 SCRIPT_UPLOADS = (b"PUTSCRIPT", b"CHECKSCRIPT")
 
 
-class ManageSieveSession(LoginCommands, ScriptCommands, protocol.Protocol, policies.TimeoutMixin):
+class ManageSieveSession(LoginCommands, ScriptCommands, FramedFlow, protocol.Protocol,
+                         policies.TimeoutMixin):
     ticket = UNCOUNTED          # the listener's admission (connection_limits.py)
 
     def __init__(self, factory):
@@ -54,8 +56,9 @@ class ManageSieveSession(LoginCommands, ScriptCommands, protocol.Protocol, polic
         self.db, self.clock, self.portal = factory.db, factory.clock, factory.portal
         self.account = None          # AccountRef once logged in
         self.framing = framing.Framing(self.settings.max_script_size + 2 * SMALL_LITERAL)
-        self.on_command = None       # the SASL exchange waiting for the client's response
-        self._busy = self._draining = self._reading_paused = self._writes_paused = False
+        self.on_line = None          # the SASL exchange waiting for the client's response
+        self.read_limit = self.framing.max_command
+        self.start_flow()            # back-pressure, one command at a time (framed_flow.py)
 
     # --- connection ---------------------------------------------------------------------
     def connectionMade(self):
@@ -99,52 +102,19 @@ class ManageSieveSession(LoginCommands, ScriptCommands, protocol.Protocol, polic
     def tls(self) -> bool:
         return starttls.is_tls(self.transport)
 
-    # --- back-pressure (as the IMAP session) ----------------------------------------------
-    def pauseProducing(self):
-        self._writes_paused = True
-
-    def resumeProducing(self):
-        self._writes_paused = False
-        self._drain()
-
-    def stopProducing(self):
-        self._writes_paused = True
-
-    # --- input ----------------------------------------------------------------------------
+    # --- input (back-pressure: framed_flow.py) ----------------------------------------------
     def dataReceived(self, data: bytes):
         self.resetTimeout()
-        self.framing.feed(data)
-        self._drain()
-        if self.framing.buffered > self.framing.max_command and not self._reading_paused:
-            self._reading_paused = True
-            self.transport.pauseProducing()
-
-    def _drain(self):
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            while not ((self._busy and self.on_command is None) or self._writes_paused
-                       or self.transport.disconnecting):
-                event = self.framing.next_event()
-                if event is None:
-                    break
-                self._handle(event)
-        finally:
-            self._draining = False
-        if self._reading_paused and not self._busy \
-                and self.framing.buffered <= self.framing.max_command:
-            self._reading_paused = False
-            self.transport.resumeProducing()
+        self.take(data)
 
     def _handle(self, event):
         if isinstance(event, framing.Command):
-            waiting, self.on_command = self.on_command, None
+            waiting, self.on_line = self.on_line, None
             return waiting(event.raw) if waiting is not None else self._run(event.raw)
         if isinstance(event, framing.LiteralRequest):
             return self._literal_requested(event)
-        if self.on_command is not None:          # the SASL response was refused
-            waiting, self.on_command = self.on_command, None
+        if self.on_line is not None:          # the SASL response was refused
+            waiting, self.on_line = self.on_line, None
             return waiting(None)
         if isinstance(event, framing.TooLong):
             return self.reply(replies.SIEVE_LINE_TOO_LONG)
@@ -201,9 +171,7 @@ class ManageSieveSession(LoginCommands, ScriptCommands, protocol.Protocol, polic
             self.reply(replies.SIEVE_TRY_LATER)
 
     def _done(self, _):
-        self._busy = False
-        if not self._draining:
-            self._drain()
+        self._command_done()
 
     # --- replies ----------------------------------------------------------------------------
     def write(self, data: bytes) -> None:

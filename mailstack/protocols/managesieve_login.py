@@ -52,7 +52,7 @@ class LoginCommands:
     def reset_after_tls(self):
         """RFC 5804 §2.2: nothing pipelined before the handshake survives it."""
         self.framing.reset()
-        self.on_command = None
+        self.on_line = None
 
     async def cmd_AUTHENTICATE(self, mechanism: str, initial: str | None = None):
         if not isinstance(mechanism, str) or mechanism.upper() != "PLAIN":
@@ -82,7 +82,7 @@ class LoginCommands:
                 d.callback(read_string(raw) if raw is not None else None)
             except GrammarError:
                 d.callback(None)
-        self.on_command = got
+        self.on_line = got
         return d
 
     async def _login(self, user: bytes, password: bytes):

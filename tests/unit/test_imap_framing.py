@@ -289,7 +289,7 @@ def test_skipping_a_huge_refused_literal_keeps_at_most_one_chunk():
 
 def test_a_busy_session_stops_reading_at_the_bound_and_answers_every_pipelined_command_after():
     """While a command runs, nobody takes events: the session must pause the socket once
-    ``framing.buffered`` passes ``MAX_BUFFERED`` (so it holds at most one chunk more), and
+    ``framing.buffered`` passes ``read_limit`` (so it holds at most one chunk more), and
     resume and answer everything once the command is done."""
     login = defer.Deferred()
     server, transport = fake_session(login)
@@ -299,7 +299,7 @@ def test_a_busy_session_stops_reading_at_the_bound_and_answers_every_pipelined_c
     while transport.producerState != "paused":                 # a real socket stops here
         server.dataReceived(chunk)
         sent += 8192
-        assert server.framing.buffered <= imap.MAX_BUFFERED + len(chunk)
+        assert server.framing.buffered <= server.read_limit + len(chunk)
         assert sent < 100 * 8192, "the session never paused reading"
     assert transport.value().count(b"\r\n") == 1                # only the greeting so far
     login.errback(UnauthorizedLogin())
