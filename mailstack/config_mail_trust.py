@@ -120,3 +120,15 @@ class SpamConfig:
     # A submitted message scoring at or above this is refused (550 5.7.1, check
     # spam-outbound); below it, it is sent unchanged.
     submission_threshold: float = setting(15.0, positive)
+    # Learning from the customers' Junk moves over IMAP (spam/learning.py): rspamd's
+    # controller worker (POST /learnspam, /learnham), its password if it asks for one
+    # (sent as the Password header; never logged or printed).
+    learning: bool = True
+    controller_url: str = setting("http://127.0.0.1:11334", http_url)
+    controller_password: str = ""
+    # Seconds before a learn rspamd could not take is tried again (doubling per attempt,
+    # at most an hour); larger messages are not learned (counted as too_large); learns
+    # done are remembered this many days (a message is never learned twice meanwhile).
+    learn_retry_interval: float = setting(60.0, positive)
+    max_learn_size: int = setting(10 * 1024 * 1024, positive)
+    learn_keep_days: int = setting(90, positive)

@@ -65,6 +65,9 @@ class NoMetrics:
     def spam_in_flight(self, now: int, peak: int) -> None:
         pass
 
+    def spam_learn(self, result: str) -> None:
+        pass
+
     def queue(self, recipients: int, oldest_age: float) -> None:
         pass
 
@@ -117,6 +120,12 @@ class Metrics(NoMetrics):
         self._spam_peak = Gauge(
             "mailstack_spam_scans_in_flight_peak", "Most rspamd scans under way at once "
             "since the start (scans of several sessions overlap)", registry=r)
+            "unchecked) or too_large (not scanned)", ["result"], registry=r)
+        self._spam_learns = Counter(
+            "mailstack_spam_learns", "Learns sent to rspamd's controller from the customers' "
+            "Junk moves, by result: learned, already_learned, refused (rspamd never will), "
+            "retry (rspamd down, slow or failing) or failed (given up)", ["result"],
+            registry=r)
         self._queue_size = Gauge(
             "mailstack_queue_recipients", "Recipients waiting in the outbound queue",
             registry=r)
@@ -153,6 +162,9 @@ class Metrics(NoMetrics):
     def spam_in_flight(self, now: int, peak: int) -> None:
         self._spam_in_flight.set(now)
         self._spam_peak.set(peak)
+
+    def spam_learn(self, result: str) -> None:
+        self._spam_learns.labels(result).inc()
 
     def queue(self, recipients: int, oldest_age: float) -> None:
         self._queue_size.set(recipients)

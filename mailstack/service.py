@@ -263,6 +263,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
     srs = _srs(config, db, clock)
+    spam_learner = _spam_learner(config, db, clock, reactor, metrics, root)   # after the pool
     router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer, srs=srs)
 
     def smtp_factory(listener, tables):
@@ -284,7 +285,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
         "imap": lambda listener: imap.IMAPFactory(
             listener, settings=config.imap, db=db, clock=clock, portal=portal,
             tls_options=tls_options, tls_requirement=tls_requirement, watch=watch,
-            spool_dir=spool_dir, limits=limits),
+            spool_dir=spool_dir, limits=limits, spam_learner=spam_learner),
         "sieve": lambda listener: managesieve.ManageSieveFactory(
             listener, settings=config.sieve, db=db, clock=clock, portal=portal,
             tls_options=tls_options, tls_requirement=tls_requirement, limits=limits),
@@ -360,6 +361,20 @@ def _spam_scanner(config: Config, reactor, metrics):
     client = rspamd_client.RspamdClient(reactor, settings.url, settings.timeout)
     return spam_scan.Scanner(client, max_message_size=settings.max_message_size,
                              metrics=metrics)
+
+
+def _spam_learner(config: Config, db, clock, reactor, metrics, root):
+    """The learner of the customers' Junk moves (``[spam]`` on and ``learning``; a change
+    needs a restart), under ``root``; None when off (COPY and MOVE then queue nothing)."""
+    settings = config.spam
+    if not (settings.enabled and settings.learning):
+        return None
+    from mailstack.spam import controller, learning
+    client = controller.Controller(reactor, settings.controller_url,
+                                   settings.controller_password, settings.timeout)
+    learner = learning.Learner(db, clock, client, settings, metrics)
+    learner.setServiceParent(root)
+    return learner
 
 
 def _http():

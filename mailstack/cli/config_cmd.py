@@ -24,8 +24,9 @@ from mailstack.config_sections import Config
 
 EXPIRY_WARNING = datetime.timedelta(days=14)
 # Settings whose values are never printed (the SRS secrets are what keeps bounce addresses
-# from being an open relay: srs.py); ``show`` says how many there are.
-HIDDEN = frozenset({"forwarding.srs_secrets"})
+# from being an open relay: srs.py; rspamd's controller password lets anyone poison the
+# spam statistics); ``show`` says how many secrets there are, or that the password is set.
+HIDDEN = frozenset({"forwarding.srs_secrets", "spam.controller_password"})
 
 
 def settings(config: Config) -> dict[str, object]:
@@ -44,7 +45,9 @@ def settings(config: Config) -> dict[str, object]:
             _flatten(found, f"{f.name}.{key}", item)
     for key in HIDDEN:
         if found.get(key):
-            found[key] = f"({len(found[key])} set, not shown)"
+            value = found[key]
+            found[key] = ("(set, not shown)" if isinstance(value, str)
+                          else f"({len(value)} set, not shown)")
     return found
 
 

@@ -7,7 +7,7 @@ import sys
 
 from mailstack.cli import (
     antispam, auth, common, config_cmd, directory, dkim, dns_records, explain, legacy, mailbox,
-    op25b, policy, queue, quota, server, sessions, sieve, support, traces,
+    op25b, policy, queue, quota, server, sessions, sieve, spam, support, traces,
 )
 
 
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     legacy.register(groups)
     op25b.register(groups)
     sieve.register(groups)
+    spam.register(groups)
     return parser
 
 

@@ -75,6 +75,7 @@ class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
         self.imap_config, self.db, self.clock = factory.settings, factory.db, factory.clock
         self.portal, self.watch, self.spool_dir = factory.portal, factory.watch, factory.spool_dir
         self.tls_options, self.tls_requirement = factory.tls_options, factory.tls_requirement
+        self.spam_learner = factory.spam_learner
         self.state = NOT_AUTHENTICATED
         self.account = None          # imap_account.Account once logged in
         self.view = None             # imap_view.FolderView of the selected folder
@@ -283,15 +284,17 @@ class IMAPFactory(AdmittingFactory):
     ``settings`` is the ``[imap]`` section; ``tls_options`` the server's certificate (None
     when there is none: no STARTTLS); ``tls_requirement`` when a password needs TLS;
     ``watch`` who is told of commits to a folder (``store/watch.py``); ``spool_dir`` where
-    a large APPEND literal is spooled; ``limits`` the admission shared by every listener.
+    a large APPEND literal is spooled; ``limits`` the admission shared by every listener;
+    ``spam_learner`` (``spam/learning.py``) when moves into and out of \\Junk teach rspamd.
     """
 
     def __init__(self, listener, *, settings, db, clock, portal, tls_options, tls_requirement,
-                 watch, spool_dir, limits):
+                 watch, spool_dir, limits, spam_learner=None):
         self.listener, self.name = listener, listener.name or f"imap-{listener.port}"
         self.settings, self.db, self.clock, self.portal = settings, db, clock, portal
         self.tls_options, self.tls_requirement = tls_options, tls_requirement
         self.watch, self.spool_dir, self.limits = watch, spool_dir, limits
+        self.spam_learner = spam_learner
 
     def build_session(self, addr):
         return IMAPServer(self)

@@ -5,7 +5,10 @@ Why a module of its own: these change or search the selected folder, each in one
 transaction answered from its callback; the view (``imap_view``) is changed only by what
 the store returns, so a flag set by another session is never overwritten (STORE adds and
 removes on the stored flags, RFC 3501 §6.4.6).
-Standards: RFC 3501 §6.4, RFC 4315 (UIDPLUS), RFC 6851 (MOVE), RFC 3691 (UNSELECT).
+A COPY or MOVE into or out of \\Junk queues its spam or ham learns in its own transaction
+when learning is on (``store/spam_learning.py``), and kicks the learner after the commit.
+Standards: RFC 3501 §6.4, RFC 4315 (UIDPLUS), RFC 6851 (MOVE), RFC 3691 (UNSELECT),
+RFC 6154 (\\Junk).
 Security: messages are named only through the session's view (sequence numbers and UIDs
 resolve against it), so no command reaches a message outside the selected folder, and the
 target of COPY and MOVE is looked up under the logged-in account; STORE, MOVE and EXPUNGE
@@ -23,7 +26,7 @@ from mailstack.protocols.imap_account import folder_name
 from mailstack.protocols.imap_fetch import FetchCommand
 from mailstack.protocols.imap_replies import READ_ONLY, TRYCREATE, no
 from mailstack.protocols.imap_search_grammar import resolve_recent
-from mailstack.store import imap_store, message_search
+from mailstack.store import imap_store, message_search, spam_learning
 from mailstack.store.errors import NotFound, OverQuota
 
 
@@ -75,11 +78,12 @@ class SelectedCommands(FetchCommand):
         try:
             folder, ids, uids = await self.db.run(
                 imap_store.copy_messages, self.account.ref.id, [m.id for _, m in chosen],
-                folder_name(command.mailbox))
+                folder_name(command.mailbox), learning=self._recording())
         except NotFound:
             raise no(TRYCREATE) from None
         except OverQuota:
             raise no(replies.IMAP_OVER_QUOTA) from None
+        self._learn(folder, ids)
         return self._copyuid(folder, ids, uids) + b"COPY completed"
 
     async def cmd_MOVE(self, command):
@@ -90,14 +94,26 @@ class SelectedCommands(FetchCommand):
         try:
             folder, ids, uids = await self.db.run(
                 imap_store.move_messages, self.account.ref.id, view.folder.id,
-                [m.id for _, m in chosen], folder_name(command.mailbox))
+                [m.id for _, m in chosen], folder_name(command.mailbox),
+                learning=self._recording())
         except NotFound:
             raise no(TRYCREATE) from None
+        self._learn(folder, ids)
         if uids:   # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges
             self.untagged(b"OK " + self._copyuid(folder, ids, uids) + b"Moved")
         for seq in view.drop(ids):
             self.untagged(b"%d EXPUNGE" % seq)
         return b"MOVE completed"
+
+    def _recording(self):
+        learner = self.spam_learner
+        return learner.recording() if learner is not None else None
+
+    def _learn(self, folder, ids) -> None:
+        """After the commit: wake the learner when the copy taught something."""
+        if self.spam_learner is not None and ids and spam_learning.direction(
+                self.view.folder.special_use, folder.special_use):
+            self.spam_learner.kick()
 
     def _copyuid(self, folder, ids, uids) -> bytes:
         if not uids:

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
-from mailstack.store import changes, directory, mailboxes
+from mailstack.store import changes, directory, mailboxes, spam_learning
 from mailstack.store.message_search import flag_is
 from mailstack.store.errors import Conflict, NotFound, OverQuota
 from mailstack.store.schema import (
@@ -209,10 +209,13 @@ def expunge(conn: Connection, folder_id: int, only_ids=None) -> list[int]:
 
 
 def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
-                  quota_checked: bool = True) -> tuple[mailboxes.FolderInfo, list[int], list[int]]:
+                  quota_checked: bool = True, learning=None
+                  ) -> tuple[mailboxes.FolderInfo, list[int], list[int]]:
     """Copy into ``target`` with new UIDs (and GUIDs): (target, source ids copied, new UIDs).
 
     The source ids come back in ``message_ids`` order, so COPYUID pairs them with the UIDs.
+    ``learning`` (a ``spam_learning.Recording``): a copy into or out of \\Junk queues its
+    learns in this transaction.
     """
     folder = mailboxes.get_folder(conn, account_id, target)
     if folder is None:
@@ -221,7 +224,7 @@ def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
     if not ids:
         return folder, [], []
     rows = conn.execute(select(messages.c.id, messages.c.internal_date, messages.c.size,
-                               messages.c.flags, messages.c.body)
+                               messages.c.flags, messages.c.body, messages.c.folder_id)
                         .where(messages.c.id.in_(ids))).all()
     by_id = {r.id: r for r in rows}
     if not by_id:
@@ -242,15 +245,20 @@ def copy_messages(conn: Connection, account_id: int, message_ids, target: str,
                 ["message_id", *(c.name for c in columns)],
                 select(literal(copy_id), *columns).where(side.c.message_id == message_id)))
         uids.append(first + offset)
+    if learning is not None:
+        spam_learning.record_copy(conn, account_id, rows[0].folder_id, folder.special_use,
+                                  [r.body for r in rows], learning)
     return folder, [i for i in ids if i in by_id], uids
 
 
-def move_messages(conn: Connection, account_id: int, source_id: int, message_ids, target: str):
+def move_messages(conn: Connection, account_id: int, source_id: int, message_ids, target: str,
+                  learning=None):
     """MOVE (RFC 6851): copy and expunge in one transaction; same result as copy_messages.
 
     No quota check: the account's usage does not grow.
     """
-    result = copy_messages(conn, account_id, message_ids, target, quota_checked=False)
+    result = copy_messages(conn, account_id, message_ids, target, quota_checked=False,
+                           learning=learning)
     mailboxes.delete_messages(conn, source_id, result[1])
     return result
 

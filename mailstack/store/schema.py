@@ -473,3 +473,31 @@ sieve_scripts = Table(
     Index("uq_sieve_scripts_active", "account_id", unique=True,
           sqlite_where=text("active"), postgresql_where=text("active")),
 )
+
+spam_learns = Table(
+    "spam_learns", metadata,
+    # A message a customer moved into \Junk (learn as spam) or out of it (as ham), to be
+    # taught to rspamd (store/spam_learning.py, spam/learning.py).  Written in the
+    # transaction of the IMAP COPY or MOVE; the body is kept until the learn is done, so
+    # an expunge meanwhile loses nothing.  One row per account, message digest and
+    # direction: a message is never learned twice the same way.
+    Column("id", ID(), primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("digest", String(64), nullable=False),        # SHA-256 of the body, hex
+    Column("direction", String(4), nullable=False),      # spam | ham
+    Column("body", LargeBinary),                         # NULL once done, or too large
+    Column("size", Integer, nullable=False),
+    # pending | learning (claimed) | learned | refused (rspamd never will) | too_large |
+    # failed (given up after retrying)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime),                # a learner's lease
+    Column("last_error", CleanText, nullable=False),     # or why it was refused
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("account_id", "digest", "direction", name="uq_spam_learns_message"),
+    Index("ix_spam_learns_status_next", "status", "next_attempt_at"),
+    Index("ix_spam_learns_updated", "updated_at"),
+)

@@ -88,3 +88,15 @@ def test_check_passes_a_sound_setup_and_names_each_problem(tmp_path, db_url, dns
             assert "error: dns: no answer from 127.0.0.1:1" in found.stdout
             assert f"warning: listeners: imap 127.0.0.1:{port} is in use" in found.stdout
             assert found.returncode == 1 and "error(s)" in found.stderr
+
+
+def test_show_never_prints_the_rspamd_controller_password(tmp_path, db_url, dns_server):
+    config = write(tmp_path, db_url, dns_server.address, free_port())
+    config.write_text(config.read_text() + '[spam]\ncontroller_password = "s3cret-learn"\n')
+    for args in (("--format", "json"), ("--changed",)):
+        done = mailstack(config, "config", "show", *args)
+        assert done.returncode == 0, done.stderr
+        assert "s3cret-learn" not in done.stdout
+    every = json.loads(mailstack(config, "config", "show", "--format", "json").stdout)
+    assert every["spam.controller_password"] == "(set, not shown)"
+    assert every["spam.controller_url"] == "http://127.0.0.1:11334"
