@@ -120,7 +120,6 @@ class Metrics(NoMetrics):
         self._spam_peak = Gauge(
             "mailstack_spam_scans_in_flight_peak", "Most rspamd scans under way at once "
             "since the start (scans of several sessions overlap)", registry=r)
-            "unchecked) or too_large (not scanned)", ["result"], registry=r)
         self._spam_learns = Counter(
             "mailstack_spam_learns", "Learns sent to rspamd's controller from the customers' "
             "Junk moves, by result: learned, already_learned, refused (rspamd never will), "

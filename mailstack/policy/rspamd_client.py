@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from twisted.internet import defer
 
-from mailstack.policy.http_exchange import ExchangeFailed, exchange
+from mailstack.http_exchange import ExchangeFailed, exchange
 from mailstack.policy.spam_scan import ScanFailed
 
 

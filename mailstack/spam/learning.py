@@ -29,6 +29,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import clock as clocks
+from mailstack.http_exchange import ExchangeFailed
 from mailstack.metrics import NO_METRICS
 from mailstack.repeating import Repeating
 from mailstack.store import spam_learning as queue
@@ -131,7 +132,6 @@ class Learner(Repeating):
 def _why(error: Exception) -> str:
     if isinstance(error, (defer.TimeoutError, defer.CancelledError)):
         return "timed out"
-    reason = getattr(error, "reasons", None)          # twisted.web's ResponseFailed
-    if reason:
-        return type(reason[0].value).__name__
+    if isinstance(error, ExchangeFailed):              # a broken or oversized answer
+        return str(error)
     return type(error).__name__

@@ -1,4 +1,4 @@
-"""The rspamd client's HTTP/1.1 exchange (``policy/http_exchange.py``) against a real TCP
+"""The rspamd client's HTTP/1.1 exchange (``http_exchange.py``) against a real TCP
 peer on loopback that answers as scripted: what rspamd itself never does (chunked
 answers, answers cut off, too large, silent peers, a peer slow to read a large body).
 The client against a real rspamd: tests/e2e/test_spam_scan.py."""
@@ -13,8 +13,8 @@ import pytest
 from twisted.internet import defer, error, reactor
 
 from mailstack.message.spool import spooled
-from mailstack.policy import http_exchange
-from mailstack.policy.http_exchange import MAX_ANSWER, ExchangeFailed, exchange
+from mailstack import http_exchange
+from mailstack.http_exchange import MAX_ANSWER, ExchangeFailed, exchange
 from tests.support.reactor import call
 
 HEAD = b"POST /checkv2 HTTP/1.1\r\nHost: test\r\nContent-Length: %d\r\n\r\n"

@@ -37,6 +37,8 @@ OURS = {
     # SPAM Blocker lists: "allow"/"block", and an address or domain store/spam_settings.py
     # checked and lower-cased.
     "spam_senders.kind", "spam_senders.pattern",
+    # The learn queue: a hex SHA-256, "spam"/"ham" and our own status words.
+    "spam_learns.digest", "spam_learns.direction", "spam_learns.status",
 }
 
 

@@ -1,5 +1,6 @@
-"""One HTTP/1.1 request and its response over a connection of its own: what the rspamd
-client needs of HTTP, and nothing else.
+"""One HTTP/1.1 request and its response over a connection of its own: what mailstack's
+clients of rspamd need of HTTP (the scan, ``policy/rspamd_client.py``; the learns,
+``spam/controller.py``), and nothing else.
 
 Why not ``twisted.web.client.Agent``: per request it builds a pool key, an endpoint, a
 ``Request``, a ``Response``, a body producer, an ``HTTP11ClientProtocol`` with its
@@ -8,7 +9,7 @@ parser and transport proxies, and chains a dozen Deferreds; for a 4 KB message a
 Here: one ``connectTCP``, one protocol object, the request head written at once, the
 body from the spool, one buffer for the answer.
 
-- The body is the message's spool (``message/spool.py``: ``pieces``), written in pieces of
+- The body is the message's spool (``message/spool.py``: ``pieces``; or plain bytes), written in pieces of
   ``PIECE`` octets; a message of one piece is written at once, a larger one through a
   streaming producer the transport pauses when its buffer is full (backpressure), so a
   50 MB message never sits in memory whole.
@@ -20,7 +21,7 @@ body from the spool, one buffer for the answer.
   the Deferred does the same with ``CancelledError``.  Nothing blocks the reactor.
 
 Standards: RFC 9112 (HTTP/1.1 message syntax, chunked transfer coding), RFC 9110.
-Security: the peer is our own service (``[spam] url``), yet its answer is bounded in size
+Security: the peer is our own service (``[spam] url``, ``controller_url``), yet its answer is bounded in size
 and time and parsed strictly (a malformed status line, length or chunk size fails the
 exchange); the request head is built by the caller from values it has cleaned.
 """
@@ -44,13 +45,27 @@ class ExchangeFailed(Exception):
 
 def exchange(reactor, host: str, port: int, head: bytes, spool, timeout: float):
     """A Deferred firing with (status, body) of the answer to ``head`` (request line and
-    header fields, ending in the empty line) followed by the octets of ``spool``."""
+    header fields, ending in the empty line) followed by the octets of ``spool`` (a
+    message spool, or bytes)."""
+    if isinstance(spool, (bytes, bytearray)):
+        spool = _Octets(bytes(spool))
     ex = _Exchange(head, spool)
     ex.finished = defer.Deferred(lambda d: ex.abort(defer.CancelledError()))
     ex.timer = reactor.callLater(timeout, ex.abort, defer.TimeoutError(
         f"no answer from {host}:{port} within {timeout} s"))
     ex.connector = reactor.connectTCP(host, port, _Once(ex), timeout=timeout)
     return ex.finished
+
+
+class _Octets:
+    """Bytes with the two things ``_Exchange`` asks of a spool."""
+
+    def __init__(self, octets: bytes):
+        self.octets, self.size = octets, len(octets)
+
+    def pieces(self, size: int):
+        for at in range(0, self.size, size):
+            yield self.octets[at:at + size]
 
 
 class _Once(protocol.ClientFactory):
