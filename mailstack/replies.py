@@ -102,6 +102,9 @@ DMARC_REJECT = Reply(550, "5.7.1", "Message rejected: it fails the DMARC policy 
 AUTHENTICATION_TEMPFAIL = Reply(451, "4.7.5", "Message authentication (SPF/DKIM/DMARC) could not be checked; try again later")
 # rspamd's verdict (policy/spam_scan.py): its own text and symbols stay in the rejection log.
 SPAM_REJECT = Reply(550, "5.7.1", "Message rejected: it looks like spam")
+# A recipient's Sieve reject/ereject at DATA time (RFC 5429 §2.1, §2.2): the script's reason,
+# made printable and short by delivery/sieve_delivery.py.
+SIEVE_REJECT = Reply(550, "5.7.1", "<{address}>: Message rejected by the recipient: {reason}")
 SPAM_TEMPFAIL = Reply(451, "4.7.1", "Message deferred by the content filter; try again later")
 # A submitted message rspamd scored too high (policy/spam_outbound.py): the customer sees it.
 SPAM_OUTBOUND_REJECT = Reply(550, "5.7.1", "Message not sent: our content filter takes it for spam; if it is not, tell support the reference")

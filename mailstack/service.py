@@ -32,6 +32,7 @@ from mailstack.threads import WorkerPool
 from mailstack.config_sections import Config, ListenerConfig
 from mailstack.delivery.outbound import OutboundQueue
 from mailstack.delivery.routing import MessageRouter
+from mailstack.delivery.sieve_delivery import Sieve
 from mailstack.delivery.sts_policies import StsPolicies
 from mailstack.delivery.tls_check import TrustAnchors
 from mailstack.delivery.tls_report_sender import TLSReportSender
@@ -264,7 +265,8 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     watch.setServiceParent(root)
     srs = _srs(config, db, clock)
     spam_learner = _spam_learner(config, db, clock, reactor, metrics, root)   # after the pool
-    router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer, srs=srs)
+    sieve = Sieve(config.server.hostname, signer, srs)      # each customer's Sieve script
+    router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer, srs=srs, sieve=sieve)
 
     def smtp_factory(listener, tables):
         return smtp.build_factory(

@@ -50,7 +50,7 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from mailstack import clock as clocks
-from mailstack.delivery import bounce, spam_copies
+from mailstack.delivery import bounce, sieve_delivery, spam_copies
 from mailstack.dkim import body_hash
 from mailstack.dkim.signer import HEAD_LIMIT as signer_head_limit, NO_SIGNER
 from mailstack.store import mailboxes, queue, submissions
@@ -163,7 +163,7 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
                   account_id=None, client_ip=None, queue_id=None, submission=None,
                   undeliverable=(), hostname: str, prepared=None, signed: bytes = b"",
                   sign=None, junk: bool = False, forward_sender: str | None = None,
-                  screening=None) -> int:
+                  screening=None, sieve=None) -> int:
     """Copy into local INBOXes, queue remote recipients, and record a customer's submission.
 
     ``prepared`` is ``local_copy(...)``, computed before the transaction; without it, it
@@ -176,7 +176,8 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     ``screening`` (``store.spam_filing.Screening``, port 25's rspamd scan): each account's
     SPAM Blocker and sender lists choose its copy's folder and tag (``spam_copies``).
     ``forward_sender``: the envelope sender of the copy for the addresses the recipients
-    forward to (SRS: ``srs.py``); None: nothing is forwarded."""
+    forward to (SRS: ``srs.py``); None: nothing is forwarded.  ``sieve``
+    (``sieve_delivery.SieveRun``): the recipients' Sieve scripts choose their copies."""
     local = sorted({i for r in accepted for i in r.account_ids})
     remote = [r.address for r in accepted if r.remote]
     forwards = forwarded(accepted) if forward_sender is not None else []
@@ -186,8 +187,11 @@ def store_message(conn, sender: str, accepted, spool, received: bytes, at: datet
     if local:
         if prepared is None:
             prepared = local_copy(sender, accepted, spool, received, conn.dialect.name)
-        stored = spam_copies.deliver(conn, local, prepared, at, junk=junk,
-                                     screening=spam_copies.worth_asking(screening, accepted))
+        if sieve is not None:
+            stored = sieve.deliver(conn, local, prepared, at, junk=junk, screening=screening)
+        else:
+            stored = spam_copies.deliver(conn, local, prepared, at, junk=junk,
+                                         screening=spam_copies.worth_asking(screening, accepted))
     if submission is not None:
         submissions.record(conn, replace(submission, user_agent=mail_program(head)))
     if remote:
@@ -219,13 +223,15 @@ class MessageRouter:
     without the router knowing the queue: ``service.py`` builds the queue first.
     ``signer`` DKIM-signs what leaves (``dkim/signer.py``; ``NO_SIGNER``: nothing).
     ``srs`` (``srs.SRS``) rewrites the sender of forwarded copies; None: they keep it.
+    ``sieve`` (``sieve_delivery.Sieve``) runs the recipients' Sieve scripts; None: none.
     """
 
-    def __init__(self, db, clock, on_queued=None, signer=NO_SIGNER, srs=None):
+    def __init__(self, db, clock, on_queued=None, signer=NO_SIGNER, srs=None, sieve=None):
         self.db, self.clock = db, clock
         self.on_queued = on_queued
         self.signer = signer
         self.srs = srs
+        self.sieve = sieve
 
     def store(self, sender: str, accepted, spool, trace: TraceFacts, *, account=None,
               tls: bool = False, undeliverable=(), auth_header: bytes = b"", junk: bool = False,
@@ -238,7 +244,8 @@ class MessageRouter:
         the message in but not out (a DMARC ``p=reject`` failure): no forwarded copy;
         ``screening``: port 25's scan, for each account's SPAM Blocker (``spam_copies``)."""
         forwards = forward and bool(forwarded(accepted))
-        if any(r.remote for r in accepted) or forwards or (undeliverable and sender):
+        scripted = self.sieve is not None and any(getattr(r, "sieve", ()) for r in accepted)
+        if any(r.remote for r in accepted) or forwards or (undeliverable and sender) or scripted:
             d = self.signer.ready()      # the keys in memory before the store's thread signs
             d.addCallback(lambda _: self._store(sender, accepted, spool, trace, account, tls,
                                                 undeliverable, auth_header, junk, forwards,
@@ -262,6 +269,9 @@ class MessageRouter:
                 user_agent=None, port=trace.port)
         received = received_header(trace, at)
         dialect = self.db.engine.dialect.name
+        run = None if self.sieve is None else self.sieve.for_message(
+            sender, accepted, spool, received, trace.queue_id, at_data=account is None,
+            seen=return_path(sender) + received + auth_header)
         # With the deliveries of other sessions of the moment in one transaction (group
         # commit): one COMMIT, one flush, for several messages, each 250 after it.
         d = self.db.body_budget.run(
@@ -274,9 +284,11 @@ class MessageRouter:
                 client_ip=trace.client_ip, queue_id=trace.queue_id, submission=submission,
                 undeliverable=undeliverable, hostname=trace.hostname,
                 sign=self.signer.signatures, junk=junk, forward_sender=forward_sender,
-                screening=screening),
+                screening=screening, sieve=run),
             sender, accepted, spool, received, at)
         queued = any(r.remote for r in accepted) or forwards or (undeliverable and sender)
         if queued and self.on_queued is not None:
             d.addCallback(lambda stored: (self.on_queued(), stored)[1])
+        if run is not None:
+            d.addCallback(sieve_delivery.after_commit, run, self.on_queued, queued)
         return d

@@ -32,6 +32,7 @@ class Accepted:
     forward: tuple[str, ...] = ()   # remote addresses it forwards to (an alias, an SRS bounce)
     spam_blocker: tuple[int, ...] = ()  # of account_ids: SPAM Blocker on (at RCPT)
     spam_lists: tuple[int, ...] = ()    # of account_ids: with sender list entries (at RCPT)
+    sieve: tuple = ()                   # of account_ids: (id, active script id, its version)
 
 
 @dataclass(frozen=True)

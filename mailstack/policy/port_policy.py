@@ -146,7 +146,8 @@ class PortPolicy:
         found = route.recipients
         return Outcome(decision=decision, accepted=Accepted(
             address, found.account_ids, remote=not route.hosted, room=route.room,
-            forward=found.forward, spam_blocker=found.spam_blocker, spam_lists=found.spam_lists))
+            forward=found.forward, spam_blocker=found.spam_blocker, spam_lists=found.spam_lists,
+            sieve=found.sieve))
 
     def _checked(self, request) -> bool:
         """Whether the client's verdict applies: not to a proven sender, not where the port

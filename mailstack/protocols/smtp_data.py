@@ -30,9 +30,12 @@ content is not inspected here (that is the policy's, at delivery).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet import defer
 
 from mailstack import replies
+from mailstack.delivery.sieve_delivery import Refused
 from mailstack.message.spool import Spool
 from mailstack.protocols.lines import OVERLONG
 from mailstack.store.errors import StoreUnavailable
@@ -212,8 +215,10 @@ class MessageReception:
         if outcome.reply is not None:
             return outcome
         intake = self.factory.intake
-        yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable,
-                           outcome.authentication, outcome.forward, outcome.spam)
+        stored = yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable,
+                                    outcome.authentication, outcome.forward, outcome.spam)
+        if isinstance(stored, Refused):      # the one recipient's Sieve reject (RFC 5429)
+            return replace(outcome, reply=stored.reply)
         yield self.policy.after_delivery(request, spool)
         yield intake.reflect(self, envelope)
         return outcome

@@ -10,7 +10,9 @@ from sqlalchemy.engine import Connection
 
 from mailstack.store import mailboxes
 from mailstack.store.errors import Conflict, NotFound
-from mailstack.store.schema import accounts, aliases, domains, folders, messages, spam_senders
+from mailstack.store.schema import (
+    accounts, aliases, domains, folders, messages, sieve_scripts, spam_senders,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class Recipients:
     # (delivery/spam_copies.py): clean mail to accounts without lists costs no statement.
     spam_blocker: tuple[int, ...] = ()
     spam_lists: tuple[int, ...] = ()
+    # Of ``account_ids``: those with an active Sieve script, as (account id, script id,
+    # its update time): the version delivery runs (delivery/sieve_delivery.py), compiled
+    # once per process; no statement more at delivery, with a script or without.
+    sieve: tuple[tuple[int, int, datetime], ...] = ()
 
     @property
     def exists(self) -> bool:
@@ -56,15 +62,21 @@ class Route:
 _HOSTED = select(domains.c.id).where(domains.c.name == bindparam("name"))
 _LISTED = (exists().where(spam_senders.c.account_id == accounts.c.id)
            .correlate(accounts).label("listed"))
+_ACTIVE_SCRIPT = (sieve_scripts.c.account_id == accounts.c.id, sieve_scripts.c.active)
+_SCRIPT_ID = (select(sieve_scripts.c.id).where(*_ACTIVE_SCRIPT).correlate(accounts)
+              .scalar_subquery().label("script_id"))
+_SCRIPT_AT = (select(sieve_scripts.c.updated_at).where(*_ACTIVE_SCRIPT).correlate(accounts)
+              .scalar_subquery().label("script_at"))
 _ACCOUNT_STATE = select(accounts.c.id, accounts.c.enabled, accounts.c.spam_blocker,
-                        _LISTED).where(accounts.c.address == bindparam("address"))
+                        _LISTED, _SCRIPT_ID, _SCRIPT_AT
+                        ).where(accounts.c.address == bindparam("address"))
 _QUOTA = select(accounts.c.quota_bytes).where(accounts.c.id == bindparam("account_id"))
 
 
 # The hosted-domain test, the account and its quota in one statement: an RCPT to an
 # account (the common case) costs one query, not three (issue 16).
 _ROUTE = (select(domains.c.id, accounts.c.id, accounts.c.enabled, accounts.c.quota_bytes,
-                 accounts.c.spam_blocker, _LISTED)
+                 accounts.c.spam_blocker, _LISTED, _SCRIPT_ID, _SCRIPT_AT)
           .select_from(domains.outerjoin(accounts, accounts.c.address == bindparam("address")))
           .where(domains.c.name == bindparam("domain")))
 
@@ -75,22 +87,29 @@ def route(conn: Connection, address: str) -> Route:
                                 "domain": address.rpartition("@")[2]}).first()
     if row is None:
         return Route(False)
-    _domain, account_id, enabled, quota, blocker, listed = row
+    _domain, account_id, enabled, quota, blocker, listed, script_id, script_at = row
     if account_id is None:                  # an alias, or nobody
         recipients = resolve(conn, address)
         return Route(True, recipients, room_left(conn, recipients.account_ids))
     if not enabled:
         return Route(True, Recipients(()))
     room = None if quota is None else quota - mailbox_usage(conn, account_id)[1]
-    return Route(True, _recipients([(account_id, blocker, listed)]), room)
+    return Route(True, _recipients([(account_id, blocker, listed, _version(script_id, script_at))]),
+                 room)
 
 
 def _recipients(found, forward=()) -> Recipients:
-    """Recipients of [(account id, SPAM Blocker on, has list entries)], each once."""
+    """Recipients of [(account id, SPAM Blocker on, has list entries, (its active Sieve
+    script's id, update time) or None)], each once."""
     found = list({account[0]: account for account in found}.values())
-    return Recipients(tuple(i for i, _, _ in found), tuple(forward),
-                      tuple(i for i, blocker, _ in found if blocker),
-                      tuple(i for i, _, listed in found if listed))
+    return Recipients(tuple(i for i, *_ in found), tuple(forward),
+                      tuple(i for i, blocker, *_ in found if blocker),
+                      tuple(i for i, _, listed, _ in found if listed),
+                      tuple((i, *script) for i, *_, script in found if script))
+
+
+def _version(script_id, updated_at):
+    return None if script_id is None else (script_id, updated_at)
 
 
 def room_left(conn: Connection, account_ids) -> int | None:
@@ -322,7 +341,9 @@ def resolve(conn: Connection, address: str) -> Recipients:
     (its enabled accounts, and the remote addresses it forwards to)."""
     row = conn.execute(_ACCOUNT_STATE, {"address": address}).first()
     if row is not None:
-        return _recipients([(row.id, row.spam_blocker, row.listed)] if row.enabled else [])
+        return _recipients([(row.id, row.spam_blocker, row.listed,
+                                 _version(row.script_id, row.script_at))]
+                           if row.enabled else [])
     targets = [t for (t,) in conn.execute(select(aliases.c.target)
                                            .where(aliases.c.address == address))]
     local, remote = [], []
@@ -330,7 +351,8 @@ def resolve(conn: Connection, address: str) -> Recipients:
         account = conn.execute(_ACCOUNT_STATE, {"address": target}).first()
         if account is not None:
             if account.enabled:
-                local.append((account.id, account.spam_blocker, account.listed))
+                local.append((account.id, account.spam_blocker, account.listed,
+                              _version(account.script_id, account.script_at)))
         elif not is_hosted(conn, target.rpartition("@")[2]):
             remote.append(target)      # a forward (a domain hosted since: nobody, skipped)
     return _recipients(local, remote)

@@ -15,7 +15,8 @@ import re
 from datetime import timezone
 
 from sqlalchemy import (
-    Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
+    Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData,
+    PrimaryKeyConstraint, String,
     Table, Text, TypeDecorator, UniqueConstraint, BigInteger, false, text,
 )
 
@@ -500,4 +501,16 @@ spam_learns = Table(
     UniqueConstraint("account_id", "digest", "direction", name="uq_spam_learns_message"),
     Index("ix_spam_learns_status_next", "status", "next_attempt_at"),
     Index("ix_spam_learns_updated", "updated_at"),
+)
+
+vacation_replies = Table(
+    "vacation_replies", metadata,
+    # When a Sieve vacation action last answered a sender, per response (RFC 5230 §4.1,
+    # §4.2): at most one reply per :days; written with the stored message
+    # (store/vacation_replies.py).
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("sender", String(320), nullable=False),
+    Column("handle", String(100), nullable=False),
+    Column("replied_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("account_id", "sender", "handle", name="pk_vacation_replies"),
 )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mailstack.store.errors import Conflict, NotFound, StoreError
@@ -146,3 +146,16 @@ def _lock_account(conn: Connection, account_id: int) -> None:
                          .with_for_update()).first()
     if found is None:
         raise NotFound("account")
+
+
+_CONTENT = select(table.c.content).where(table.c.id == bindparam("id"))
+_NAME = select(table.c.name).where(table.c.id == bindparam("id"))
+
+
+def content(conn: Connection, script_id: int) -> str:
+    return conn.execute(_CONTENT, {"id": script_id}).scalar() or ""
+
+
+def name_of(conn: Connection, script_id: int) -> str:
+    """The script's name, for the log ("?" when it was deleted meanwhile)."""
+    return conn.execute(_NAME, {"id": script_id}).scalar() or "?"
