@@ -39,6 +39,9 @@ OURS = {
     "spam_senders.kind", "spam_senders.pattern",
     # The learn queue: a hex SHA-256, "spam"/"ham" and our own status words.
     "spam_learns.digest", "spam_learns.direction", "spam_learns.status",
+    # Vacation replies: an envelope sender our SMTP parser accepted, and a handle from a
+    # script (strict UTF-8, no NUL: sieve/scripts.py) or its digest.
+    "vacation_replies.sender", "vacation_replies.handle",
 }
 
 
