@@ -15,6 +15,9 @@ No global file is read for configuration or written.
 The client is the standard library (urllib with a cookie jar, html.parser): it GETs the login
 page, posts the form with its ``_token``, and then calls Roundcube's own URLs as its
 JavaScript does (``_remote=1`` requests carry the token in ``X-Roundcube-Request``).
+
+``start(..., extra=...)`` adds settings, e.g. the managesieve plugin's
+(tests/support/roundcube_managesieve.py).
 Security: loopback only; the des_key is random per instance.
 """
 
@@ -152,12 +155,14 @@ class Roundcube:
 
 
 def start(directory: Path, *, imap_host: str, smtp_host: str, ca: Path,
-          peer_name: str, debug: bool = True) -> Roundcube:
-    """Configure, initialise and serve a Roundcube; returns once it answers HTTP."""
+          peer_name: str, debug: bool = True, extra: dict | None = None) -> Roundcube:
+    """Configure, initialise and serve a Roundcube; returns once it answers HTTP.
+    ``extra`` adds or overrides settings (e.g. ``managesieve_settings(...)``)."""
     for sub in ("logs", "temp"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
     values = settings(directory, imap_host=imap_host, smtp_host=smtp_host, ca=ca,
                       peer_name=peer_name, debug=debug)
+    values.update(extra or {})
     config_dir = write_config(directory, values)
     create_database(directory / "roundcube.db")
     server_log = directory / "logs" / "php-server.log"
@@ -213,9 +218,26 @@ class Form:
     def values(self) -> dict:
         return dict(self.fields)
 
+    def fill(self, values: dict) -> None:
+        """Set fields as a user would: a list value replaces every ``name[]`` input of a
+        list field; any other value replaces the field (or adds it, e.g. a checked box)."""
+        for name, value in values.items():
+            if isinstance(value, (list, tuple)):
+                kept = [f for f in self.fields if f[0] != name + "[]"]
+                self.fields = kept + [(name + "[]", v) for v in value]
+            elif any(f[0] == name for f in self.fields):
+                self.fields = [(n, value if n == name else v) for n, v in self.fields]
+            else:
+                self.fields.append((name, value))
+
 
 class _Forms(HTMLParser):
-    """Every form on a page with the values a browser would submit unchanged."""
+    """Every form on a page with the values a browser would submit unchanged.
+
+    As a browser, disabled fields are not submitted.  A ``<textarea data-type="list">``
+    is what Roundcube's scripts (``smart_field_init`` in managesieve.js and the elastic
+    skin) replace by one text input ``name[]`` per line, disabling the textarea itself.
+    """
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -229,11 +251,13 @@ class _Forms(HTMLParser):
             self.forms.append(Form(a))
         elif not self.forms:
             return
+        elif "disabled" in a:
+            return
         elif tag == "input" and a.get("name") and a.get("type", "text") not in ("submit", "button", "file"):
             if a.get("type") not in ("checkbox", "radio") or "checked" in a:
                 self.forms[-1].fields.append((a["name"], a.get("value", "")))
         elif tag == "textarea" and a.get("name"):
-            self._textarea = [a["name"], ""]
+            self._textarea = [a["name"], "", a.get("data-type") == "list"]
         elif tag == "select" and a.get("name"):
             self._select = [a["name"], None, None]       # name, first, selected
         elif tag == "option" and self._select is not None:
@@ -249,7 +273,11 @@ class _Forms(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag == "textarea" and self._textarea is not None:
-            self.forms[-1].fields.append(tuple(self._textarea))
+            name, text, as_list = self._textarea
+            if as_list:
+                self.forms[-1].fields += [(name + "[]", line) for line in text.split("\n")]
+            else:
+                self.forms[-1].fields.append((name, text))
             self._textarea = None
         elif tag == "select" and self._select is not None:
             name, first, selected = self._select
@@ -315,14 +343,16 @@ class Webmail:
         self.token = page.env().get("request_token")
         return page
 
-    def remote(self, action: str, post: dict | None = None, **params) -> dict:
+    def remote(self, action: str, post: dict | list | None = None, task: str = "mail",
+               **params) -> dict:
         """An AJAX call as app.js makes it: ``_remote=1``, the token in X-Roundcube-Request."""
         headers = {"X-Roundcube-Request": self.token, "X-Requested-With": "XMLHttpRequest"}
         if post is None:
-            page = self.get(self.url(_task="mail", _action=action, _remote=1, **params), headers)
+            page = self.get(self.url(_task=task, _action=action, _remote=1, **params), headers)
         else:
-            url = self.url(_task="mail", _action=action, **params)
-            page = self.post(url, dict(post, _remote=1), headers)
+            url = self.url(_task=task, _action=action, **params)
+            post = list(post.items()) if isinstance(post, dict) else list(post)
+            page = self.post(url, post + [("_remote", 1)], headers)
         assert page.status == 200, (page.status, page.text[:500])
         return json.loads(page.text)
 
