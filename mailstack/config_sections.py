@@ -261,6 +261,14 @@ class ClientSetupConfig:
 
 
 @dataclass(frozen=True)
+class WhiteholeConfig:
+    """The whitehole request page (``/whitehole`` on the HTTPS listener, issue 21)."""
+
+    requests_per_minute: int = setting(10, positive)     # submissions per client IP
+    review_days: int = setting(90, positive)             # an approved entry's review date
+
+
+@dataclass(frozen=True)
 class DomainsConfig:
     hosted: tuple[str, ...] = setting(factory=tuple)
 
@@ -298,6 +306,7 @@ class Config:
     authentication: AuthenticationConfig = setting(factory=AuthenticationConfig)
     spam: SpamConfig = setting(factory=SpamConfig)
     client_setup: ClientSetupConfig = setting(factory=ClientSetupConfig)
+    whitehole: WhiteholeConfig = setting(factory=WhiteholeConfig)
     migration: MigrationConfig = setting(factory=MigrationConfig)
     limits: LimitsConfig = setting(factory=LimitsConfig)
     listeners: tuple[ListenerConfig, ...] = setting(factory=tuple)

@@ -291,7 +291,7 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
         "sieve": lambda listener: managesieve.ManageSieveFactory(
             listener, settings=config.sieve, db=db, clock=clock, portal=portal,
             tls_options=tls_options, tls_requirement=tls_requirement, limits=limits),
-        "http": lambda listener: _http().build_factory(config, db, clock, portal),
+        "http": lambda listener: _http().build_factory(config, db, clock, portal, resolver),
         "smtp": lambda listener: smtp_factory(listener, mx),
         "submission": lambda listener: smtp_factory(listener, submission),
         "metrics": lambda listener: _metrics_http().build_factory(metrics, queue.measure,

@@ -10,7 +10,7 @@ import ipaddress
 from datetime import timedelta
 
 from mailstack import dns
-from mailstack.cli import common
+from mailstack.cli import common, whitehole
 from mailstack.cli.common import CommandError, add_format, emit, open_context, operator, run
 from mailstack.policy import blocklist, complaints as complaint_rules, dnsbl as dnsbl_check
 from mailstack.store import blocks, complaints, whitelist
@@ -72,8 +72,12 @@ def whitelist_add(args):
 def whitelist_list(args):
     ctx = open_context(args)
     rows = [{"entry": e.entry, "kind": e.kind, "reason": e.reason, "added_by": e.added_by,
-             "since": e.created_at.isoformat()} for e in run(ctx, whitelist.all_entries)]
-    emit(args, rows, ["entry", "kind", "reason", "added_by", "since"])
+             "since": e.created_at.isoformat(), "origin": e.origin,
+             "review": e.review_at.date().isoformat() if e.review_at else ""}
+            for e in run(ctx, whitelist.all_entries)]
+    if args.format != "json":      # an approved request's reason is the sender's text
+        rows = [{k: whitehole.printable(v) for k, v in row.items()} for row in rows]
+    emit(args, rows, ["entry", "kind", "origin", "reason", "added_by", "since", "review"])
 
 
 def whitelist_remove(args):
@@ -170,12 +174,14 @@ def register(groups) -> None:
     p.add_argument("--reason", required=True)
     p.add_argument("--by")
     p.set_defaults(func=whitelist_add)
-    p = wl.add_parser("list", help="every whitelist entry, with its reason")
+    p = wl.add_parser("list", help="every whitelist entry, with its origin (manual or the "
+                                   "whitehole request it was approved from) and reason")
     add_format(p)
     p.set_defaults(func=whitelist_list)
     p = wl.add_parser("remove", help="take an entry off the whitelist")
     p.add_argument("entry")
     p.set_defaults(func=whitelist_remove)
+    whitehole.register(wl)
 
     complaint = groups.add_parser("complaint", help="complaints against sending IPs").add_subparsers(
         dest="verb", required=True, metavar="VERB")

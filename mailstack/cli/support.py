@@ -98,7 +98,7 @@ def why(args):
     verified = confirmed.value if isinstance(confirmed, dns.Found) else None
     report["ptr"] = _outcome(ptr)
     report["forward_confirmed"] = verified or "no"
-    report["whitelist"] = [f"{e.entry}: {e.reason} (by {e.added_by})"
+    report["whitelist"] = [f"{e.entry}: {e.reason} (by {e.added_by}, {e.origin})"
                            for e in run(ctx, whitelist.all_entries) if e.matches(ip, verified)]
     active = run(ctx, blocks.active_for, ip, now)
     report["blocks"] = [f"{b.action} since {b.created_at.isoformat(timespec='seconds')} until "

@@ -32,7 +32,9 @@ KINDS = {
         "{ip}, was listed on the public blocklist {zone} when it connected.",
         "The administrator of the sending server should look {ip} up on the blocklist's web "
         "site{url}, remove the cause (often an infected PC or a hacked account sending spam) "
-        "and ask for delisting. Mail is accepted again as soon as the listing is gone.",
+        "and ask for delisting. Mail is accepted again as soon as the listing is gone. If "
+        "it is urgent, the administrator can ask us for an exception on our whitehole "
+        "request page (/whitehole on our mail server's web address) with this bounce.",
         "If the mail is urgent and the sender is trusted, ask our support desk for an "
         "exception (a whitelist entry) and send us this bounce.", "listing"),
     "no_ptr": Kind(

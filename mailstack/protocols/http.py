@@ -1,5 +1,6 @@
-"""The HTTP(S) listener: Thunderbird autoconfig, Outlook Autodiscover, Apple profiles, and
-each hosted domain's MTA-STS policy.
+"""The HTTP(S) listener: Thunderbird autoconfig, Outlook Autodiscover, Apple profiles,
+each hosted domain's MTA-STS policy, the self-check page (``selfcheck.py``) and the
+whitehole request page (``whitehole_page.py``).
 
 Why on the mail reactor: the answers depend on the hosted domains (database) and on the
 policy in force (injected clock), exactly as the mail listeners do; a separate web server
@@ -29,7 +30,7 @@ from twisted.web import resource, server
 
 from mailstack import addresses, clock as clocks
 from mailstack.policy import client_settings, sender_records
-from mailstack.protocols import apple_profile, selfcheck
+from mailstack.protocols import apple_profile, http_body, selfcheck, whitehole_page
 from mailstack.store import directory
 
 log = Logger(namespace="mailstack.http")
@@ -64,11 +65,13 @@ def _sub(parent, tag, text=None, **attrs):
 class ClientSetup(resource.Resource):
     isLeaf = True
 
-    def __init__(self, config, db, clock, portal):
+    def __init__(self, config, db, clock, portal, resolver=None):
         # The whole config: the answers name the host, ports and phases of several sections
-        # (``policy/client_settings.py``); ``portal`` only for the settings check.
+        # (``policy/client_settings.py``); ``portal`` only for the settings check;
+        # ``resolver`` for the whitehole page's DNSBL lookups (one page: its rate limit).
         super().__init__()
         self.config, self.db, self.clock, self.portal = config, db, clock, portal
+        self.whitehole = whitehole_page.WhiteholePage(config, db, clock, resolver)
 
     # --- routing ------------------------------------------------------------------------
 
@@ -77,6 +80,8 @@ class ClientSetup(resource.Resource):
         if path == "/check":
             return selfcheck.SelfCheck(self.config, self.db, self.clock,
                                        self.portal).render_GET(request)
+        if path == whitehole_page.html.PATH:
+            return self.whitehole.render_GET(request)
         if path in AUTOCONFIG_PATHS:
             return self._respond(request, self._autoconfig, request)
         if path.startswith("/autodiscover/autodiscover.json"):
@@ -92,6 +97,8 @@ class ClientSetup(resource.Resource):
         if path.rstrip("/") == "/check":
             return selfcheck.SelfCheck(self.config, self.db, self.clock,
                                        self.portal).render_POST(request)
+        if path.rstrip("/") == whitehole_page.html.PATH:
+            return self.whitehole.render_POST(request)
         if path == "/autodiscover/autodiscover.xml":
             return self._respond(request, self._autodiscover_xml, request)
         return self._plain(request, 404, b"not found\n")
@@ -284,9 +291,10 @@ def register_avatars(realm) -> None:
     selfcheck.register_avatars(realm)
 
 
-def build_factory(config, db, clock, portal):
+def build_factory(config, db, clock, portal, resolver=None):
     """The site of one HTTP listener (every HTTP listener serves the same pages)."""
-    site = server.Site(ClientSetup(config, db, clock, portal))
+    site = server.Site(ClientSetup(config, db, clock, portal, resolver))
+    site.requestFactory = http_body.BoundedRequest      # bodies kept to MAX_BODY octets
     site.displayTracebacks = False
     site.noisy = False
     return site

@@ -366,6 +366,34 @@ whitelist = Table(
     Column("reason", String(255), nullable=False),
     Column("added_by", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # The whitehole request an approval created it from (``whitehole_requests.ref``);
+    # NULL: added by hand.  When the desk looks at the entry again.
+    Column("request_ref", String(16)),
+    Column("review_at", UTCDateTime),
+)
+
+whitehole_requests = Table(
+    "whitehole_requests", metadata,
+    # A sender's administrator asking for a whitelist entry on the HTTPS page (issue 21):
+    # what they sent (the pasted bounce is hostile input: shown only escaped), what the
+    # page found (``findings``: JSON) and told them (``outcome``), and the desk's decision.
+    Column("id", Integer, primary_key=True),
+    Column("ref", String(16), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("client_ip", String(45), nullable=False),      # who filed it (the web client)
+    Column("ip", String(45), nullable=False),             # the mail server to whitelist
+    Column("contact", CleanString(320), nullable=False),
+    Column("reason", CleanText, nullable=False),
+    Column("bounce", CleanText, nullable=False),
+    Column("verdict", String(32), nullable=False),        # the explainer's kind
+    Column("outcome", String(16), nullable=False),        # desk/whitehole.py OUTCOMES
+    Column("findings", CleanText, nullable=False),
+    Column("state", String(16), nullable=False),          # open | answered | approved | denied
+    Column("decided_at", UTCDateTime),
+    Column("decided_by", String(64)),
+    Column("note", CleanText),
+    Index("ix_whitehole_requests_state_created", "state", "created_at"),
+    Index("ix_whitehole_requests_ip", "ip"),
 )
 
 complaints = Table(

@@ -2,7 +2,9 @@
 checks (never the relay check).
 
 Why hostname suffixes only for verified names: anyone can publish a PTR record claiming
-``mail.google.com``; only a forward-confirmed name proves it.
+``mail.google.com``; only a forward-confirmed name proves it.  Each entry keeps its origin:
+added by hand, or approved from a whitehole request (``request_ref``, with the date the
+desk reviews it again: ``store/whitehole_requests.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ class Entry:
     reason: str
     added_by: str
     created_at: datetime
+    request_ref: str | None = None      # the whitehole request it was approved from
+    review_at: datetime | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"request {self.request_ref}" if self.request_ref else "manual"
 
     def matches(self, ip: str, verified_name: str | None) -> bool:
         if self.kind == "host":
@@ -47,19 +55,21 @@ def parse_entry(text: str) -> tuple[str, str]:
     return ("." + name.lstrip(".")), "host"
 
 
-def add(conn: Connection, text: str, reason: str, added_by: str, at: datetime) -> Entry:
+def add(conn: Connection, text: str, reason: str, added_by: str, at: datetime, *,
+        request_ref: str | None = None, review_at: datetime | None = None) -> Entry:
     entry, kind = parse_entry(text)
     if conn.execute(select(whitelist.c.id).where(whitelist.c.entry == entry)).first():
         raise Conflict(f"{entry} is already whitelisted")
     conn.execute(insert(whitelist).values(entry=entry, kind=kind, reason=reason[:255],
-                                          added_by=added_by[:64], created_at=at))
-    return Entry(entry, kind, reason, added_by, at)
+                                          added_by=added_by[:64], created_at=at,
+                                          request_ref=request_ref, review_at=review_at))
+    return Entry(entry, kind, reason[:255], added_by[:64], at, request_ref, review_at)
 
 
 def all_entries(conn: Connection) -> list[Entry]:
-    rows = conn.execute(select(whitelist.c.entry, whitelist.c.kind, whitelist.c.reason,
-                               whitelist.c.added_by, whitelist.c.created_at)
-                        .order_by(whitelist.c.entry))
+    c = whitelist.c
+    rows = conn.execute(select(c.entry, c.kind, c.reason, c.added_by, c.created_at,
+                               c.request_ref, c.review_at).order_by(c.entry))
     return [Entry(*r) for r in rows]
 
 
