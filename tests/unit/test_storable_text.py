@@ -42,6 +42,11 @@ OURS = {
     # Vacation replies: an envelope sender our SMTP parser accepted, and a handle from a
     # script (strict UTF-8, no NUL: sieve/scripts.py) or its digest.
     "vacation_replies.sender", "vacation_replies.handle",
+    # Whitehole requests: our reference, addresses parsed by ipaddress, our verdict, outcome
+    # and state words, the desk's login name; the whitelist entry's request reference.
+    "whitehole_requests.ref", "whitehole_requests.client_ip", "whitehole_requests.ip",
+    "whitehole_requests.verdict", "whitehole_requests.outcome", "whitehole_requests.state",
+    "whitehole_requests.decided_by", "whitelist.request_ref",
 }
 
 
