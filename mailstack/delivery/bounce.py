@@ -38,7 +38,7 @@ from email.utils import format_datetime
 
 from mailstack import srs
 from mailstack.desk.did_you_mean import domain_hint
-from mailstack.store import directory, mailboxes, queue
+from mailstack.store import mailboxes, queue, routes
 
 HEADER_LIMIT = 64 * 1024    # octets of the original header quoted at most
 
@@ -114,10 +114,10 @@ def return_to_sender(conn, hostname: str, sender: str, failures, original: bytes
     if not sender:
         return None
     dsn = build(hostname, sender, failures, original, at)
-    route = directory.route(conn, sender)
+    route = routes.route(conn, sender)
     if route.hosted and not route.recipients.account_ids and _ours(sender):
         sender = srs.unwrap(sender)      # a forwarded copy's SRS sender: its origin
-        route = directory.route(conn, sender)
+        route = routes.route(conn, sender)
     if route.hosted:   # final delivery of a null-sender message (RFC 5321 §4.4)
         mailboxes.deliver(conn, route.recipients.account_ids, b"Return-Path: <>\r\n" + dsn, at)
         return None

@@ -32,7 +32,7 @@ import re
 from mailstack import clock as clocks, replies
 from mailstack.policy.decision import DUNNO, Decision, Verdict, reject
 from mailstack.srs import SRSError
-from mailstack.store.directory import Recipients, Route
+from mailstack.store.routes import Recipients, Route
 
 HEAD_LIMIT = 256 * 1024       # octets of a header looked at for Received and Content-Type
 _RECEIVED = re.compile(rb"(?im)^received:")

@@ -38,7 +38,7 @@ from mailstack.policy.decision import Decision, Verdict, reject
 from mailstack.policy.outcome import Accepted, Outcome, Sender, refused
 from mailstack.policy.quota import FitsMailbox, without_room
 from mailstack.policy.reflector import Reflector
-from mailstack.store import directory
+from mailstack.store import routes
 from mailstack.store.errors import StoreUnavailable
 
 log = Logger(namespace="mailstack.policy")
@@ -103,7 +103,7 @@ class PortPolicy:
     @defer.inlineCallbacks
     def rcpt(self, request):
         try:
-            route = yield self.db.read(directory.route, request.recipient)
+            route = yield self.db.read(routes.route, request.recipient)
         except StoreUnavailable:
             log.warn("{session}: RCPT TO <{rcpt}> deferred: store unavailable",
                      session=request.session, rcpt=request.recipient)
@@ -112,7 +112,7 @@ class PortPolicy:
         decision = yield self.tables.relay.run(request)
         if not decision.accepts:
             return refused((yield self.rejections.refuse(request, decision, "rcpt")), decision)
-        if isinstance(decision.subject, directory.Route):   # the address routed by its check
+        if isinstance(decision.subject, routes.Route):   # the address routed by its check
             request = replace(request, route=decision.subject)      # (an SRS bounce address)
         verdict = yield self._client_verdict(request)
         if not verdict.accepts:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from mailstack.store.directory import Route
+from mailstack.store.routes import Route
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
 
-from mailstack.store import changes, directory, mailboxes, spam_learning
+from mailstack.store import changes, directory, mailboxes, routes, spam_learning
 from mailstack.store.message_search import flag_is
 from mailstack.store.errors import Conflict, NotFound, OverQuota
 from mailstack.store.schema import (
@@ -133,7 +133,7 @@ def quota(conn: Connection, account_id: int) -> tuple[int, int | None]:
 
 
 def _check_room(conn: Connection, account_id: int, size: int) -> None:
-    room = directory.room_left(conn, [account_id])
+    room = routes.room_left(conn, [account_id])
     if room is not None and size > room:
         raise OverQuota(f"{size} bytes do not fit in {room}")
 

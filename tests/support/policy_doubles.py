@@ -26,7 +26,8 @@ from mailstack import dns
 from mailstack.policy.client_state import ClientState
 from mailstack.policy.outcome import Accepted, Outcome
 from mailstack.realm.credentials import AccountRef
-from mailstack.store import blocks, complaints, directory, logins, rejections, submissions
+from mailstack.store import blocks, complaints, directory
+from mailstack.store import logins, rejections, routes, submissions
 from mailstack.store import whitelist
 from mailstack.store.errors import StoreUnavailable
 
@@ -79,7 +80,7 @@ class FakeStore:
             blocks.active_for: self.active_blocks, blocks.earlier_blocks: self.earlier_blocks,
             blocks.add: self.add_block, whitelist.all_entries: lambda: list(self.whitelist),
             logins.last_success_from: self.last_success_from,
-            directory.route: self.route, directory.may_send_as: self.may_send_as,
+            routes.route: self.route, directory.may_send_as: self.may_send_as,
             submissions.recipients_since: self.recipients_since,
             rejections.record: self.rejections.append,
             rejections.count_since: self.count_rejections,
@@ -125,13 +126,13 @@ class FakeStore:
 
     def route(self, address):
         if address.rpartition("@")[2] not in self.hosted:
-            return directory.Route(False)
+            return routes.Route(False)
         if address in self.aliases:
-            return directory.Route(True, directory.Recipients(self.aliases[address]))
+            return routes.Route(True, routes.Recipients(self.aliases[address]))
         if address not in self.accounts:
-            return directory.Route(True)
+            return routes.Route(True)
         account_id, room = self.accounts[address]
-        return directory.Route(True, directory.Recipients((account_id,)), room)
+        return routes.Route(True, routes.Recipients((account_id,)), room)
 
     def may_send_as(self, account_id, address):
         allowed = self.send_as.get(account_id, set())

@@ -16,7 +16,7 @@ from sqlalchemy import event
 
 from mailstack.delivery import routing
 from mailstack.message.spool import spooled
-from mailstack.store import directory, mailboxes
+from mailstack.store import directory, mailboxes, routes
 from mailstack.store.errors import NotFound
 
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -50,21 +50,21 @@ def _statements(db):
 def test_an_rcpt_to_an_account_is_one_query(store):
     db, ids = store
     seen = _statements(db)
-    route = db.read_sync(directory.route, "u@example.test")
-    assert route == directory.Route(True, directory.Recipients((ids["u"],)), None)
+    route = db.read_sync(routes.route, "u@example.test")
+    assert route == routes.Route(True, routes.Recipients((ids["u"],)), None)
     assert len([sql for sql in seen if sql.lstrip().upper().startswith("SELECT")]) == 1
 
 
 def test_routes_say_what_they_said_before(store):
     db, ids = store
-    route = lambda address: db.read_sync(directory.route, address)  # noqa: E731
-    assert route("u@elsewhere.test") == directory.Route(False)
-    assert route("nobody@example.test") == directory.Route(True, directory.Recipients(()))
-    assert route("off@example.test") == directory.Route(True, directory.Recipients(()))
-    assert route("team@example.test") == directory.Route(
-        True, directory.Recipients((ids["u"], ids["v"])), None)
-    assert route("full@example.test") == directory.Route(
-        True, directory.Recipients((ids["full"],)), 1000)
+    route = lambda address: db.read_sync(routes.route, address)  # noqa: E731
+    assert route("u@elsewhere.test") == routes.Route(False)
+    assert route("nobody@example.test") == routes.Route(True, routes.Recipients(()))
+    assert route("off@example.test") == routes.Route(True, routes.Recipients(()))
+    assert route("team@example.test") == routes.Route(
+        True, routes.Recipients((ids["u"], ids["v"])), None)
+    assert route("full@example.test") == routes.Route(
+        True, routes.Recipients((ids["full"],)), 1000)
     db.run_sync(mailboxes.deliver, [ids["full"]], MESSAGE, AT)
     assert route("full@example.test").room == 1000 - len(MESSAGE)
 

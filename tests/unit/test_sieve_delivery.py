@@ -14,7 +14,7 @@ from mailstack.delivery.sieve_delivery import Sieve
 from mailstack.dkim.signer import NO_SIGNER
 from mailstack.message.spool import spooled
 from mailstack.policy.outcome import Accepted
-from mailstack.store import directory, mailboxes, sieve_scripts, spam_settings
+from mailstack.store import directory, mailboxes, routes, sieve_scripts, spam_settings
 from mailstack.store.spam_filing import Screening
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
@@ -59,7 +59,7 @@ def folders_of(db, account_id) -> dict[str, list[bytes]]:
 
 
 def accepted(db, address) -> Accepted:
-    found = db.read_sync(directory.route, address).recipients
+    found = db.read_sync(routes.route, address).recipients
     return Accepted(address, found.account_ids, spam_blocker=found.spam_blocker,
                     spam_lists=found.spam_lists, sieve=found.sieve)
 

@@ -18,7 +18,7 @@ from mailstack.policy.outcome import Accepted
 from mailstack.policy.dmarc import DMARCResult
 from mailstack.policy.request import SMTPRequest
 from mailstack.policy.spf_check import SPFResult
-from mailstack.store import directory, mailboxes, spam_filing, spam_settings
+from mailstack.store import directory, mailboxes, routes, spam_filing, spam_settings
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.spam_filing import ALLOWED, BLOCKED, Filing, PLAIN, Screening
 
@@ -223,12 +223,12 @@ def test_the_rcpt_route_says_whose_settings_may_matter(db, accounts):
     db.run_sync(directory.add_alias, "team@example.test", "ann@example.test")
     db.run_sync(directory.add_alias, "team@example.test", "bob@example.test")
     db.run_sync(directory.add_alias, "team@example.test", "cat@example.test")
-    found = db.read_sync(directory.route, "ann@example.test").recipients
+    found = db.read_sync(routes.route, "ann@example.test").recipients
     assert (found.spam_blocker, found.spam_lists) == ((ann,), ())
-    found = db.read_sync(directory.route, "team@example.test").recipients
+    found = db.read_sync(routes.route, "team@example.test").recipients
     assert found.account_ids == (ann, bob, cat)
     assert (found.spam_blocker, found.spam_lists) == ((ann,), (cat,))
-    assert db.read_sync(directory.route, "bob@example.test").recipients.spam_lists == ()
+    assert db.read_sync(routes.route, "bob@example.test").recipients.spam_lists == ()
 
 
 def Rcpt(account_ids, blocker=(), lists=()) -> Accepted:

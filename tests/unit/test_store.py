@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import inspect
 
-from mailstack.store import directory, logins, mailboxes, migrations
+from mailstack.store import directory, logins, mailboxes, migrations, routes
 from mailstack.store.db import make_engine
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.schema import metadata
@@ -62,11 +62,11 @@ def test_alias_resolves_to_its_local_accounts(db):
     bob = db.run_sync(directory.add_account, "bob@example.test", "h", NOW)
     db.run_sync(directory.add_alias, "sales@example.test", "ann@example.test")
     db.run_sync(directory.add_alias, "sales@example.test", "bob@example.test")
-    found = db.run_sync(directory.resolve, "sales@example.test")
+    found = db.run_sync(routes.resolve, "sales@example.test")
     assert found.account_ids == (ann, bob) and found.forward == ()
     with pytest.raises(NotFound):          # a hosted target must be an account
         db.run_sync(directory.add_alias, "sales@example.test", "nobody@example.test")
-    assert not db.run_sync(directory.resolve, "nobody@example.test").exists
+    assert not db.run_sync(routes.resolve, "nobody@example.test").exists
 
 
 def test_an_alias_reaches_accounts_here_and_forwards_to_remote_addresses(db):
@@ -75,10 +75,10 @@ def test_an_alias_reaches_accounts_here_and_forwards_to_remote_addresses(db):
     assert db.run_sync(directory.add_alias, "team@example.test", "ann@example.test") is False
     assert db.run_sync(directory.add_alias, "team@example.test", "bob@remote.test") is True
     assert db.run_sync(directory.add_alias, "out@example.test", "carol@far.test") is True
-    route = db.run_sync(directory.route, "team@example.test")
+    route = db.run_sync(routes.route, "team@example.test")
     assert route.hosted and route.recipients.account_ids == (ann,)
     assert route.recipients.forward == ("bob@remote.test",)
-    only = db.run_sync(directory.route, "out@example.test")
+    only = db.run_sync(routes.route, "out@example.test")
     assert only.recipients.exists and only.recipients.account_ids == ()
     assert only.recipients.forward == ("carol@far.test",) and only.room is None
     with pytest.raises(Conflict):
