@@ -28,18 +28,11 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from mailstack import clock as clocks, dns, tls
-from mailstack.threads import WorkerPool
 from mailstack.config_sections import Config, ListenerConfig
-from mailstack.delivery.outbound import OutboundQueue
 from mailstack.delivery.routing import MessageRouter
 from mailstack.delivery.sieve_delivery import Sieve
-from mailstack.delivery.sts_policies import StsPolicies
-from mailstack.delivery.tls_check import TrustAnchors
-from mailstack.delivery.tls_report_sender import TLSReportSender
-from mailstack.dkim.signer import Signer
 from mailstack.metrics import NO_METRICS, Metrics
 from mailstack.policy import mx, notices, submission
-from mailstack.policy.authentication import Authenticator
 from mailstack.policy.tls_required import TLSRequirement
 from mailstack.prompt_tcp import PromptEndpoint
 from mailstack.protocols import imap, managesieve, pop3, smtp
@@ -49,8 +42,8 @@ from mailstack.protocols.pop3_lease import MaildropLocks, claim_node
 from mailstack.protocols.traces import Traces
 from mailstack.realm import checker as checkers, hashing, portal as portals, throttle
 from mailstack.reload import Reloader
-from mailstack.srs import SRS
-from mailstack.store import directory, migrations, srs_secrets
+from mailstack import service_trust as trust
+from mailstack.store import directory, migrations
 from mailstack.store.db import Database
 from mailstack.store.watch import FolderWatch
 
@@ -254,17 +247,17 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
     sessions, traces, limits = _admission(config, db, clock, reactor, locks.node.name)
     metrics.sessions_from(lambda: limits.by_protocol)
     root = service.MultiService()
-    authenticator = _authenticator(config, resolver, reactor)
-    spam_scanner = _spam_scanner(config, reactor, metrics)
+    authenticator = trust.authenticator(config, resolver, reactor)
+    spam_scanner = trust.spam_scanner(config, reactor, metrics)
     PoolService(db, hasher, locks, sessions,
                 [authenticator.pool] if authenticator else []).setServiceParent(root)
     sessions.setServiceParent(root)
     traces.setServiceParent(root)
-    signer, queue = _outbound(config, db, clock, reactor, resolver, metrics, root)
+    signer, queue = trust.outbound(config, db, clock, reactor, resolver, metrics, root)
     watch = FolderWatch(db, reactor, config.imap.idle_poll)
     watch.setServiceParent(root)
-    srs = _srs(config, db, clock)
-    spam_learner = _spam_learner(config, db, clock, reactor, metrics, root)   # after the pool
+    srs = trust.srs(config, db, clock)
+    spam_learner = trust.spam_learner(config, db, clock, reactor, metrics, root)   # after the pool
     sieve = Sieve(config.server.hostname, signer, srs)      # each customer's Sieve script
     router = MessageRouter(db, clock, on_queued=queue.kick, signer=signer, srs=srs, sieve=sieve)
 
@@ -304,79 +297,6 @@ def build(config: Config, reactor, clock=None) -> tuple[service.MultiService, Bu
                         resolver=resolver, warner=warner, metrics=metrics,
                         authenticator=authenticator, srs=srs, spam_scanner=spam_scanner)
     return root, Built(listeners, reloader, db, hasher, watch, spool_dir)
-
-
-def _outbound(config: Config, db, clock, reactor, resolver, metrics, root):
-    """(signer, queue): the queue runner with the DKIM signer of what leaves and the
-    destinations' MTA-STS policies, and the daily TLS reports, all under ``root``."""
-    signer = Signer(db, clock, config.dkim.reload_interval)
-    sts = _sts_policies(config, db, clock, reactor, resolver)
-    queue = OutboundQueue(db, clock, reactor, resolver, config.delivery, config.server.hostname,
-                          metrics, signer, sts)
-    queue.setServiceParent(root)
-    if sts is not None and config.mta_sts.reports:
-        TLSReportSender(db, clock, resolver, signer, config.server.hostname,
-                        config.mta_sts.report_interval, queue.kick).setServiceParent(root)
-    return signer, queue
-
-
-def _sts_policies(config: Config, db, clock, reactor, resolver) -> StsPolicies | None:
-    """Outbound MTA-STS (``[mta_sts]``): the destinations' policies and the CAs their
-    hosts must chain to; None when it is off."""
-    settings = config.mta_sts
-    if not settings.enabled:
-        return None
-    anchors = TrustAnchors(str(config.path(settings.ca_file)) if settings.ca_file else "", clock)
-    return StsPolicies(db, clock, reactor, resolver, settings, anchors)
-
-
-def _srs(config: Config, db, clock) -> SRS:
-    """The sender rewriting of forwarded mail: ``[forwarding]``'s secrets, or the one kept
-    in the database (made on the first start); a change needs a restart."""
-    settings = config.forwarding
-    secrets = settings.srs_secrets or db.run_sync(srs_secrets.ensure, clocks.now(clock))
-    return SRS(settings.srs_domain or config.server.hostname, secrets,
-               settings.srs_max_age_days)
-
-
-def _authenticator(config: Config, resolver, reactor) -> Authenticator | None:
-    """Port 25's message checks (``[authentication]``; a change needs a restart); its
-    pool starts no thread before the first message."""
-    settings = config.authentication
-    if not settings.enabled:
-        return None
-    pool = WorkerPool("authentication", settings.threads, reactor)
-    return Authenticator(resolver, reactor, pool, authserv_id=config.server.hostname,
-                         public_suffix_list=str(config.path(settings.public_suffix_list))
-                         if settings.public_suffix_list else "",
-                         max_message_size=settings.max_message_size)
-
-
-def _spam_scanner(config: Config, reactor, metrics):
-    """Port 25's rspamd client (``[spam]``; a change needs a restart), or None; its
-    module is imported only when scanning is on (submission asks the same client:
-    ``Scanner.for_submission``)."""
-    settings = config.spam
-    if not settings.enabled:
-        return None
-    from mailstack.policy import rspamd_client, spam_scan
-    client = rspamd_client.RspamdClient(reactor, settings.url, settings.timeout)
-    return spam_scan.Scanner(client, max_message_size=settings.max_message_size,
-                             metrics=metrics)
-
-
-def _spam_learner(config: Config, db, clock, reactor, metrics, root):
-    """The learner of the customers' Junk moves (``[spam]`` on and ``learning``; a change
-    needs a restart), under ``root``; None when off (COPY and MOVE then queue nothing)."""
-    settings = config.spam
-    if not (settings.enabled and settings.learning):
-        return None
-    from mailstack.spam import controller, learning
-    client = controller.Controller(reactor, settings.controller_url,
-                                   settings.controller_password, settings.timeout)
-    learner = learning.Learner(db, clock, client, settings, metrics)
-    learner.setServiceParent(root)
-    return learner
 
 
 def _http():
