@@ -139,6 +139,13 @@ KINDS = {
         "links, attachments with macros), or ask the recipient to add you to their "
         "contacts.", "Ask our support desk to look at the filter's record; send us this "
         "bounce.", "none"),
+    "recipient_filter": Kind(
+        "refused: the recipient's own filter rejected the message",
+        "The recipient has a filter (Sieve) that refuses such messages and gave the reason "
+        "quoted in the bounce; our server did not judge the sender.",
+        "Nothing we can change: the recipient chose to refuse it. Reach them another way if "
+        "it matters.", "Look at your filters (webmail: Settings, Filters) if this message "
+        "should have come through.", "policy"),
     "temporary": Kind(
         "deferred: a temporary problem; the sending server retries",
         "Our server asked the sending server to try again later ({reason}).",

@@ -24,13 +24,14 @@ TEMPLATES = [
     ("op25b", replies.OP25B), ("sunset", replies.POP_BEFORE_SMTP_ENDED),
     ("auth_required", replies.AUTH_REQUIRED), ("dmarc", replies.DMARC_REJECT),
     ("spam", replies.SPAM_REJECT), ("temporary", replies.SPAM_TEMPFAIL),
+    ("recipient_filter", replies.SIEVE_REJECT),
     ("temporary", replies.AUTHENTICATION_TEMPFAIL), ("temporary", replies.RATE_LIMITED),
 ]
 BY_STATUS = {"5.1.1": "unknown_user", "5.7.25": "no_ptr", "4.7.25": "no_ptr",
              "4.2.2": "over_quota", "5.2.2": "over_quota"}
 BY_CHECK = {"dnsbl": "dnsbl", "rdns": "no_ptr", "relay": "relay_denied", "op25b": "op25b",
             "dmarc": "dmarc", "spam": "spam", "srs": "unknown_user", "quota": "over_quota",
-            "recipients-per-hour": "temporary"}
+            "recipients-per-hour": "temporary", "sieve": "recipient_filter"}
 # A kind told by a block record -> the block source it comes from.
 BLOCK_KINDS = {"spam_trap": "trap", "complaints": "complaints", "local_block": "manual",
                "harvest": "harvest", "firewall": "manual"}

@@ -202,6 +202,15 @@ class PortPolicy:
         d.addErrback(_verification_failed, request)
         return d
 
+    def refused_by_recipient(self, request, reply) -> defer.Deferred:
+        """The reply (with its ref) for a message its one recipient's Sieve script rejected
+        at the end of DATA (RFC 5429 §2.1): in the rejection log like every refusal, so
+        ``mailstack rejections``, ``why`` and ``explain`` find it."""
+        decision = Decision(Verdict.REJECT, "sieve", "the recipient's Sieve script rejected it",
+                            reply)
+        first = next((r.address for r in request.recipients), None)
+        return self.rejections.refuse(replace(request, recipient=first), decision, "data")
+
     def after_delivery(self, request, spool):
         if self.reports is None:
             return defer.succeed(None)

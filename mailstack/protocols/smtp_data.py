@@ -218,7 +218,8 @@ class MessageReception:
         stored = yield intake.store(self, envelope, spool, queue_id, outcome.undeliverable,
                                     outcome.authentication, outcome.forward, outcome.spam)
         if isinstance(stored, Refused):      # the one recipient's Sieve reject (RFC 5429)
-            return replace(outcome, reply=stored.reply)
+            reply = yield self.policy.refused_by_recipient(request, stored.reply)
+            return replace(outcome, reply=reply)
         yield self.policy.after_delivery(request, spool)
         yield intake.reflect(self, envelope)
         return outcome

@@ -9,10 +9,12 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from twisted.logger import formatEvent, globalLogPublisher
 
-from mailstack.store import directory, sieve_scripts
+from mailstack.store import directory, rejections, sieve_scripts
 from tests.support.sieve_mail import (
     ANN, BOB, REMOTE, folders, install, mailbox, message, queued, send, start, submit,
 )
@@ -178,6 +180,9 @@ def test_reject_is_a_550_at_data_for_a_single_recipient(mx, command):
     code, text = send(mx, message(subject="great offer"))
     assert code == 550 and text.startswith("5.7.1 ") and "No offers, thanks." in text
     assert subjects(mx, ANN) == [] and queued(mx) == []
+    ref = re.search(r"\(ref ([A-Z0-9]+)\)", text).group(1)       # the desk finds it
+    (row,) = mx.db(rejections.search, text=ref)
+    assert (row.check_name, row.stage, row.rcpt_to) == ("sieve", "data", ANN)
     assert send(mx, message(subject="hello"))[0] == 250
     assert subjects(mx, ANN) == ["hello"]
 

@@ -68,6 +68,10 @@ KINDS = {
     "dmarc": (lambda conn: _row("DMRC2345", "dmarc", "DMARC policy of sender.test: reject",
                                 replies.DMARC_REJECT.format(domain="sender.test", policy="reject")),
               "DKIM"),
+    "recipient_filter": (lambda conn: _row("SEVE2345", "sieve", "the recipient's Sieve script rejected it",
+                                           replies.SIEVE_REJECT.format(address="alice@example.test",
+                                                                       reason="No offers, thanks.")),
+                         "your filters"),
 }
 
 
