@@ -25,13 +25,14 @@ from urllib.parse import quote
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import defer
-from twisted.web import resource, server
+from twisted.web import resource
 from zope.interface import Interface
 
 from mailstack import clock as clocks
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.policy import client_settings
 from mailstack.protocols import selfcheck_spam
+from mailstack.protocols.http_answer import later, send
 from mailstack.realm.checker import TemporaryAuthFailure
 from mailstack.realm.credentials import SessionCredentials
 from mailstack.store import selfcheck as store, spam_settings
@@ -45,12 +46,6 @@ CLEARTEXT = "sent your password without encryption: turn on SSL/TLS"
 POP_BEFORE_SMTP = "uses POP before SMTP: turn on SMTP authentication"
 TEXT = b"text/plain; charset=utf-8"
 HTML = b"text/html; charset=utf-8"
-SECURITY_HEADERS = {
-    b"cache-control": b"no-store",
-    b"content-security-policy": b"default-src 'none'; form-action 'self'; frame-ancestors 'none'",
-    b"x-content-type-options": b"nosniff",
-    b"referrer-policy": b"no-referrer",
-}
 
 
 class ISelfCheckUser(Interface):
@@ -95,22 +90,13 @@ class SelfCheck(resource.Resource):
         log = SessionLog("mailstack.selfcheck", new_session_id(), client_ip)
         if not request.isSecure():
             log.info("selfcheck refused: plain http")
-            return _send(request, 403, TEXT, self._use_https().encode())
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
-
-        def reply(result):
-            if not finished:
-                request.write(_send(request, *result))
-                request.finish()
+            return send(request, 403, TEXT, self._use_https().encode())
 
         def failed(failure):
             log.failure("selfcheck failed", failure)
-            reply((500, TEXT, b"temporary problem, try again later\n"))
+            return 500, TEXT, b"temporary problem, try again later\n"
 
-        d = answer(request, client_ip, log)
-        d.addCallback(reply).addErrback(failed)
-        return server.NOT_DONE_YET
+        return later(request, answer(request, client_ip, log), failed)
 
     def _use_https(self) -> str:
         port = self.config.client_setup.https_port
@@ -271,11 +257,3 @@ def _challenge(text: str):
 
 def _busy():
     return 503, TEXT, b"temporary problem, try again in a few minutes\n", {b"retry-after": b"60"}
-
-
-def _send(request, code: int, content_type: bytes, body: bytes, headers=None) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", content_type)
-    for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
-        request.setHeader(name, value)
-    return body

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from twisted.internet import defer
-from twisted.web import resource, server
+from twisted.web import resource
 
 from mailstack import addresses, clock as clocks, dns
 from mailstack.desk import whitehole
 from mailstack.logs import SessionLog, new_session_id
 from mailstack.policy import client_settings, dnsbl
 from mailstack.protocols import selfcheck, selfcheck_spam, whitehole_html as html
+from mailstack.protocols.http_answer import later, send
 from mailstack.protocols.rate_limit import PerClientRate
 from mailstack.store import whitehole_requests
 from mailstack.store.errors import StoreUnavailable
@@ -68,38 +69,30 @@ class WhiteholePage(resource.Resource):
     # twisted.web's Resource.render dispatches GET (and HEAD) here: the form, no work.
     def render_GET(self, request):
         if not request.isSecure():
-            return _send(request, 403, *self._https_only())
-        return _send(request, 200, HTML, html.form().encode("utf-8"))
+            return send(request, 403, *self._https_only())
+        return send(request, 200, HTML, html.form().encode("utf-8"))
 
     def render_POST(self, request):
         client_ip = getattr(request.getClientAddress(), "host", "")
         log = SessionLog("mailstack.whitehole", new_session_id(), client_ip)
         refusal = self._refusal(request, client_ip, log)
         if refusal is not None:
-            return _send(request, *refusal)
+            return send(request, *refusal)
         fields = _fields(request)
         if fields is None:
-            return _send(request, 413, HTML, html.message(
+            return send(request, 413, HTML, html.message(
                 "Too large", "The form is too large: paste at most 64 KB of the bounce.").encode())
         submission, problems = _checked(fields)
         if problems:
-            return _send(request, 400, HTML, html.form(fields, problems).encode("utf-8"))
-        finished = []
-        request.notifyFinish().addBoth(finished.append)
-
-        def reply(result):
-            if not finished:
-                request.write(_send(request, *result))
-                request.finish()
+            return send(request, 400, HTML, html.form(fields, problems).encode("utf-8"))
 
         def failed(failure):
             if not failure.check(StoreUnavailable):
                 log.failure("whitehole request failed", failure)
-            reply((503, selfcheck.TEXT, b"temporary problem, try again in a few minutes\n",
-                   {b"retry-after": b"60"}))
+            return (503, selfcheck.TEXT, b"temporary problem, try again in a few minutes\n",
+                    {b"retry-after": b"60"})
 
-        self._file(submission, client_ip, log).addCallback(reply).addErrback(failed)
-        return server.NOT_DONE_YET
+        return later(request, self._file(submission, client_ip, log), failed)
 
     def _refusal(self, request, client_ip: str, log: SessionLog):
         """The answer that refuses this post before its body is read, if any."""
@@ -190,11 +183,3 @@ def _checked(fields: dict[str, str]) -> tuple[Submission | None, list[str]]:
     if not reason or len(reason) > html.MAX_REASON:
         problems.append(f"Say why in at most {html.MAX_REASON} characters.")
     return (None if problems else Submission(bounce, ip, contact, reason)), problems
-
-
-def _send(request, code: int, content_type: bytes, body: bytes, headers=None) -> bytes:
-    request.setResponseCode(code)
-    request.setHeader(b"content-type", content_type)
-    for name, value in {**selfcheck.SECURITY_HEADERS, **(headers or {})}.items():
-        request.setHeader(name, value)
-    return body
