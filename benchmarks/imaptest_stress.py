@@ -3,7 +3,7 @@
 
 Usage: .venv/bin/python benchmarks/imaptest_stress.py [--secs 60] [--clients 10]
            [--db URL] [--log-level info] [--only mailstack|dovecot] [--imaptest PATH]
-           [--json FILE] [--keep] [--no-pin]
+           [--json FILE] [--keep] [--no-pin] [--qresync]
 Dovecot needs root (its master runs with -F, its mail processes as `nobody`).  --keep leaves
 the work directory: each server's log, imaptest's output (NAME.out, NAME.err: every error
 line in full) and its per-second figures (NAME.tsv).
@@ -177,6 +177,7 @@ def wait_for(port: int, proc: subprocess.Popen, what: str) -> None:
 
 
 PIN = True             # --no-pin: let the scheduler place the servers and imaptest
+QRESYNC = False        # --qresync: imaptest's sessions ENABLE QRESYNC and check VANISHED
 
 
 def pinned(core: int) -> list[str]:
@@ -307,7 +308,7 @@ def locate_imaptest(given: str | None) -> Path:
 def stress(imaptest: Path, port: int, mbox: Path, results: Path, secs: int, clients: int) -> dict:
     command = pinned(0) + [str(imaptest), f"host={HOST}", f"port={port}", f"user={USER}",
                            f"pass={PASSWORD}", f"mbox={mbox}", f"clients={clients}",
-                           f"secs={secs}", f"output={results}"]
+                           f"secs={secs}", f"output={results}"] + (["qresync"] if QRESYNC else [])
     env = dict(os.environ, LD_LIBRARY_PATH="/usr/lib/dovecot")
     done = subprocess.run(command, env=env, capture_output=True, text=True, errors="replace",
                           timeout=secs + 120)
@@ -378,9 +379,11 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to cores 1 and 0")
+    parser.add_argument("--qresync", action="store_true",
+                        help="imaptest's qresync mode: SELECT with QRESYNC, VANISHED checked")
     args = parser.parse_args()
-    global PIN
-    PIN = not args.no_pin
+    global PIN, QRESYNC
+    PIN, QRESYNC = not args.no_pin, args.qresync
     imaptest = locate_imaptest(args.imaptest)
     work = Path(tempfile.mkdtemp(prefix="imaptest-stress-"))
     items = messages()

@@ -13,7 +13,8 @@ Before each tagged reply in the selected state the session tells the client what
 sessions changed (RFC 3501 §5.2, §7.4.1): flags and new messages always, expunges except
 during FETCH, STORE and SEARCH.
 
-Standards: RFC 3501, RFC 7888 (LITERAL+), RFC 5530 (response codes), RFC 7889 (APPENDLIMIT).
+Standards: RFC 3501, RFC 7888 (LITERAL+), RFC 5530 (response codes), RFC 7889 (APPENDLIMIT),
+RFC 7162 (CONDSTORE, QRESYNC: ``imap_condstore``).
 Security: one command runs at a time; the socket is not read while replies wait to be sent
 (a client that never reads cannot make us queue them) nor while a command is queued; every
 size is bounded before bytes are kept; no exception text reaches a client; a password is
@@ -34,6 +35,7 @@ from mailstack.protocols.connection_limits import UNCOUNTED, AdmittingFactory
 from mailstack.protocols.deadlines import Deadline
 from mailstack.protocols.framed_flow import FramedFlow
 from mailstack.protocols.imap_account import Account, IMAPAccount
+from mailstack.protocols.imap_condstore import CondstoreCommands
 from mailstack.protocols.imap_folders import FolderCommands
 from mailstack.protocols.imap_idle import IdleCommands
 from mailstack.protocols.imap_literals import MAX_COMMAND, LiteralAdmission
@@ -65,8 +67,9 @@ STATES = {
 NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 
 
-class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, IdleCommands,
-                 LiteralAdmission, FramedFlow, protocol.Protocol, policies.TimeoutMixin):
+class IMAPServer(LoginCommands, FolderCommands, SelectedCommands, CondstoreCommands,
+                 IdleCommands, LiteralAdmission, FramedFlow, protocol.Protocol,
+                 policies.TimeoutMixin):
     ticket = UNCOUNTED          # the listener's admission (connection_limits.py)
 
     def __init__(self, factory):

@@ -57,13 +57,25 @@ class MailboxCommand(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class QResync:
+    """RFC 7162 §3.2.5: what the client knew of the mailbox when it last had it."""
+
+    uidvalidity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None     # (seqs, their UIDs)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Select(Command):
     """SELECT or EXAMINE (``read_only``); ``params`` upper-case atoms such as
-    ``("CONDSTORE",)`` (RFC 4466 syntax, RFC 7162), for the session to accept or refuse."""
+    ``("CONDSTORE",)`` (RFC 4466 syntax, RFC 7162), for the session to accept or refuse;
+    ``qresync`` the QRESYNC parameter's values."""
 
     mailbox: str
     read_only: bool
     params: tuple[str, ...] = ()
+    qresync: QResync | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,12 +154,14 @@ class Append(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class Fetch(Command):
-    """``items`` with the macros ALL/FAST/FULL expanded; ``changed_since`` RFC 7162."""
+    """``items`` with the macros ALL/FAST/FULL expanded; ``changed_since`` and
+    ``vanished`` RFC 7162 §3.1.4, §3.2.6."""
 
     uid: bool = False
     sequence: SequenceSet
     items: tuple[FetchItem, ...]
     changed_since: int | None = None
+    vanished: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

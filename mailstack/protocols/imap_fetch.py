@@ -1,6 +1,7 @@
 """FETCH (RFC 3501 §6.4.5, §7.4.2): responses written from one batched read per 500 messages.
 
-Why this shape: FLAGS, UID, RFC822.SIZE and INTERNALDATE come from the session's view and
+Why this shape: FLAGS, UID, RFC822.SIZE, INTERNALDATE and MODSEQ (RFC 7162; CHANGEDSINCE
+and VANISHED in ``imap_condstore``) come from the session's view and
 cost no query; ENVELOPE and BODYSTRUCTURE come from the structure computed when the
 message was stored (``mailstack.message.structure``); a section is a byte slice of the
 stored message, never a re-serialisation, so ``BODY[]`` is exactly ``RFC822.SIZE``
@@ -35,7 +36,7 @@ from mailstack.store.body_ranges import STREAM_OVER
 
 BATCH = 500                   # messages per read
 BATCH_BYTES = 4 * 1024 * 1024   # octets of bodies per read (one larger message reads alone)
-FROM_VIEW = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE"})
+FROM_VIEW = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 NEEDS_BODY = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]"})
 MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct",
           b"Nov", b"Dec")
@@ -67,6 +68,7 @@ class FetchCommand:
         if command.uid and not any(i.name == "UID" for i in items):
             items.insert(0, FetchItem("UID"))    # UID FETCH always answers the UID
         chosen = view.select(command.sequence, command.uid)
+        chosen, items = await self.fetch_with_modseq(command, chosen, items)
         now_seen = set()
         if view.rw and marks_seen(items):
             now_seen = await self._mark_seen(chosen)
@@ -95,15 +97,17 @@ class FetchCommand:
         """{message id: _Loaded} for the batch's messages still stored.  A message over
         STREAM_OVER is not read whole: its sections are streamed by their spans."""
         db = self.db
-        large = {m.id for _, m in batch if m.size > STREAM_OVER} if bodies else set()
-        small = [m.id for _, m in batch if m.id not in large]
+        # {id: UID}: a row with another UID under the same id is not ours (imap_store).
+        large = {m.id: m.uid for _, m in batch if m.size > STREAM_OVER} if bodies else {}
+        small = {m.id: m.uid for _, m in batch if m.id not in large}
         found = await db.read(imap_store.fetch_data, small, bodies, structures) if small else {}
         loaded = {mid: _Loaded(mid, *row) for mid, row in found.items()}
         if large:
-            found = await db.read(imap_store.fetch_data, list(large), False, True)
+            found = await db.read(imap_store.fetch_data, large, False, True)
             for mid, (_raw, json) in found.items():
                 if json is None:           # no stored structure: read it whole after all
-                    row = (await db.read(imap_store.fetch_data, [mid], True, True)).get(mid)
+                    row = (await db.read(imap_store.fetch_data, {mid: large[mid]}, True,
+                                         True)).get(mid)
                     if row is not None:
                         loaded[mid] = _Loaded(mid, *row)
                     continue
@@ -184,6 +188,8 @@ class FetchCommand:
             return b"FLAGS (" + self.view.flags_of(info) + b")"
         if name == "UID":
             return b"UID %d" % info.uid
+        if name == "MODSEQ":
+            return b"MODSEQ (%d)" % self.view.modseq_of(info)
         if name == "RFC822.SIZE":
             return b"RFC822.SIZE %d" % info.size
         if name == "INTERNALDATE":

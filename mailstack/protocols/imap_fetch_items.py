@@ -3,8 +3,8 @@
 Why ours: the session needs each item once, validated, in a form it can answer without
 re-reading the request, and the response must name the item exactly as RFC 3501 §7.4.2
 says (``FetchItem.label``).  Twisted's parser also accepted part number 0 and MIME on the
-whole message; here both are BAD.  BINARY (RFC 3516) and MODSEQ (RFC 7162) are not
-advertised, so they are unknown items like any other.
+whole message; here both are BAD.  MODSEQ is RFC 7162's; BINARY (RFC 3516) is not
+advertised, so it is an unknown item like any other.
 
 Standards: RFC 3501 §6.4.5 and §9 (fetch-att, section, partial), RFC 9051 §6.4.5.
 Security: part numbers are at most ``MAX_PART_DEPTH`` deep and each at most 10 digits;
@@ -20,7 +20,8 @@ from mailstack.protocols.imap_tokens import ASTRING_ATOM, MAX_NUMBER, ParseError
 
 MAX_PART_DEPTH = 100
 SIMPLE_ITEMS = frozenset({"FLAGS", "UID", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY",
-                          "BODYSTRUCTURE", "RFC822", "RFC822.HEADER", "RFC822.TEXT"})
+                          "BODYSTRUCTURE", "RFC822", "RFC822.HEADER", "RFC822.TEXT",
+                          "MODSEQ"})
 MACROS = {"FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
           "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
           "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY")}

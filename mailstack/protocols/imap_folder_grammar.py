@@ -14,7 +14,8 @@ hold ``%``, ``*`` and ``]``; ``NIL`` is such an atom, the pattern "NIL" (RFC 350
 Dovecot's imaptest ``nil`` expects ``LIST "" NIL`` to be answered OK).
 
 Standards: RFC 3501 §6.3, RFC 5258 §3, RFC 6154 §3 and §5, RFC 9208 §4, RFC 8438 (STATUS
-SIZE), RFC 9051 §6.3.11 (STATUS DELETED), RFC 4466 (SELECT parameters).
+SIZE), RFC 9051 §6.3.11 (STATUS DELETED), RFC 4466 (SELECT parameters), RFC 7162
+(CONDSTORE and QRESYNC parameters, STATUS HIGHESTMODSEQ).
 Security: mailbox names are refused unless they decode; option lists are one level deep.
 """
 
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 from mailstack.protocols import imap_utf7
 from mailstack.protocols.imap_commands import (
-    Create, GetQuota, ListMailboxes, Lsub, MailboxCommand, Rename, Select, SetQuota, Status,
+    Create, GetQuota, ListMailboxes, Lsub, MailboxCommand, QResync, Rename, Select, SetQuota,
+    Status,
 )
+from mailstack.protocols.imap_sequence import SET_CHARS, SequenceSet
 from mailstack.protocols.imap_tokens import ParseError, Reader
 
 STATUS_ITEMS = frozenset({"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
-                          "DELETED", "DELETED-STORAGE"})
+                          "DELETED", "DELETED-STORAGE", "HIGHESTMODSEQ"})
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_BASE_SELECTION = frozenset({"SUBSCRIBED", "SPECIAL-USE"})
 LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
@@ -44,10 +47,53 @@ def mailbox_name(raw: bytes) -> str:
 
 
 def select(reader: Reader, tag: bytes, name: str) -> Select:
+    """``SELECT mailbox [SP "(" param *(SP param) ")"]`` (RFC 4466): CONDSTORE, or
+    ``QRESYNC (uidvalidity modseq [known-uids [(seq-match)]])`` (RFC 7162 §3.2.5)."""
     box = mailbox(reader)
-    params = tuple(reader.items(reader.word)) if reader.more() else ()
+    found = {"params": [], "qresync": None}
+
+    def param():
+        word = reader.word()
+        found["params"].append(word)
+        if word == "QRESYNC":
+            if found["qresync"] is not None:
+                raise ParseError("QRESYNC given twice")
+            reader.sp()
+            found["qresync"] = qresync_param(reader)
+        return word
+    if reader.more():
+        reader.items(param)
     reader.end()
-    return Select(tag=tag, name=name, mailbox=box, read_only=name == "EXAMINE", params=params)
+    return Select(tag=tag, name=name, mailbox=box, read_only=name == "EXAMINE",
+                  params=tuple(found["params"]), qresync=found["qresync"])
+
+
+def sequence_set(reader: Reader) -> SequenceSet:
+    return SequenceSet.parse(reader.match(SET_CHARS, "Expected a sequence set").group())
+
+
+def qresync_param(reader: Reader) -> QResync:
+    """``(uidvalidity SP mod-sequence-value [SP known-uids] [SP seq-match-data])``."""
+    reader.expect(b"(", "Expected ( after QRESYNC")
+    uidvalidity = reader.nz_number()
+    reader.sp()
+    modseq = reader.number64()
+    if modseq < 1:
+        raise ParseError("Bad mod-sequence")
+    known = seq_match = None
+    if reader.skip(b" ") and reader.peek() != b"(":
+        known = sequence_set(reader)
+        reader.skip(b" ")
+    if reader.peek() == b"(":
+        reader.expect(b"(", "Expected (")
+        sequences = sequence_set(reader)
+        reader.sp()
+        uids = sequence_set(reader)
+        reader.expect(b")", "Expected ) after seq-match-data")
+        seq_match = (sequences, uids)
+    reader.expect(b")", "Expected ) after QRESYNC parameters")
+    return QResync(uidvalidity=uidvalidity, modseq=modseq, known_uids=known,
+                   seq_match=seq_match)
 
 
 def create(reader: Reader, tag: bytes, name: str) -> Create:

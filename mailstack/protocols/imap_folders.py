@@ -61,6 +61,7 @@ class FolderCommands:
         return await self._open(command, rw=False)
 
     async def _open(self, command, rw: bool):
+        self.check_select(command)          # RFC 7162 parameters (imap_condstore)
         self.leave_folder()         # RFC 3501 §6.3.1: even when this SELECT fails
         found = await self.account.open(command.mailbox, claim_recent=rw)
         if found is None:
@@ -78,6 +79,7 @@ class FolderCommands:
             self.untagged(b"OK [UNSEEN %d] First unseen" % unseen)
         self.untagged(b"OK [UIDVALIDITY %d] UIDs valid" % view.folder.uidvalidity)
         self.untagged(b"OK [UIDNEXT %d] Predicted next UID" % view.uidnext)
+        await self.selected_with_modseq(command, view)
         mode = b"[READ-WRITE]" if rw else b"[READ-ONLY]"
         return mode + b" " + command.name.encode() + b" completed"
 

@@ -69,3 +69,18 @@ def render(value) -> bytes:
     if isinstance(value, Sequence):
         return b"(" + b" ".join(render(item) for item in value) + b")"
     raise TypeError(f"cannot render {type(value).__name__} as IMAP data")
+
+
+def uid_set(uids) -> bytes:
+    """1,2,3,7,9,10 -> b"1:3,7,9:10" (RFC 4315 sequence sets)."""
+    out, start, previous = [], None, None
+    for uid in uids:
+        if previous is not None and uid == previous + 1:
+            previous = uid
+            continue
+        if start is not None:
+            out.append((start, previous))
+        start = previous = uid
+    if start is not None:
+        out.append((start, previous))
+    return b",".join(b"%d" % a if a == b else b"%d:%d" % (a, b) for a, b in out)

@@ -6,7 +6,7 @@ together: no LOGIN or AUTHENTICATE without TLS after the cutover (LOGINDISABLED,
 ``NO [PRIVACYREQUIRED]``, RFC 3501 §6.2.3, RFC 5530), failures recorded and throttled by the
 realm, STARTTLS forgetting everything pipelined before the handshake (RFC 3501 §6.2.1).
 Standards: RFC 3501 §6.1–6.2, RFC 4616 (PLAIN), RFC 4959 (SASL-IR), RFC 2971 (ID),
-RFC 5161 (ENABLE), RFC 2342 (NAMESPACE).
+RFC 5161 (ENABLE), RFC 2342 (NAMESPACE), RFC 7162 (CONDSTORE, QRESYNC: ENABLE).
 Security: passwords are never logged; the SASL response is read in line mode, bounded by
 the command limit; a PLAIN authzid naming another identity is refused (``sasl_plain``).
 """
@@ -27,7 +27,7 @@ from mailstack.store import logins
 # Advertised only because each works (tests/e2e/test_imap_extensions.py, imaptest).
 EXTENSIONS = (b"LITERAL+", b"SASL-IR", b"IDLE", b"UIDPLUS", b"MOVE", b"SPECIAL-USE",
               b"CREATE-SPECIAL-USE", b"NAMESPACE", b"ID", b"UNSELECT", b"ENABLE", b"CHILDREN",
-              b"QUOTA", b"QUOTA=RES-STORAGE", b"STATUS=SIZE")
+              b"QUOTA", b"QUOTA=RES-STORAGE", b"STATUS=SIZE", b"CONDSTORE", b"QRESYNC")
 SERVER_ID = b'("name" "mailstack" "vendor" "mailstack")'
 
 
@@ -166,6 +166,8 @@ class LoginCommands:
         return b"ID completed"
 
     async def cmd_ENABLE(self, command):
-        """RFC 5161: none of our extensions needs enabling, so nothing is enabled."""
-        self.untagged(b"ENABLED")
+        """RFC 5161: CONDSTORE and QRESYNC can be enabled (imap_condstore); the rest of
+        our extensions needs no enabling."""
+        enabled = self.enable_extensions(command.capabilities)
+        self.untagged(b"ENABLED" + b"".join(b" " + name for name in enabled))
         return b"ENABLE completed"

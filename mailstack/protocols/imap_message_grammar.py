@@ -107,10 +107,33 @@ def fetch(reader: Reader, tag: bytes, name: str, uid: bool) -> Fetch:
     sequence = sequence_set(reader)
     reader.sp()
     items = parse_fetch_items(reader)
-    changed_since = _modifier(reader, "CHANGEDSINCE") if reader.more() else None
+    changed_since, vanished = None, False
+    if reader.more():
+        changed_since, vanished = _fetch_modifiers(reader)
     reader.end()
     return Fetch(tag=tag, name=name, uid=uid, sequence=sequence, items=items,
-                 changed_since=changed_since)
+                 changed_since=changed_since, vanished=vanished)
+
+
+def _fetch_modifiers(reader: Reader) -> tuple[int, bool]:
+    """``"(" CHANGEDSINCE SP mod-sequence-valzer [SP "VANISHED"] ")"`` (RFC 7162 §3.2.6;
+    VANISHED needs CHANGEDSINCE, in either order)."""
+    found: dict[str, object] = {}
+
+    def one():
+        word = reader.word()
+        if word in found or word not in ("CHANGEDSINCE", "VANISHED"):
+            raise ParseError("Unknown or repeated FETCH modifier")
+        if word == "CHANGEDSINCE":
+            reader.sp()
+            found[word] = reader.number64()
+        else:
+            found[word] = True
+        return word
+    reader.items(one)
+    if "CHANGEDSINCE" not in found:
+        raise ParseError("VANISHED needs CHANGEDSINCE")
+    return found["CHANGEDSINCE"], bool(found.get("VANISHED"))
 
 
 def store(reader: Reader, tag: bytes, name: str, uid: bool) -> Store:

@@ -13,7 +13,7 @@ Search strings are decoded as UTF-8 with replacement whatever the CHARSET: US-AS
 a subset, and a stray byte must not make a search fail.  A CHARSET other than US-ASCII or
 UTF-8 raises ``BadCharset`` (the server answers ``NO [BADCHARSET (US-ASCII UTF-8)]``).
 
-Standards: RFC 3501 §6.4.4 and §9 (search-key), RFC 9051 §6.4.4.
+Standards: RFC 3501 §6.4.4 and §9 (search-key), RFC 9051 §6.4.4, RFC 7162 §3.1.5 (MODSEQ).
 Security: nesting is bounded by ``MAX_DEPTH`` (recursion here, and in the SQL the store
 builds), so 3,900 nested parentheses are a ParseError, never a RecursionError.
 """
@@ -27,7 +27,7 @@ from datetime import date
 from mailstack.protocols.imap_sequence import SET_CHARS, SequenceSet
 from mailstack.protocols.imap_tokens import ParseError, Reader
 from mailstack.store.search_criteria import (
-    All, And, Date, Flag, Header, Keyword, Not, Nothing, Or, Seqs, Size, Text, Uids,
+    All, And, Date, Flag, Header, Keyword, Modseq, Not, Nothing, Or, Seqs, Size, Text, Uids,
 )
 
 CHARSETS = ("US-ASCII", "UTF-8")
@@ -177,7 +177,24 @@ def _with_argument(name: str, reader: Reader):
         return Header(field, _needle(reader))
     if name in ("BODY", "TEXT"):
         return Text(name.lower(), _needle(reader))
+    if name == "MODSEQ":
+        return _modseq(reader)
     raise ParseError("Unknown search key")
+
+
+_ENTRY_TYPES = ("PRIV", "SHARED", "ALL")
+
+
+def _modseq(reader: Reader) -> Modseq:
+    """RFC 7162 §3.1.5: ``MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer``.
+    The entry (one flag's metadata) narrows nothing here: a message has one modseq."""
+    if reader.peek() == b'"':
+        reader.string()
+        reader.sp()
+        if reader.word() not in _ENTRY_TYPES:
+            raise ParseError("Bad MODSEQ entry type")
+        reader.sp()
+    return Modseq(reader.number64())
 
 
 def _sequence_set(reader: Reader) -> tuple:

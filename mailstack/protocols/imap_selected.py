@@ -8,7 +8,8 @@ removes on the stored flags, RFC 3501 §6.4.6).
 A COPY or MOVE into or out of \\Junk queues its spam or ham learns in its own transaction
 when learning is on (``store/spam_learning.py``), and kicks the learner after the commit.
 Standards: RFC 3501 §6.4, RFC 4315 (UIDPLUS), RFC 6851 (MOVE), RFC 3691 (UNSELECT),
-RFC 6154 (\\Junk).
+RFC 6154 (\\Junk), RFC 7162 (UNCHANGEDSINCE, SEARCH MODSEQ, VANISHED: the rules in
+``imap_condstore``).
 Security: messages are named only through the session's view (sequence numbers and UIDs
 resolve against it), so no command reaches a message outside the selected folder, and the
 target of COPY and MOVE is looked up under the logged-in account; STORE, MOVE and EXPUNGE
@@ -24,25 +25,11 @@ from bisect import bisect_left
 from mailstack import replies
 from mailstack.protocols.imap_account import folder_name
 from mailstack.protocols.imap_fetch import FetchCommand
+from mailstack.protocols.imap_format import uid_set
 from mailstack.protocols.imap_replies import READ_ONLY, TRYCREATE, no
 from mailstack.protocols.imap_search_grammar import resolve_recent
-from mailstack.store import imap_store, message_search, spam_learning
+from mailstack.store import condstore, imap_store, message_search, spam_learning
 from mailstack.store.errors import NotFound, OverQuota
-
-
-def uid_set(uids) -> bytes:
-    """1,2,3,7,9,10 -> b"1:3,7,9:10" (RFC 4315 sequence sets)."""
-    out, start, previous = [], None, None
-    for uid in uids:
-        if previous is not None and uid == previous + 1:
-            previous = uid
-            continue
-        if start is not None:
-            out.append((start, previous))
-        start = previous = uid
-    if start is not None:
-        out.append((start, previous))
-    return b",".join(b"%d" % a if a == b else b"%d:%d" % (a, b) for a, b in out)
 
 
 class SelectedCommands(FetchCommand):
@@ -54,23 +41,29 @@ class SelectedCommands(FetchCommand):
         view = self.view
         if not view.rw:
             raise no(READ_ONLY)
+        if command.unchanged_since is not None:
+            self.enable_condstore()
         chosen = view.select(command.sequence, command.uid)
-        updated = await self.db.run(imap_store.update_flags, view.folder.id,
-                                    [m.id for _, m in chosen], command.mode,
-                                    command.flags)
+        before = {m.id: m.modseq for _, m in chosen}
+        stored = await self.db.run(condstore.store_flags, view.folder.id,
+                                   [m.id for _, m in chosen], command.mode,
+                                   command.flags, command.unchanged_since)
         view.learn_keywords(command.flags)
-        view.apply_flags(updated)
+        view.apply_flags(stored.flags, stored.modseqs)
+        await self.store_synced()
         view.tell_keywords(self.untagged)        # a new keyword, before a FETCH shows it
-        if not command.silent:
-            for seq, info in chosen:
-                if info.id in updated:
-                    self._flags_line(seq, command.uid)
-        return b"STORE completed"
+        failed = set(stored.modified)
+        for seq, info in chosen:
+            # .SILENT still tells a new MODSEQ once CONDSTORE is on (RFC 7162 §3.1.3).
+            changed = self.condstore and stored.modseqs.get(info.id) != before[info.id]
+            if info.id in stored.flags and info.id not in failed and (
+                    not command.silent or changed):
+                self._flags_line(seq, command.uid)
+        return self.modified_code(command, chosen, stored.modified) + b"STORE completed"
 
     def _flags_line(self, seq: int, uid: bool):
         info = self.view.infos[seq - 1]
-        uid_part = b" UID %d" % info.uid if uid else b""
-        self.untagged(b"%d FETCH (FLAGS (%s)%s)" % (seq, self.view.flags_of(info), uid_part))
+        self.untagged(b"%d FETCH (%s)" % (seq, self.view.fetch_flags(info, uid)))
 
     # --- COPY and MOVE --------------------------------------------------------------------
     async def cmd_COPY(self, command):
@@ -101,8 +94,7 @@ class SelectedCommands(FetchCommand):
         self._learn(folder, ids)
         if uids:   # RFC 6851 §4.3: COPYUID goes in an untagged OK before the expunges
             self.untagged(b"OK " + self._copyuid(folder, ids, uids) + b"Moved")
-        for seq in view.drop(ids):
-            self.untagged(b"%d EXPUNGE" % seq)
+        self.tell_expunged(ids)          # EXPUNGE, or VANISHED with QRESYNC (imap_condstore)
         return b"MOVE completed"
 
     def _recording(self):
@@ -131,7 +123,9 @@ class SelectedCommands(FetchCommand):
                                    snapshot)
         if not command.uid:
             found = [bisect_left(snapshot, u) + 1 for u in found]
-        self.untagged(b"SEARCH" + b"".join(b" %d" % n for n in found))
+        modseq = self.search_modseq(command.criteria, found if command.uid
+                                    else [snapshot[n - 1] for n in found])
+        self.untagged(b"SEARCH" + b"".join(b" %d" % n for n in found) + modseq)
         return b"SEARCH completed"
 
     # --- EXPUNGE, CLOSE, UNSELECT -------------------------------------------------------------
@@ -143,9 +137,8 @@ class SelectedCommands(FetchCommand):
         if command.uid:
             only = [m.id for _, m in view.select(command.sequence, True)]
         removed = await self.db.run(imap_store.expunge, view.folder.id, only)
-        for seq in view.drop(removed):
-            self.untagged(b"%d EXPUNGE" % seq)
-        return b"EXPUNGE completed"
+        self.tell_expunged(removed)
+        return await self.expunge_code() + b"EXPUNGE completed"
 
     async def cmd_CLOSE(self, command):
         if self.view.rw:

@@ -46,7 +46,7 @@ def claim_recent(conn: Connection, folder_id: int, up_to: int) -> int:
 
 def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int,
                   known_count: int, last_uid: int):
-    """What a session holding a snapshot must learn: (folder, changed rows, alive ids or None).
+    """What a session holding a snapshot must learn: (folder, changed rows, alive UIDs or None).
 
     Reads only the rows whose modseq passed ``modseq`` (new mail, flag changes); expunges
     are inferred from the count and only then are the ids listed.  The folder row is read
@@ -62,7 +62,7 @@ def changes_since(conn: Connection, account_id: int, folder_id: int, modseq: int
     arrived = sum(1 for m in changed if m.uid > last_uid)
     alive = None
     if known_count + arrived != total:
-        alive = set(conn.execute(select(messages.c.id)
+        alive = set(conn.execute(select(messages.c.uid)     # UIDs: SQLite reuses a last id
                                  .where(messages.c.folder_id == folder_id)).scalars())
     return folder, changed, alive
 
@@ -110,11 +110,13 @@ def append_named(conn: Connection, account_id: int, name: str, body, at: datetim
 
 def fetch_data(conn: Connection, message_ids, bodies: bool, structures: bool = True
                ) -> dict[int, tuple]:
-    """{message id: (body or None, structure JSON or None)} for the messages still stored."""
+    """{message id: (body or None, structure JSON or None)} for the messages still stored.
+    Given {id: UID}, a row whose UID differs is another message (SQLite reuses the id of
+    a deleted last row) and is left out."""
     ids = list(message_ids)
     if not ids:
         return {}
-    columns = [messages.c.id]
+    columns = [messages.c.id, messages.c.uid]
     source = messages
     if structures:
         columns.append(message_structure.c.structure)
@@ -123,8 +125,10 @@ def fetch_data(conn: Connection, message_ids, bodies: bool, structures: bool = T
     if bodies:
         columns.append(messages.c.body)
     rows = conn.execute(select(*columns).select_from(source).where(messages.c.id.in_(ids)))
+    uids = message_ids if isinstance(message_ids, dict) else {}
     return {row.id: (bytes(row.body) if bodies else None,
-                     row.structure if structures else None) for row in rows}
+                     row.structure if structures else None)
+            for row in rows if uids.get(row.id, row.uid) == row.uid}
 
 
 def quota(conn: Connection, account_id: int) -> tuple[int, int | None]:
@@ -167,7 +171,8 @@ def status(conn: Connection, account_id: int, name: str, items) -> dict | None:
 
     def one(column, *where):
         return conn.execute(select(column).where(in_folder, *where)).scalar() or 0
-    facts = {"UIDNEXT": folder.uidnext, "UIDVALIDITY": folder.uidvalidity}
+    facts = {"UIDNEXT": folder.uidnext, "UIDVALIDITY": folder.uidvalidity,
+             "HIGHESTMODSEQ": folder.modseq}      # RFC 7162 §3.1.2
     if "RECENT" in wanted:     # not yet seen by a session (RFC 3501 §2.3.2)
         facts["RECENT"] = one(func.count(), messages.c.uid > folder.recent_uid)
     if "MESSAGES" in wanted:

@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import and_, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from mailstack.store import blobs, changes
+from mailstack.store import blobs, changes, vanished
 from mailstack.store.db import LARGE_BODY, large_body
 from mailstack.store.errors import Conflict, NotFound
 from mailstack.store.search_facts import body_text, search_facts
@@ -62,13 +62,14 @@ class MessageInfo:
     internal_date: datetime
     size: int
     flags: frozenset[str]
+    modseq: int = 1          # of the last change to the message (RFC 7162 MODSEQ)
 
 
 _FOLDER_COLUMNS = (folders.c.id, folders.c.name, folders.c.uidvalidity, folders.c.uidnext,
                    folders.c.special_use, folders.c.subscribed, folders.c.modseq,
                    folders.c.recent_uid)
 _MESSAGE_COLUMNS = (messages.c.id, messages.c.uid, messages.c.guid, messages.c.internal_date,
-                    messages.c.size, messages.c.flags)
+                    messages.c.size, messages.c.flags, messages.c.modseq)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def parse_flags(text: str) -> frozenset[str]:
 
 def _message(row) -> MessageInfo:
     return MessageInfo(row.id, row.uid, row.guid, row.internal_date, row.size,
-                       parse_flags(row.flags))
+                       parse_flags(row.flags), row.modseq)
 
 
 def uidvalidity_for(at: datetime) -> int:
@@ -156,8 +157,8 @@ def create_folder(conn: Connection, account_id: int, name: str, at: datetime,
                                                         else_=by_time))
                           .returning(accounts.c.last_uidvalidity)).scalar()
     validity = latest if latest is not None else uidvalidity_for(at)
-    return conn.execute(insert(folders).values(
-        account_id=account_id, name=name, uidvalidity=validity, uidnext=1,
+    return conn.execute(insert(folders).values(    # modseq 1: RFC 7162's are positive
+        account_id=account_id, name=name, uidvalidity=validity, uidnext=1, modseq=1,
         special_use=special_use, subscribed=subscribed)).inserted_primary_key[0]
 
 
@@ -244,7 +245,8 @@ def _insert(conn: Connection, folder_id: int, uid: int, modseq: int, body,
                                        sent_at=facts.sent_at))
     conn.execute(_INSERT_TEXT, dict(message_id=message_id, body_text=facts.body_text))
     conn.execute(_INSERT_STRUCTURE, dict(message_id=message_id, structure=facts.structure))
-    return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text))
+    return MessageInfo(message_id, uid, guid, internal_date, len(body), parse_flags(text),
+                       modseq)
 
 
 def deliver(conn: Connection, account_ids, body, at: datetime,
@@ -291,8 +293,8 @@ def delete_messages(conn: Connection, folder_id: int, message_ids) -> int:
     ids = list(message_ids)
     if not ids:
         return 0
-    removed = conn.execute(delete(messages).where(
-        and_(messages.c.folder_id == folder_id, messages.c.id.in_(ids)))).rowcount
-    if removed:
-        changes.touch(conn, [folder_id])
-    return removed
+    uids = conn.execute(delete(messages).where(
+        and_(messages.c.folder_id == folder_id, messages.c.id.in_(ids)))
+        .returning(messages.c.uid)).scalars().all()
+    vanished.expunged(conn, folder_id, uids)     # the modseq bump QRESYNC reads
+    return len(uids)

@@ -26,7 +26,7 @@ from sqlalchemy import and_, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from mailstack.store import changes, mailboxes
+from mailstack.store import mailboxes, vanished
 from mailstack.store.schema import folders, mailbox_locks, messages
 
 
@@ -121,11 +121,15 @@ def close_maildrop(conn: Connection, account_id: int, holder: str, delete_ids) -
     deleted = 0
     if ids:
         own = select(folders.c.id).where(folders.c.account_id == account_id)
-        touched = conn.execute(select(messages.c.folder_id).distinct().where(
-            and_(messages.c.id.in_(ids), messages.c.folder_id.in_(own)))).scalars().all()
-        deleted = conn.execute(delete(messages).where(
-            and_(messages.c.id.in_(ids), messages.c.folder_id.in_(own)))).rowcount
-        changes.touch(conn, touched)
+        gone = conn.execute(delete(messages).where(
+            and_(messages.c.id.in_(ids), messages.c.folder_id.in_(own)))
+            .returning(messages.c.folder_id, messages.c.uid)).all()
+        by_folder: dict[int, list[int]] = {}
+        for folder_id, uid in gone:
+            by_folder.setdefault(folder_id, []).append(uid)
+        for folder_id, uids in by_folder.items():
+            vanished.expunged(conn, folder_id, uids)    # modseq bump, QRESYNC's record
+        deleted = len(gone)
     release(conn, account_id, holder)
     return deleted
 

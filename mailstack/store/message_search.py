@@ -36,7 +36,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from mailstack.store.schema import SYSTEM_FLAGS, flag_sql, message_headers, message_text, messages
 from mailstack.store.search_criteria import (
-    All, And, Date, Flag, Header, Not, Seqs, Size, Text, Uids, _children)
+    All, And, Date, Flag, Header, Modseq, Not, Seqs, Size, Text, Uids, _children)
 from mailstack.store.search_facts import fold
 
 # Headers and text live beside the messages (schema.message_headers, message_text): joined
@@ -190,6 +190,8 @@ class _Compiler:
             return _header(node, self.exact(node))
         if isinstance(node, Text):
             return _text(node)
+        if isinstance(node, Modseq):
+            return messages.c.modseq >= node.n
         if isinstance(node, Size):
             return messages.c.size > node.n if node.op == "larger" else messages.c.size < node.n
         return _date(node) if isinstance(node, Date) else (

@@ -154,7 +154,21 @@ folders = Table(
     # UIDs up to this one have been \\Recent in some session already (RFC 3501 §2.3.2):
     # the first session to see a message with the folder selected read-write claims it.
     Column("recent_uid", BigInteger, nullable=False, default=0, server_default="0"),
+    # Expunges at or below this modseq are no longer all in ``vanished`` (pruned, or made
+    # before it existed): a QRESYNC from an older modseq gets the full answer (vanished.py).
+    Column("vanished_floor", BigInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("account_id", "name", name="uq_folders_account_name"),
+)
+
+# The UIDs expunged from a folder and the modseq of the expunge, for QRESYNC's VANISHED
+# (RFC 7162 §3.2.5.2): a resync reads the rows past the client's modseq, not the folder.
+vanished = Table(
+    "vanished", metadata,
+    Column("folder_id", Integer, ForeignKey("folders.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("uid", BigInteger, primary_key=True),
+    Column("modseq", BigInteger, nullable=False),
+    Index("ix_vanished_folder_modseq", "folder_id", "modseq"),
 )
 
 messages = Table(

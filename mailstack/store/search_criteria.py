@@ -65,6 +65,13 @@ class Size:
 
 
 @dataclass(frozen=True)
+class Modseq:
+    """RFC 7162 §3.1.5 SEARCH MODSEQ: changed at or after mod-sequence ``n``."""
+
+    n: int
+
+
+@dataclass(frozen=True)
 class Date:
     field: str                  # "internal" | "sent"
     op: str                     # "before" | "on" | "since"

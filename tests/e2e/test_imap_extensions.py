@@ -136,8 +136,8 @@ def test_children_namespace_unselect_and_enable(ext):
     assert b"\\HasNoChildren" in listed[b"Projects/2026"]
     typ, data = client.namespace()
     assert typ == "OK" and data[0] == b'(("" "/")) NIL NIL'
-    status, lines = command(client, "ENABLE CONDSTORE")
-    assert status.startswith(b"OK") and lines == [b"* ENABLED"]
+    status, lines = command(client, "ENABLE UTF8=ACCEPT CONDSTORE")
+    assert status.startswith(b"OK") and lines == [b"* ENABLED CONDSTORE"]
     client.select("INBOX")
     client.store("1", "+FLAGS", "(\\Deleted)")
     assert command(client, "UNSELECT")[0].startswith(b"OK")

@@ -63,7 +63,7 @@ def test_changes_since_reads_only_changed_rows_and_detects_expunges(db, inbox):
     db.run_sync(imap_store.expunge, folder.id)
     _, changed, alive = db.run_sync(imap_store.changes_since, account, folder.id,
                                        held.modseq, 5, infos[-1].uid)
-    assert alive == {m.id for m in infos if m is not infos[3]} | {new.id}
+    assert alive == {m.uid for m in infos if m is not infos[3]} | {new.uid}
 
 
 def test_recent_goes_to_the_first_session_that_sees_a_message_read_write(db, inbox):

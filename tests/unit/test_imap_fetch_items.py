@@ -70,7 +70,7 @@ def test_fetch_partial_label_shows_only_the_origin():
 
 @pytest.mark.parametrize("raw", [
     b"BINARY[1]", b"BINARY.PEEK[1]", b"BINARY.SIZE[1]", b"(binary.size[1] binary.peek[1])",
-    b"MODSEQ", b"(FLAGS MODSEQ)", b"FOO", b"(ALL)", b"(FLAGS FAST)", b"()", b"(FLAGS", b"BODY[",
+    b"MODSEQ[1]", b"(FLAGS MODSEQ.X)", b"FOO", b"(ALL)", b"(FLAGS FAST)", b"()", b"(FLAGS", b"BODY[",
     b"BODY[0]", b"BODY[1.0]", b"BODY[01]", b"BODY[MIME]", b"BODY[1.]", b"BODY[.TEXT]",
     b"BODY[HEADER.FIELDS]", b"BODY[HEADER.FIELDS ()]", b"BODY[HEADER.FIELDS (a:b)]",
     b"BODY[TEXT.MIME]", b"BODY[1.FOO]", b"BODY[]<5>", b"BODY[]<5.0>", b"BODY[]<-1.2>",
@@ -85,8 +85,13 @@ def test_fetch_changedsince_and_uid_fetch():
     command = parse_command(b"a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)")
     assert command.uid and command.changed_since == 12345
     assert command.sequence.ranges == ((1, None),)
+    vanished = parse_command(b"a UID FETCH 1:* (FLAGS MODSEQ) (VANISHED CHANGEDSINCE 7)")
+    assert (vanished.changed_since, vanished.vanished) == (7, True)
+    assert [i.name for i in vanished.items] == ["FLAGS", "MODSEQ"]
     for raw in (b"a FETCH 1 FLAGS (VANISHED)", b"a FETCH 1 FLAGS (CHANGEDSINCE)",
-                b"a UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)", b"a FETCH 1", b"a FETCH",
+                b"a FETCH 1 FLAGS (CHANGEDSINCE 1 CHANGEDSINCE 2)",
+                b"a FETCH 1 FLAGS (CHANGEDSINCE 1 VANISHED VANISHED)",
+                b"a FETCH 1 FLAGS (CHANGEDSINCE 1 FOO)", b"a FETCH 1", b"a FETCH",
                 b"a FETCH 1:x FLAGS", b"a FETCH 1 FLAGS extra"):
         bad(raw)
 

@@ -3,7 +3,8 @@
 Taken from imaptest's scripted tests (``src/tests/*``, variables filled in) and from the
 commands its random stress mode builds (``src/client-state.c``, ``src/search.c``).
 Commands of extensions we do not advertise (SORT, THREAD, ESEARCH, BINARY, CATENATE,
-MULTIAPPEND, URLAUTH, NOTIFY, CONDSTORE's QRESYNC forms) are skipped by imaptest too.
+MULTIAPPEND, URLAUTH, NOTIFY) are skipped by imaptest too; its stress mode's ``qresync``
+option reselects with ``(QRESYNC (uidvalidity modseq))``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ IMAPTEST_COMMANDS = [
     b"search text asdfghjkl", b"search body wertyuio",
     b'SEARCH OR SMALLER 1000 (SINCE 24-Mar-2007 SUBJECT "hello") OR 2:5 BODY {3+}\r\n\xc3\xa4x',
     b'LOGIN "user1" "pass"', b"AUTHENTICATE plain", b"ENABLE QRESYNC",
+    b'SELECT "INBOX" (QRESYNC (1796328826 5614))',
     b'APPEND "testbox" (\\Seen $Label2) "24-Mar-2007 23:00:00 +0200" {5+}\r\nhello',
     b'APPEND "testbox" " 7-Jan-2010 01:02:03 -0800" {5}\r\nhello', b"append testbox {5}\r\nhello",
     b'append testbox (\\seen \\flagged) "24-Mar-2007 23:00:00 +0200" {5}\r\nhello',

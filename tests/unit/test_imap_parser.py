@@ -147,7 +147,16 @@ def test_select_examine_with_inbox_in_any_case_and_params():
     command = parse_command(b'a EXAMINE "Sent" (CONDSTORE)')
     assert (command.name, command.mailbox, command.read_only, command.params) == (
         "EXAMINE", "Sent", True, ("CONDSTORE",))
-    for raw in (b"a SELECT", b"a SELECT a b", b"a SELECT a ()", b"a SELECT a (QRESYNC (1 2))"):
+    qresync = parse_command(b"a SELECT a (QRESYNC (7 20 1:5,9 (1:3 2:4)))").qresync
+    assert (qresync.uidvalidity, qresync.modseq) == (7, 20)
+    assert qresync.known_uids.ranges == ((1, 5), (9, 9))
+    assert [s.ranges for s in qresync.seq_match] == [((1, 3),), ((2, 4),)]
+    assert parse_command(b"a SELECT a (QRESYNC (7 20))").qresync.known_uids is None
+    assert parse_command(b"a SELECT a (QRESYNC (7 20 (1 2)))").qresync.known_uids is None
+    for raw in (b"a SELECT", b"a SELECT a b", b"a SELECT a ()", b"a SELECT a (QRESYNC (1))",
+                b"a SELECT a (QRESYNC (0 2))", b"a SELECT a (QRESYNC (1 0))",
+                b"a SELECT a (QRESYNC (1 2 x))", b"a SELECT a (QRESYNC (1 2) QRESYNC (1 2))",
+                b"a SELECT a (QRESYNC (1 2 1:3 (1:2)))"):
         bad(raw)
 
 
@@ -192,12 +201,12 @@ def test_delete_subscribe_unsubscribe_getquotaroot_rename():
 
 def test_status_items_and_raw_name_for_the_echo():
     command = parse_command(b'a STATUS "p&AOQ-" (messages UIDNEXT uidvalidity Unseen recent '
-                            b"SIZE DELETED deleted-storage)")
+                            b"SIZE DELETED deleted-storage highestmodseq)")
     assert command == Status(tag=b"a", name="STATUS", mailbox="pä", raw_mailbox=b"p&AOQ-",
                              items=("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "RECENT",
-                                    "SIZE", "DELETED", "DELETED-STORAGE"))
+                                    "SIZE", "DELETED", "DELETED-STORAGE", "HIGHESTMODSEQ"))
     for raw in (b"a STATUS x (FOO)", b"a STATUS x ()", b"a STATUS x MESSAGES",
-                b"a STATUS x (HIGHESTMODSEQ)", b"a STATUS x"):
+                b"a STATUS x (NOMODSEQ)", b"a STATUS x"):
         bad(raw)
 
 

@@ -11,7 +11,7 @@ from mailstack.protocols.imap_search_grammar import (
 )
 from mailstack.protocols.imap_tokens import ParseError, Reader
 from mailstack.store.search_criteria import (
-    All, And, Date, Flag, Header, Keyword, Not, Nothing, Or, Seqs, Size, Text, Uids,
+    All, And, Date, Flag, Header, Keyword, Modseq, Not, Nothing, Or, Seqs, Size, Text, Uids,
 )
 
 UNSEEN = Flag("\\Seen", False)
@@ -97,11 +97,19 @@ def test_literal_needles_decode_as_utf8_with_replacement():
     assert keys(b"BODY {3}\r\na\xffb") == Text("body", "a\ufffdb")
 
 
+def test_modseq_key_with_and_without_an_entry():
+    """RFC 7162 §3.1.5: the entry name and type narrow nothing (one modseq per message)."""
+    assert keys(b"MODSEQ 5") == Modseq(5)
+    assert keys(b'MODSEQ "/flags/\\\\draft" all 620162338 SEEN') == And(
+        (Modseq(620162338), Flag("\\Seen", True)))
+
+
 @pytest.mark.parametrize("raw", [
     b"", b"FOO", b"RETURN (MIN) ALL", b"seen  flagged", b"(seen", b"seen)", b"()",
     b"keyword \\Seen", b"larger", b"larger -1", b"larger 4294967296", b"before 30-Feb-2020",
     b"before 1-Foo-2020", b"since 2020-01-01", b"header from:x y", b"header", b"not", b"or seen",
-    b"uid x", b"0:3", b"subject " + b"x" * 4097, b"CHARSET", b"MODSEQ 5", b"OLDER 5",
+    b"uid x", b"0:3", b"subject " + b"x" * 4097, b"CHARSET", b"MODSEQ x", b"MODSEQ -1",
+    b'MODSEQ "/flags/x" none 5', b'MODSEQ "/flags/x" 5', b"OLDER 5",
 ])
 def test_malformed_search_keys_are_bad(raw):
     with pytest.raises(ParseError):

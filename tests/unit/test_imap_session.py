@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from mailstack.store import imap_store
+from mailstack.store import condstore
 from tests.support import sessions
 
 ANN = "ann@example.test"
@@ -228,7 +228,7 @@ def test_another_sessions_expunge_is_announced_at_the_next_command(stack, ann):
 
 def test_a_store_failure_is_a_temporary_no(stack, ann):
     client = selected(stack)
-    stack.pool.failing.add(imap_store.update_flags)
+    stack.pool.failing.add(condstore.store_flags)
     assert client.send("t STORE 1 +FLAGS (\\Seen)") == (
         b"t NO [UNAVAILABLE] Temporary server problem; try again later\r\n")
     stack.pool.failing.clear()

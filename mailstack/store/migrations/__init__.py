@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
 HERE = Path(__file__).parent
-HEAD = "0025"
+HEAD = "0026"
 
 
 def _alembic_config(engine: Engine):
