@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,13 +161,26 @@ def read_password(args, *, confirm: bool = True, min_length: int = 1) -> str:
     return password
 
 
+# Terminal control characters (newline and tab excepted): what clients wrote (HELO, a
+# pasted bounce, a reply quoting an address) reaches the desk's terminal made visible, so an
+# escape sequence in it cannot drive the terminal.
+CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(value) -> str:
+    """``value`` as text with terminal control characters shown as ``\\xNN``."""
+    return CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
 def emit(args, rows: list[dict], columns: list[str]) -> None:
-    """Print rows as an aligned table or, with ``--format json``, as a JSON list."""
+    """Print rows as an aligned table (control characters made visible: ``printable``) or,
+    with ``--format json``, as a JSON list (which escapes them itself)."""
     if getattr(args, "format", "table") == "json":
         print(json.dumps(rows, indent=2, default=str))
         return
     if not rows:
         return
+    rows = [{c: printable(row.get(c, "")) for c in columns} for row in rows]
     widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
     for row in rows:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mailstack import clock as clocks
 from mailstack.cli import antispam, common
-from mailstack.cli.common import CommandError, add_format, open_context, run
+from mailstack.cli.common import CommandError, add_format, open_context, printable, run
 from mailstack.cli.support import parse_when
 from mailstack.desk import bounce_parse
 from mailstack.desk.explainer import Explainer
@@ -45,7 +45,7 @@ def explain(args):
     if args.format == "json":
         print(json.dumps(report, indent=2, default=str))
         return
-    print(_text(report))
+    print(printable(_text(report)))
 
 
 def _text(report: dict) -> str:

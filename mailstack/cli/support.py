@@ -15,7 +15,7 @@ from twisted.internet import defer
 
 from mailstack import addresses, dns
 from mailstack.cli import antispam, common
-from mailstack.cli.common import CommandError, add_format, emit, open_context, run
+from mailstack.cli.common import CommandError, add_format, emit, open_context, printable, run
 from mailstack.store import blocks, complaints, rejections, whitelist
 
 REF = re.compile(r"\bref:? ?([A-HJ-NP-Z2-9]{8})\b", re.IGNORECASE)
@@ -123,9 +123,9 @@ def why(args):
         if isinstance(value, list):
             print(f"{label}:" + ("" if value else " none"))
             for item in value:
-                print(f"  - {item}")
+                print(f"  - {printable(item)}")
         else:
-            print(f"{label}: {value}")
+            print(f"{label}: {printable(value)}")
 
 
 def _outcome(outcome) -> str:

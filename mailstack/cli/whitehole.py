@@ -14,25 +14,16 @@ pasted bounce must not drive the terminal.  ``--format json`` escapes them itsel
 from __future__ import annotations
 
 import json
-import re
 
-from mailstack.cli.common import CommandError, add_format, emit, open_context, operator, run
+from mailstack.cli.common import (
+    CommandError, add_format, emit, open_context, operator, printable, run,
+)
 from mailstack.store import whitehole_requests as requests
-
-CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(value) -> str:
-    """``value`` as text with terminal control characters (not newline, tab) made visible."""
-    return CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
-
 
 def requests_list(args):
     ctx = open_context(args)
     state = None if args.all else args.state
     rows = [r.summary() for r in run(ctx, requests.listing, state, args.limit)]
-    if args.format != "json":
-        rows = [{k: printable(v) for k, v in row.items()} for row in rows]
     emit(args, rows, ["ref", "filed", "ip", "contact", "verdict", "outcome", "state"])
 
 
