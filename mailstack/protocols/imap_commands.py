@@ -194,6 +194,7 @@ class Search(Command):
     uid: bool = False
     charset: str | None
     criteria: object
+    returns: tuple[str, ...] | None = None    # ESEARCH's RETURN options (RFC 4731); None: SEARCH
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -144,16 +144,15 @@ class CondstoreCommands:
         return b"[MODIFIED " + uid_set(names) + b"] "
 
     # --- SEARCH --------------------------------------------------------------------------
-    def search_modseq(self, criteria, found_uids) -> bytes:
-        """`` (MODSEQ n)`` after the results when the search used MODSEQ (§3.1.5): the
-        highest modseq of the messages found."""
+    def search_modseq(self, criteria, found_uids) -> int | None:
+        """The highest modseq of the messages found when the search used MODSEQ (§3.1.5:
+        ``(MODSEQ n)`` after SEARCH's results, ``MODSEQ n`` in ESEARCH's), else None."""
         if not uses_modseq(criteria):
-            return b""
+            return None
         self.enable_condstore()
         wanted = set(found_uids)
-        highest = max((self.view.modseq_of(m) for m in self.view.infos if m.uid in wanted),
-                      default=None)
-        return b"" if highest is None else b" (MODSEQ %d)" % highest
+        return max((self.view.modseq_of(m) for m in self.view.infos if m.uid in wanted),
+                   default=None)
 
     # --- EXPUNGE -------------------------------------------------------------------------
     def tell_expunged(self, removed_ids) -> None:

@@ -84,3 +84,31 @@ def uid_set(uids) -> bytes:
     if start is not None:
         out.append((start, previous))
     return b",".join(b"%d" % a if a == b else b"%d:%d" % (a, b) for a, b in out)
+
+
+def returned(found: list[int], returns) -> list[int]:
+    """The messages a SEARCH reports (ascending ``found``): all of them, or with ESEARCH's
+    MIN and/or MAX alone just those (RFC 7162 §3.1.5: MODSEQ is then theirs)."""
+    if returns is None or {"ALL", "COUNT"} & set(returns) or not found:
+        return found
+    return sorted({found[0] if option == "MIN" else found[-1] for option in returns})
+
+
+def esearch(tag: bytes, uid: bool, found: list[int], returns, modseq: int | None) -> bytes:
+    """The ESEARCH response (RFC 4731 §3.1) for ``found`` (ascending) with the RETURN
+    options asked; MIN, MAX and ALL are left out when nothing matched, COUNT never is;
+    ``modseq``: the highest of the messages found when the search used MODSEQ (RFC 7162
+    §3.1.5)."""
+    out = [b'ESEARCH (TAG "' + tag + b'")'] + ([b"UID"] if uid else [])
+    for option in returns:
+        if option == "COUNT":
+            out.append(b"COUNT %d" % len(found))
+        elif found and option == "MIN":
+            out.append(b"MIN %d" % found[0])
+        elif found and option == "MAX":
+            out.append(b"MAX %d" % found[-1])
+        elif found and option == "ALL":
+            out.append(b"ALL " + uid_set(found))
+    if modseq is not None and found:
+        out.append(b"MODSEQ %d" % modseq)
+    return b" ".join(out)

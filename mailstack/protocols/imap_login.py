@@ -27,7 +27,8 @@ from mailstack.store import logins
 # Advertised only because each works (tests/e2e/test_imap_extensions.py, imaptest).
 EXTENSIONS = (b"LITERAL+", b"SASL-IR", b"IDLE", b"UIDPLUS", b"MOVE", b"SPECIAL-USE",
               b"CREATE-SPECIAL-USE", b"NAMESPACE", b"ID", b"UNSELECT", b"ENABLE", b"CHILDREN",
-              b"QUOTA", b"QUOTA=RES-STORAGE", b"STATUS=SIZE", b"CONDSTORE", b"QRESYNC")
+              b"QUOTA", b"QUOTA=RES-STORAGE", b"STATUS=SIZE", b"CONDSTORE", b"QRESYNC",
+              b"ESEARCH")
 SERVER_ID = b'("name" "mailstack" "vendor" "mailstack")'
 
 

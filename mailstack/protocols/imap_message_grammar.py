@@ -29,7 +29,7 @@ from mailstack.protocols.imap_commands import (
 )
 from mailstack.protocols.imap_fetch_items import parse_fetch_items
 from mailstack.protocols.imap_folder_grammar import mailbox
-from mailstack.protocols.imap_search_grammar import MONTHS, parse_search
+from mailstack.protocols.imap_search_grammar import MONTHS, parse_search, search_returns
 from mailstack.protocols.imap_sequence import SET_CHARS, SequenceSet
 from mailstack.protocols.imap_tokens import ParseError, Reader
 
@@ -179,8 +179,10 @@ def copy_messages(reader: Reader, tag: bytes, name: str, uid: bool) -> CopyMessa
 
 
 def search(reader: Reader, tag: bytes, name: str, uid: bool) -> Search:
+    returns = search_returns(reader)
     charset, criteria = parse_search(reader)
-    return Search(tag=tag, name=name, uid=uid, charset=charset, criteria=criteria)
+    return Search(tag=tag, name=name, uid=uid, charset=charset, criteria=criteria,
+                  returns=returns)
 
 
 def uid_expunge(reader: Reader, tag: bytes, name: str, uid: bool) -> Expunge:

@@ -13,7 +13,8 @@ Search strings are decoded as UTF-8 with replacement whatever the CHARSET: US-AS
 a subset, and a stray byte must not make a search fail.  A CHARSET other than US-ASCII or
 UTF-8 raises ``BadCharset`` (the server answers ``NO [BADCHARSET (US-ASCII UTF-8)]``).
 
-Standards: RFC 3501 §6.4.4 and §9 (search-key), RFC 9051 §6.4.4, RFC 7162 §3.1.5 (MODSEQ).
+Standards: RFC 3501 §6.4.4 and §9 (search-key), RFC 9051 §6.4.4, RFC 7162 §3.1.5 (MODSEQ),
+RFC 4731 §3 (SEARCH RETURN).
 Security: nesting is bounded by ``MAX_DEPTH`` (recursion here, and in the SQL the store
 builds), so 3,900 nested parentheses are a ParseError, never a RecursionError.
 """
@@ -97,6 +98,28 @@ def either(left, right):
 
 # --- reading -----------------------------------------------------------------------------------
 
+RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT")
+
+
+def search_returns(reader: Reader) -> tuple[str, ...] | None:
+    """``RETURN (opts)`` in front of the search program (RFC 4731 §3), or None for a
+    plain SEARCH; ``RETURN ()`` means ALL.  The reader stands just after ``SEARCH SP``."""
+    if reader.peek(7).upper() != b"RETURN ":
+        return None
+    reader.pos += 7
+    reader.expect(b"(", "RETURN options must be in parentheses")
+    options = []
+    while not reader.skip(b")"):
+        if options:
+            reader.sp()
+        option = reader.atom().decode("ascii", "replace").upper()
+        if option not in RETURN_OPTIONS:
+            raise ParseError(f"unknown SEARCH RETURN option {option[:20]}")
+        options.append(option)
+    reader.sp()
+    return tuple(dict.fromkeys(options)) or ("ALL",)
+
+
 def parse_search(reader: Reader) -> tuple[str | None, object]:
     """``[CHARSET astring SP] search-key *(SP search-key)`` up to the end of the command.
 
@@ -110,8 +133,6 @@ def parse_search(reader: Reader) -> tuple[str | None, object]:
         if charset not in CHARSETS:
             raise BadCharset("Unsupported charset")
         reader.sp()
-    if reader.peek(7).upper() == b"RETURN ":
-        raise ParseError("SEARCH RETURN is not supported")
     keys = _Keys(reader)
     tree = keys.sequence(0, closing=False)
     reader.end()

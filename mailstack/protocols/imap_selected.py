@@ -25,7 +25,7 @@ from bisect import bisect_left
 from mailstack import replies
 from mailstack.protocols.imap_account import folder_name
 from mailstack.protocols.imap_fetch import FetchCommand
-from mailstack.protocols.imap_format import uid_set
+from mailstack.protocols.imap_format import esearch, returned, uid_set
 from mailstack.protocols.imap_replies import READ_ONLY, TRYCREATE, no
 from mailstack.protocols.imap_search_grammar import resolve_recent
 from mailstack.store import condstore, imap_store, message_search, spam_learning
@@ -123,9 +123,15 @@ class SelectedCommands(FetchCommand):
                                    snapshot)
         if not command.uid:
             found = [bisect_left(snapshot, u) + 1 for u in found]
-        modseq = self.search_modseq(command.criteria, found if command.uid
-                                    else [snapshot[n - 1] for n in found])
-        self.untagged(b"SEARCH" + b"".join(b" %d" % n for n in found) + modseq)
+        found = sorted(found)
+        reported = returned(found, command.returns)
+        modseq = self.search_modseq(command.criteria, reported if command.uid
+                                    else [snapshot[n - 1] for n in reported])
+        if command.returns is not None:
+            self.untagged(esearch(command.tag, command.uid, found, command.returns, modseq))
+        else:
+            self.untagged(b"SEARCH" + b"".join(b" %d" % n for n in found)
+                          + (b" (MODSEQ %d)" % modseq if modseq is not None else b""))
         return b"SEARCH completed"
 
     # --- EXPUNGE, CLOSE, UNSELECT -------------------------------------------------------------

@@ -388,7 +388,11 @@ def test_search_and_uid_search():
                              criteria=And((Flag("\\Seen", False), Recent(True),
                                            Flag("\\Seen", False), Header("subject", "abc"))))
     assert parse_command(b"a SEARCH uid 5:*").criteria == Uids(((5, None),))
-    bad(b"a SEARCH RETURN (ALL) ALL")               # ESEARCH is not advertised
+    assert parse_command(b"a SEARCH uid 5:*").returns is None              # plain SEARCH
+    assert parse_command(b"a SEARCH RETURN (min COUNT min) ALL").returns == ("MIN", "COUNT")
+    assert parse_command(b"a UID SEARCH RETURN () CHARSET UTF-8 ALL").returns == ("ALL",)
+    bad(b"a SEARCH RETURN (SAVE) ALL")              # SEARCHRES is not offered
+    bad(b"a SEARCH RETURN ALL")
     bad(b"a SEARCH")
     bad(b"a SEARCH CHARSET BIG5 ALL", BadCharset)
 
